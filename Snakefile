@@ -1,0 +1,19 @@
+# Training Dynamics Workbench: train -> shared forward pass -> analyzers -> figures -> reports.
+# This file is the table of contents; helpers live in rules/common.smk.
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/cache.smk"
+include: "rules/analyze.smk"
+include: "rules/render.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        get_all_targets(),
+    default_target: True

@@ -1,0 +1,21 @@
+# Analyzers: one job per (variant, probe, analyzer), streaming over all checkpoints into one
+# artifact with an epoch axis.
+
+
+rule analyze:
+    input:
+        unpack(get_analyzer_inputs),
+    output:
+        artifact=f"{VDIR}/artifacts/{{probe}}/{{analyzer}}.h5",
+    params:
+        analyzer_params=get_analyzer_params,
+        code=get_analyzer_code,
+    threads: 1
+    log:
+        f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.log",
+    benchmark:
+        f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.bench.tsv"
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/analyze.py"

@@ -1,0 +1,147 @@
+# Config validation (before any job) and the get_* helpers every rule uses.
+import os
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# Jobs (also under --sdm conda or on a cluster) import the package from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+from tdw import config as tdw_config
+from tdw.codehash import code_hash
+
+CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
+WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
+FAMILY = WB.family
+VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
+LOGS = f"logs/{FAMILY.name}"
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+ENV = "../envs/workbench.yaml"
+
+
+def _alternatives(names):
+    return "|".join(sorted(names)) or "(?!)"
+
+
+def epoch_classes():
+    """Variants grouped by their checkpoint epochs: every rule whose outputs list one file
+    per checkpoint is declared once per group (trained variants share one schedule)."""
+    groups = {}
+    for v in WB.variants:
+        groups.setdefault((v.is_legacy, v.epochs), []).append(v.name)
+    return [(i, legacy, epochs, names) for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))]
+
+
+TRAINED = [v for v in WB.variants if not v.is_legacy]
+LEGACY = [v for v in WB.variants if v.is_legacy]
+
+
+wildcard_constraints:
+    variant=_alternatives(v.name for v in WB.variants),
+    analyzer=_alternatives(WB.analyzers),
+    figure=_alternatives(WB.figures),
+    probe="[A-Za-z0-9_-]+",
+
+
+def checkpoint_file(variant, epoch):
+    return f"{WB.results}/{FAMILY.name}/{variant}/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
+
+
+def cache_file(variant, probe, epoch):
+    return f"{WB.results}/{FAMILY.name}/{variant}/cache/{probe}/epoch_{epoch:05d}.h5"
+
+
+def get_checkpoints(wildcards):
+    v = WB.variant(wildcards.variant)
+    return [checkpoint_file(v.name, e) for e in v.epochs]
+
+
+def get_code(script, *modules):
+    """Content hash of a script and every workbench module it (and ``modules``) import."""
+    return code_hash(str(SCRIPTS / script), *modules)
+
+
+def get_analyzer_inputs(wildcards):
+    from tdw import analyzers
+
+    v = WB.variant(wildcards.variant)
+    inputs = {"checkpoints": get_checkpoints(wildcards)}
+    if analyzers.get(wildcards.analyzer).reads:
+        inputs["caches"] = [cache_file(v.name, wildcards.probe, e) for e in v.epochs]
+    return inputs
+
+
+def get_analyzer_params(wildcards):
+    return FAMILY.spec["analyzers"][wildcards.analyzer].get("params", {})
+
+
+def get_analyzer_code(wildcards):
+    from tdw.analyzers import REGISTRY
+
+    return get_code("analyze.py", REGISTRY[wildcards.analyzer])
+
+
+def artifact_file(variant, analyzer, probe=None):
+    return f"{WB.results}/{FAMILY.name}/{variant}/artifacts/{probe or WB.probe}/{analyzer}.h5"
+
+
+def view_inputs(variant, figure):
+    """Files a figure (or report view) is drawn from."""
+    source = WB.figures[figure]["source"]
+    base = f"{WB.results}/{FAMILY.name}/{variant}"
+    if source == "history":
+        return {"history": f"{base}/history.h5", "metadata": f"{base}/metadata.json"}
+    return {"artifact": artifact_file(variant, source)}
+
+
+def get_figure_inputs(wildcards):
+    return view_inputs(wildcards.variant, wildcards.figure)
+
+
+def get_figure_params(wildcards):
+    return WB.figures[wildcards.figure]
+
+
+def get_figure_code(wildcards):
+    from tdw.figures import REGISTRY
+
+    return get_code("render.py", REGISTRY[wildcards.figure])
+
+
+def report_file(report):
+    return str(FAMILY.root / "reports" / f"{report}.json")
+
+
+def report_views(report):
+    from tdw.report import load_report_config
+
+    return load_report_config(report_file(report), list(WB.figures))["views"]
+
+
+def get_report_inputs(wildcards):
+    inputs = {"spec": report_file(wildcards.report), "metadata": f"{WB.results}/{FAMILY.name}/{wildcards.variant}/metadata.json"}
+    for view in report_views(wildcards.report):
+        for key, path in view_inputs(wildcards.variant, view).items():
+            inputs[f"{view}.{key}"] = path
+    return inputs
+
+
+def get_report_params(wildcards):
+    return {view: WB.figures[view] for view in report_views(wildcards.report)}
+
+
+def get_report_code(wildcards):
+    from tdw.figures import REGISTRY
+
+    return get_code("report.py", *(REGISTRY[v] for v in report_views(wildcards.report)))
+
+
+def get_all_targets():
+    targets = []
+    for v in WB.variants:
+        base = f"{WB.results}/{FAMILY.name}/{v.name}"
+        targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
+        targets += [f"{base}/reports/{r}.html" for r in WB.reports]
+        targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
+    return targets

@@ -1,0 +1,19 @@
+# Per-variant HTML reports from a family's report configurations (families/<family>/reports/).
+
+
+rule report:
+    input:
+        unpack(get_report_inputs),
+    output:
+        report=f"{VDIR}/reports/{{report}}.html",
+    params:
+        views=get_report_params,
+        family=FAMILY.name,
+        code=get_report_code,
+    threads: 1
+    log:
+        f"{LOGS}/report/{{variant}}_{{report}}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/report.py"

@@ -1,0 +1,55 @@
+"""The analyzer registry: name -> module. Adding an analyzer is one module defining
+``ANALYZER`` plus one line here (and the family entries that offer it)."""
+
+from __future__ import annotations
+
+import importlib
+
+from tdw.analyzers.base import Analyzer
+
+REGISTRY: dict[str, str] = {
+    "embedding_frequencies": "tdw.analyzers.embedding_frequencies",
+}
+
+
+def get(name: str) -> Analyzer:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown analyzer {name!r}; registered: {sorted(REGISTRY)}")
+    return importlib.import_module(REGISTRY[name]).ANALYZER
+
+
+def cache_provides(spec: dict, hook: str) -> bool:
+    """Whether a family's cache holds ``hook`` (stored, or finished from the last block's
+    cached ``hook_resid_mid`` at the last position, see ``tdw.tail``)."""
+    from tdw.architecture import ModelConfig
+    from tdw.tail import source_hook, tail_hooks
+
+    if hook in spec["cache"]:
+        return True
+    cfg = ModelConfig(p=3, **spec["architecture"])
+    return hook in tail_hooks(cfg) and spec["cache"].get(source_hook(cfg), {}).get("positions") == "last"
+
+
+def check_family_analyzers(spec: dict, source: str) -> None:
+    """Each analyzer a family offers exists, supports its task, and finds what it reads in
+    the family's cache; each figure's source is an offered analyzer (or ``history``)."""
+    from tdw.config import ConfigError
+
+    for name in spec["analyzers"]:
+        if name not in REGISTRY:
+            raise ConfigError(f"{source}: key 'analyzers.{name}': unknown analyzer; registered: {sorted(REGISTRY)}")
+        analyzer = get(name)
+        if spec["task"]["operation"] not in analyzer.operations:
+            raise ConfigError(
+                f"{source}: key 'analyzers.{name}': the analyzer supports tasks {list(analyzer.operations)}, "
+                f"not {spec['task']['operation']!r}"
+            )
+        for hook in analyzer.reads:
+            if not cache_provides(spec, hook):
+                raise ConfigError(f"{source}: key 'analyzers.{name}': reads {hook!r}, which the family's 'cache' does not keep")
+        for probe in spec["analyzers"][name].get("probes", []):
+            if probe not in spec["probes"]:
+                raise ConfigError(f"{source}: key 'analyzers.{name}.probes': unknown probe {probe!r}")
+    for fig, entry in spec["figures"].items():
+        if entry["source"] != "history" and entry["source"] not in spec["analyzers"]:
+            raise ConfigError(f"{source}: key 'figures.{fig}.source': {entry['source']!r} is not an analyzer of this family")

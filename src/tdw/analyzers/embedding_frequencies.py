@@ -1,0 +1,42 @@
+"""Dominant embedding frequencies (REQ_004): the token embedding in the Fourier basis.
+
+Per checkpoint: component norms n_j = ||(F W_E)_j|| over the basis rows (const, cos 1,
+sin 1, ...) and per-frequency norms N_k = sqrt(n_{2k-1}^2 + n_{2k}^2). A frequency is
+dominant at a checkpoint when N_k >= dominant_fraction * max_k N_k (the rule is recorded
+in the artifact); key frequencies are the dominant ones at the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.fourier import basis_names, fourier_basis, frequency_norms
+
+
+class EmbeddingFrequencies(Analyzer):
+    name = "embedding_frequencies"
+    description = "Fourier component norms of the token embedding (the `=` row excluded)"
+    dims = {"component_norm": "fourier_component", "frequency_norm": "frequency", "dominant": "frequency"}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        w_e = view.weights["embed.W_E"][: view.p].astype(np.float64)  # [p, d_model]
+        components = fourier_basis(view.p) @ w_e  # [fourier_component, d_model]
+        norms = np.linalg.norm(components, axis=1)
+        freq = frequency_norms(norms)  # [frequency]: entry k-1 is frequency k
+        return {
+            "component_norm": norms,
+            "frequency_norm": freq,
+            "dominant": freq >= params["dominant_fraction"] * freq.max(),
+        }
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        p = len(steps[0]["component_norm"])
+        out["frequency"] = (np.arange(1, p // 2 + 1), "frequency")
+        out["component_name"] = (np.array(basis_names(p), dtype="S"), "fourier_component")
+        out["key_frequencies"] = (np.flatnonzero(steps[-1]["dominant"]) + 1, "key_frequency")
+        return out
+
+
+ANALYZER = EmbeddingFrequencies()

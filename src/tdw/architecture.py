@@ -1,0 +1,40 @@
+"""Architecture of a family's model (no torch import: the workflow reads it at DAG time)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a family's model; derived sizes are properties, never stored."""
+
+    p: int
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    act: str = "relu"
+    layernorm: bool = False
+    n_ctx: int = 3
+    unembed_equals: bool = True  # p + 1 outputs (the `=` logit kept, as in the paper)
+
+    @property
+    def d_vocab(self) -> int:
+        return self.p + 1
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.p + 1 if self.unembed_equals else self.p
+
+    @property
+    def is_paper_shape(self) -> bool:
+        """One layer, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
+        return self.n_layers == 1 and not self.layernorm and self.act == "relu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,19 @@
+"""Snakemake adapter: one analyzer over all checkpoints of a variant (rules/analyze.smk)."""
+
+from pathlib import Path
+
+from tdw.analysis import run_analyzer
+from tdw.joblog import job_log
+
+wc = snakemake.wildcards  # noqa: F821
+with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}"):  # noqa: F821
+    caches = snakemake.input.get("caches")  # noqa: F821
+    seconds = run_analyzer(
+        wc.analyzer,
+        dict(snakemake.params.analyzer_params),  # noqa: F821
+        [Path(p) for p in snakemake.input.checkpoints],  # noqa: F821
+        [Path(p) for p in caches] if caches else None,
+        Path(snakemake.output.artifact),  # noqa: F821
+        {"family": snakemake.config["family"], "variant": wc.variant, "probe": wc.probe},  # noqa: F821
+    )
+    print(f"{wc.analyzer}: {seconds:.2f} s")

@@ -1,0 +1,15 @@
+"""Snakemake adapter: one figure of one variant as HTML, PNG and SVG (rules/render.smk)."""
+
+from pathlib import Path
+
+from tdw.joblog import job_log
+from tdw.render import render_figure
+
+wc = snakemake.wildcards  # noqa: F821
+with job_log(snakemake.log[0], f"render {wc.variant} {wc.figure}"):  # noqa: F821
+    fig = snakemake.params.figure  # noqa: F821
+    outputs = {Path(p).suffix[1:]: Path(p) for p in snakemake.output}  # noqa: F821
+    inputs = {k: Path(v) for k, v in snakemake.input.items()}  # noqa: F821
+    title = f"{wc.figure.replace('_', ' ')}: {snakemake.config['family']} / {wc.variant}"  # noqa: F821
+    seconds = render_figure(wc.figure, fig["source"], inputs, dict(fig["params"]), title, outputs)
+    print(f"rendered {wc.figure} in {seconds:.2f} s")
