@@ -7,15 +7,15 @@ rule analyze:
         unpack(get_analyzer_inputs),
     output:
         artifact=f"{VDIR}/artifacts/{{probe}}/{{analyzer}}.h5",
-    params:
-        analyzer_params=get_analyzer_params,
-        code=get_analyzer_code,
-    threads: 1
     log:
         f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.log",
     benchmark:
         f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.bench.tsv"
     conda:
         ENV
+    threads: 1
+    params:
+        analyzer_params=get_analyzer_params,
+        code=get_analyzer_code,
     script:
         "../workflow/scripts/analyze.py"

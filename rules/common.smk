@@ -6,13 +6,17 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Jobs (also under --sdm conda or on a cluster) import the package from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+)
 
 from tdw import config as tdw_config
 from tdw.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
-WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
+WB = tdw_config.resolve(
+    config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families")
+)
 FAMILY = WB.family
 VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
 LOGS = f"logs/{FAMILY.name}"
@@ -30,11 +34,15 @@ def epoch_classes():
     groups = {}
     for v in WB.variants:
         groups.setdefault((v.is_legacy, v.epochs), []).append(v.name)
-    return [(i, legacy, epochs, names) for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))]
+    return [
+        (i, legacy, epochs, names)
+        for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))
+    ]
 
 
 TRAINED = [v for v in WB.variants if not v.is_legacy]
-LEGACY = [v for v in WB.variants if v.is_legacy]
+TRAIN_NAMES = [v.name for v in TRAINED]
+TRAIN_EPOCHS = TRAINED[0].epochs if TRAINED else ()
 
 
 wildcard_constraints:
@@ -60,6 +68,46 @@ def get_checkpoints(wildcards):
 def get_code(script, *modules):
     """Content hash of a script and every workbench module it (and ``modules``) import."""
     return code_hash(str(SCRIPTS / script), *modules)
+
+
+def get_train_params(wildcards):
+    v = WB.variant(wildcards.variant)
+    return {
+        "family": FAMILY.name,
+        "operation": FAMILY.operation,
+        "model": FAMILY.model_config(v.p).to_dict(),
+        "train": WB.train.to_dict(),
+        "variant": {
+            "name": v.name,
+            "p": v.p,
+            "seed": v.seed,
+            "train_frac": v.train_frac,
+            "epochs": list(v.epochs),
+        },
+    }
+
+
+def get_legacy_path(wildcards):
+    return WB.variant(wildcards.variant).legacy_path
+
+
+def get_cache_params(wildcards):
+    v = WB.variant(wildcards.variant)
+    return {
+        "variant": v.name,
+        "p": v.p,
+        "seed": v.seed,
+        "train_frac": v.train_frac,
+        "cache": FAMILY.spec["cache"],
+    }
+
+
+def get_probe_spec(wildcards):
+    if wildcards.probe not in FAMILY.spec["probes"]:
+        raise ValueError(
+            f"unknown probe {wildcards.probe!r}; family {FAMILY.name} offers {sorted(FAMILY.spec['probes'])}"
+        )
+    return FAMILY.spec["probes"][wildcards.probe]
 
 
 def get_analyzer_inputs(wildcards):
@@ -120,7 +168,10 @@ def report_views(report):
 
 
 def get_report_inputs(wildcards):
-    inputs = {"spec": report_file(wildcards.report), "metadata": f"{WB.results}/{FAMILY.name}/{wildcards.variant}/metadata.json"}
+    inputs = {
+        "spec": report_file(wildcards.report),
+        "metadata": f"{WB.results}/{FAMILY.name}/{wildcards.variant}/metadata.json",
+    }
     for view in report_views(wildcards.report):
         for key, path in view_inputs(wildcards.variant, view).items():
             inputs[f"{view}.{key}"] = path
@@ -141,7 +192,11 @@ def get_all_targets():
     targets = []
     for v in WB.variants:
         base = f"{WB.results}/{FAMILY.name}/{v.name}"
-        targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
+        targets += [
+            f"{base}/figures/{fig}.{ext}"
+            for fig in WB.figures
+            for ext in ("html", "png", "svg")
+        ]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
         targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
     return targets

@@ -6,14 +6,14 @@ rule report:
         unpack(get_report_inputs),
     output:
         report=f"{VDIR}/reports/{{report}}.html",
-    params:
-        views=get_report_params,
-        family=FAMILY.name,
-        code=get_report_code,
-    threads: 1
     log:
         f"{LOGS}/report/{{variant}}_{{report}}.log",
     conda:
         ENV
+    threads: 1
+    params:
+        views=get_report_params,
+        family=FAMILY.name,
+        code=get_report_code,
     script:
         "../workflow/scripts/report.py"

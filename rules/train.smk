@@ -1,24 +1,6 @@
 # Checkpoints of every variant: trained here (one job per variant, resumable) or imported
 # from a legacy file. Both write the same files.
 
-TRAIN_NAMES = [v.name for v in TRAINED]
-TRAIN_EPOCHS = TRAINED[0].epochs if TRAINED else ()
-
-
-def get_train_params(wildcards):
-    v = WB.variant(wildcards.variant)
-    return {
-        "family": FAMILY.name,
-        "operation": FAMILY.operation,
-        "model": FAMILY.model_config(v.p).to_dict(),
-        "train": WB.train.to_dict(),
-        "variant": {"name": v.name, "p": v.p, "seed": v.seed, "train_frac": v.train_frac, "epochs": list(v.epochs)},
-    }
-
-
-def get_legacy_path(wildcards):
-    return WB.variant(wildcards.variant).legacy_path
-
 
 rule train:
     output:
@@ -29,20 +11,20 @@ rule train:
         history=f"{VDIR}/history.h5",
         metadata=f"{VDIR}/metadata.json",
         config=f"{VDIR}/config.json",
-    wildcard_constraints:
-        variant=_alternatives(TRAIN_NAMES),
-    params:
-        run=get_train_params,
-        code=get_code("train.py"),
-    threads: 2
-    resources:
-        mem_mb=2000,
     log:
         f"{LOGS}/train/{{variant}}.log",
     benchmark:
         f"{LOGS}/train/{{variant}}.bench.tsv"
+    wildcard_constraints:
+        variant=_alternatives(TRAIN_NAMES),
     conda:
         ENV
+    threads: 2
+    resources:
+        mem_mb=2000,
+    params:
+        run=get_train_params,
+        code=get_code("train.py"),
     script:
         "../workflow/scripts/train.py"
 
@@ -64,15 +46,15 @@ for _i, _legacy, _epochs, _names in epoch_classes():
             history=f"{VDIR}/history.h5",
             metadata=f"{VDIR}/metadata.json",
             config=f"{VDIR}/config.json",
+        log:
+            f"{LOGS}/import_legacy/{{variant}}.log",
         wildcard_constraints:
             variant=_alternatives(_names),
+        conda:
+            ENV
         params:
             run=get_train_params,
             legacy=get_legacy_path,
             code=get_code("import_legacy.py"),
-        log:
-            f"{LOGS}/import_legacy/{{variant}}.log",
-        conda:
-            ENV
         script:
             "../workflow/scripts/import_legacy.py"

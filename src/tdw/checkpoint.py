@@ -62,6 +62,20 @@ def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CorruptFileError(f"{path}: not a readable safetensors checkpoint ({err}); delete it and rerun") from err
 
 
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether a safetensors file is whole: its header parses and the file is exactly as long
+    as the header says (a truncated copy fails this without reading the tensors)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return path.stat().st_size == 8 + n + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def load_torch(path: str | os.PathLike) -> dict:
     """Weights as float32 torch tensors."""
     import torch

@@ -85,7 +85,8 @@ def _validate(obj: object, schema_name: str, source: str) -> None:
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         raise ConfigError(f"{source}: key {key!r}: {err.message}{hint}")
     if err.validator == "oneOf" and err.context:
-        err = min(err.context, key=lambda e: len(e.message))
+        err = max(err.context, key=lambda e: len(e.absolute_path))  # the branch that got furthest
+        key = ".".join(str(k) for k in err.absolute_path)
     expected = err.schema.get("description", "")
     raise ConfigError(f"{source}: key {key!r}: {err.message}" + (f" (expected: {expected})" if expected else ""))
 

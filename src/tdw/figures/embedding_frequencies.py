@@ -16,7 +16,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         rows=2,
         cols=1,
         row_heights=[0.55, 0.45],
-        vertical_spacing=0.14,
+        vertical_spacing=0.22,
         subplot_titles=("norm per frequency over training", "at the selected checkpoint"),
     )
     fig.add_trace(

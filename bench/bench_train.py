@@ -1,0 +1,84 @@
+"""Training speed of the paper's model (p = 113, 30 % train, full batch, test loss every
+epoch): the workbench's fast path against the full hooked forward (all positions), side by
+side in one process.
+
+    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tdw import data  # noqa: E402
+from tdw.architecture import ModelConfig  # noqa: E402
+from tdw.config import TrainConfig  # noqa: E402
+from tdw.model import HookedModAdd, init_params, last_logits  # noqa: E402
+from tdw.train import _State, cross_entropy_last  # noqa: E402
+
+
+def epoch_time(forward, params, tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:
+    """Seconds per epoch: train loss (with grad), test loss (no grad), one AdamW step."""
+    state = _State(params, tc)
+    x_tr, y_tr, x_te, y_te = tensors
+    sync = torch.cuda.synchronize if x_tr.is_cuda else (lambda: None)
+    for i in range(warmup + epochs):
+        if i == warmup:
+            sync()
+            t0 = time.perf_counter()
+        loss = cross_entropy_last(forward(state.params, x_tr), y_tr)
+        with torch.no_grad():
+            cross_entropy_last(forward(state.params, x_te), y_te).item()
+        loss.backward()
+        state.opt.step()
+        state.opt.zero_grad(set_to_none=True)
+    sync()
+    return (time.perf_counter() - t0) / epochs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg, tc = ModelConfig(p=113), TrainConfig(train_frac=0.3)
+    dev = torch.device(args.device)
+    train, test = data.split(113, 0.3, 0)
+    tensors = tuple(
+        torch.from_numpy(a).to(dev)
+        for a in (data.tokens(113, train), data.labels(113, train), data.tokens(113, test), data.labels(113, test))
+    )
+    params = {k: v.to(dev) for k, v in init_params(cfg, 0).items()}
+    model = HookedModAdd(cfg).to(dev)
+
+    def full(p, x):  # every position through attention, MLP and unembed, then the last one
+        for name, value in p.items():
+            model.get_parameter(name).data = value
+        return model(x)[:, -1]
+
+    def fast(p, x):
+        return last_logits(p, cfg, x)
+
+    t_fast = epoch_time(fast, params, tc, tensors, args.epochs)
+    t_full = epoch_time(full, params, tc, tensors, max(args.epochs // 5, 10))
+    result = {
+        "device": str(dev),
+        "threads": args.threads,
+        "fast_ms_per_epoch": round(1000 * t_fast, 2),
+        "full_forward_ms_per_epoch": round(1000 * t_full, 2),
+        "speedup": round(t_full / t_fast, 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

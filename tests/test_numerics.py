@@ -1,0 +1,141 @@
+"""Unit tests of the pure pieces: Fourier basis, split, model fast path, the cached tail."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tdw import data
+from tdw.architecture import ModelConfig
+from tdw.fourier import basis_names, fourier_2d, fourier_basis, frequency_norms
+from tdw.model import HookedModAdd, init_params, last_logits, param_shapes
+from tdw.tail import finish_forward, tail_hooks
+
+
+@pytest.mark.parametrize("p", [3, 13, 113])
+def test_fourier_basis_is_orthonormal(p):
+    F = fourier_basis(p)
+    assert F.shape == (p, p)
+    np.testing.assert_allclose(F @ F.T, np.eye(p), atol=1e-12)
+    assert basis_names(p)[:3] == ["const", "cos 1", "sin 1"] and len(basis_names(p)) == p
+
+
+def test_fourier_rows_are_the_named_waves():
+    p = 13
+    F, x = fourier_basis(p), np.arange(p)
+    k = 4
+    np.testing.assert_allclose(F[2 * k - 1], np.cos(2 * np.pi * k * x / p) / np.sqrt(p / 2), atol=1e-12)
+    np.testing.assert_allclose(F[2 * k], np.sin(2 * np.pi * k * x / p) / np.sqrt(p / 2), atol=1e-12)
+
+
+def test_frequency_norms_pick_the_planted_frequency():
+    p, k = 17, 5
+    x = np.arange(p)
+    emb = np.stack([3 * np.cos(2 * np.pi * k * x / p), 3 * np.sin(2 * np.pi * k * x / p)], 1)  # [p, 2]
+    norms = np.linalg.norm(fourier_basis(p) @ emb, axis=1)
+    freq = frequency_norms(norms)
+    assert freq.argmax() + 1 == k
+    # each column has norm 3 * sqrt(p / 2) and lies entirely in frequency k
+    np.testing.assert_allclose(freq[k - 1], 3 * np.sqrt(p / 2) * np.sqrt(2), rtol=1e-12)
+    assert np.delete(freq, k - 1).max() < 1e-10
+
+
+def test_fourier_2d_matches_explicit_product():
+    p = 7
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(p, p, 3))
+    F = fourier_basis(p)
+    expected = np.stack([F @ m[..., i] @ F.T for i in range(3)], -1)
+    np.testing.assert_allclose(fourier_2d(m, F), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("p,frac,seed", [(113, 0.3, 0), (13, 0.5, 7), (59, 0.4, 123)])
+def test_split_matches_pythons_seeded_shuffle_of_pairs(p, frac, seed):
+    pairs = [(i, j, p) for i in range(p) for j in range(p)]  # what the original code shuffled
+    random.seed(seed)
+    random.shuffle(pairs)
+    cut = int(frac * len(pairs))
+    train, test = data.split(p, frac, seed)
+    assert [(int(i) // p, int(i) % p) for i in train] == [(a, b) for a, b, _ in pairs[:cut]]
+    assert [(int(i) // p, int(i) % p) for i in test] == [(a, b) for a, b, _ in pairs[cut:]]
+    if (p, frac) == (113, 0.3):
+        assert (len(train), len(test)) == (3830, 8939)  # REFERENCE §2
+
+
+def test_paper_model_has_the_published_parameter_count():
+    shapes = param_shapes(ModelConfig(p=113))
+    assert sum(int(np.prod(s)) for s in shapes.values()) == 226_816  # REFERENCE §1
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(p=23),
+        ModelConfig(p=23, unembed_equals=False),
+        ModelConfig(p=11, n_layers=2, layernorm=True, act="gelu", d_model=32, n_heads=2, d_mlp=64),
+    ],
+    ids=["paper", "p-outputs", "2layer-ln-gelu"],
+)
+def test_fast_path_equals_full_forward(cfg):
+    params = init_params(cfg, seed=3)
+    # perturb so that attention is far from uniform and biases are non-zero
+    g = torch.Generator().manual_seed(1)
+    params = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in params.items()}
+    tokens = torch.from_numpy(data.tokens(cfg.p, np.arange(cfg.p**2)))
+    full = HookedModAdd.from_params(cfg, params)(tokens)[:, -1]
+    fast = last_logits(params, cfg, tokens)
+    assert full.shape == (cfg.p**2, cfg.d_vocab_out)
+    # float32 rounding differs between the two orders of summation: compare at the logits' scale
+    scale = full.abs().max().item()
+    assert scale > 1.0
+    assert (fast - full).abs().max().item() < 1e-5 * scale
+
+
+def test_fast_path_gradients_equal_full_forward_gradients():
+    cfg = ModelConfig(p=13)
+    base = init_params(cfg, seed=0)
+    tokens = torch.from_numpy(data.tokens(13, np.arange(169)))
+    labels = torch.from_numpy(data.labels(13, np.arange(169)))
+    model = HookedModAdd.from_params(cfg, base)
+    torch.nn.functional.cross_entropy(model(tokens)[:, -1].double(), labels).backward()
+    params = {k: v.clone().requires_grad_(True) for k, v in base.items()}
+    torch.nn.functional.cross_entropy(last_logits(params, cfg, tokens).double(), labels).backward()
+    for k in base:
+        torch.testing.assert_close(params[k].grad, model.get_parameter(k).grad, rtol=1e-4, atol=1e-6)
+
+
+def test_run_with_cache_names_are_transformerlens_names():
+    cfg = ModelConfig(p=7)
+    model = HookedModAdd.from_params(cfg, init_params(cfg, 0))
+    _, cache = model.run_with_cache(torch.from_numpy(data.tokens(7, np.arange(49))))
+    for name in (
+        "hook_embed",
+        "hook_pos_embed",
+        "blocks.0.attn.hook_pattern",
+        "blocks.0.hook_resid_mid",
+        "blocks.0.mlp.hook_post",
+    ):
+        assert name in cache
+    assert cache["blocks.0.attn.hook_pattern"].shape == (49, 4, 3, 3)
+    # causal: the first query attends only to itself
+    torch.testing.assert_close(cache["blocks.0.attn.hook_pattern"][:, :, 0, 0], torch.ones(49, 4))
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [ModelConfig(p=13), ModelConfig(p=11, n_layers=2, layernorm=True, act="gelu", d_model=32, n_heads=2, d_mlp=64)],
+    ids=["paper", "2layer-ln-gelu"],
+)
+def test_tail_from_cached_resid_mid_equals_run_with_cache(cfg):
+    params = init_params(cfg, seed=5)
+    model = HookedModAdd.from_params(cfg, params)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(torch.from_numpy(data.tokens(cfg.p, np.arange(cfg.p**2))))
+    last = cfg.n_layers - 1
+    weights = {k: v.numpy() for k, v in params.items()}
+    out = finish_forward(cache[f"blocks.{last}.hook_resid_mid"][:, -1].numpy(), weights, cfg)
+    assert set(out) == set(tail_hooks(cfg))
+    for name in tail_hooks(cfg)[:-1]:
+        np.testing.assert_allclose(out[name], cache[name][:, -1].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["logits"], logits[:, -1].numpy(), rtol=1e-4, atol=1e-5)
