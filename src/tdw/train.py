@@ -156,7 +156,7 @@ def train_variant(job: TrainJob, threads: int = 2, progress_seconds: float = 5.0
     """Train ``job.variant`` and write checkpoints, history.h5, metadata.json, config.json."""
     t_start = time.perf_counter()
     n_train = int(job.variant.train_frac * job.variant.p**2)
-    threads = max(1, min(threads, n_train // MIN_ROWS_PER_EXTRA_THREAD))
+    threads = max(1, min(threads, 1 + n_train // MIN_ROWS_PER_EXTRA_THREAD))
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     v, cfg, tc = job.variant, job.model, job.train
