@@ -67,3 +67,14 @@ def test_failed_write_leaves_previous_file_and_no_partial(tmp_path):
             raise RuntimeError("interrupted")
     assert path.read_text() == "old result"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "ck.safetensors", {"w": np.ones(3, np.float32)}, {"epoch": 0})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ck.safetensors").stat().st_mode & 0o777 == 0o644
