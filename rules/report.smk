@@ -7,7 +7,7 @@ rule report:
     output:
         report=f"{VDIR}/reports/{{report}}.html",
     params:
-        views=get_report_params,
+        spec=get_report_spec,
         family=FAMILY.name,
         code=get_report_code,
     threads: 1
