@@ -1,11 +1,22 @@
-# Per-variant HTML reports from a family's report configurations (families/<family>/reports/).
+# Per-variant HTML reports from a family's report configurations (families/<family>/reports/),
+# and the front page of `snakemake --report`.
+
+
+report: "../workflow/report/workflow.rst"
+
 
 
 rule report:
     input:
         unpack(get_report_inputs),
     output:
-        report=f"{VDIR}/reports/{{report}}.html",
+        report=report(
+            f"{VDIR}/reports/{{report}}.html",
+            caption="../workflow/report/report.rst",
+            category="Reports",
+            subcategory="{report}",
+            labels={"variant": "{variant}", "report": "{report}"},
+        ),
     params:
         spec=get_report_spec,
         family=FAMILY.name,

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def test_edited_report_file_rebuilds_only_that_report(tmp_path):
     run = snakemake(wf, REPORT)
     assert run.returncode == 0, run.stderr[-3000:]
     assert '"Magma"' in (wf / REPORT).read_text()
+    # Snakemake's own report carries the interactive report, under its category.
+    smk = snakemake(wf, REPORT, "--report", "smk.zip")
+    assert smk.returncode == 0, smk.stderr[-3000:]
+    with zipfile.ZipFile(wf / "smk.zip") as z:
+        names = z.namelist()
+        assert any(n.endswith("/default.html") for n in names), names
+        assert "Reports" in z.read(next(n for n in names if n.endswith("/report.html"))).decode()
 
     spec_file.write_text(json.dumps({"views": ["loss_curves", "attention_patterns"]}))
     bad = snakemake(wf, "-n", REPORT)
