@@ -53,7 +53,9 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     )
     add_epoch_indicator(fig, int(epochs[-1]), color="#fff", xref="x", yref="y domain")
     fig.update_layout(title=title, width=params["width"], height=params["height"], showlegend=False)
-    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    # A fixed epoch range lets Plotly move the indicator without recomputing autorange.
+    pad = 0.5 * (epochs[-1] - epochs[0]) / max(len(epochs) - 1, 1)
+    fig.update_xaxes(title_text="epoch", row=1, col=1, range=[float(epochs[0] - pad), float(epochs[-1] + pad)])
     fig.update_yaxes(title_text="frequency k", row=1, col=1)
     fig.update_xaxes(title_text="frequency k", row=2, col=1)
     fig.update_yaxes(title_text="norm", row=2, col=1, range=[0, float(np.max(norms)) * 1.05])

@@ -62,4 +62,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         hovermode="closest",
     )
     fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
+    # A fixed epoch range lets Plotly move the indicator without recomputing autorange.
+    last = max(int(h["train_epoch"][-1]), int(h["test_epoch"][-1]), int(ckpt[-1]))
+    fig.update_xaxes(range=[-0.01 * last, 1.01 * last])
     return fig
