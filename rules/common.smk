@@ -143,6 +143,32 @@ def get_report_code(wildcards):
     return get_code("report.py", "tdw.report_spec", *(REGISTRY[v["figure"]] for v in report_views(wildcards.report)))
 
 
+def get_compare_inputs(wildcards):
+    """Per variant: history, metadata, and the embedding_frequencies / transitions
+    artifacts when this config produces them."""
+    inputs = {"spec": report_file(wildcards.report)}
+    for v in WB.variants:
+        base = f"{WB.results}/{FAMILY.name}/{v.name}"
+        inputs[f"{v.name}.history"] = f"{base}/history.h5"
+        inputs[f"{v.name}.metadata"] = f"{base}/metadata.json"
+        for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
+            if analyzer in WB.analyzers:
+                inputs[f"{v.name}.{key}"] = artifact_file(v.name, analyzer)
+    return inputs
+
+
+def get_compare_spec(wildcards):
+    return report_spec(wildcards.report)
+
+
+def get_compare_variants(wildcards):
+    return [v.name for v in WB.variants]
+
+
+def get_compare_code(wildcards):
+    return get_code("compare.py")
+
+
 # The reports this config builds are checked now, before the DAG is built.
 for _report in WB.reports:
     report_spec(_report)
