@@ -71,7 +71,8 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
             path = jobs.render_variant_report(workdir, key, report, overrides)
         except (ConfigError, json.JSONDecodeError, KeyError, OSError) as err:
             return "", f"error: {html.escape(str(err))}"
-        return _iframe(path), f"rendered {key} / {report} in {time.perf_counter() - t0:.2f} s"
+        changed = html.escape(json.dumps(overrides)) if overrides else "family defaults"
+        return _iframe(path), f"rendered {key} / {report} in {time.perf_counter() - t0:.2f} s with {changed}"
 
     with gr.Blocks(title="Training Dynamics Workbench") as app:
         gr.Markdown("## Training Dynamics Workbench")
@@ -106,7 +107,7 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
                 variant = gr.Dropdown(jobs.variants(workdir), value=None, label="variant", elem_id="variant")
                 report = gr.Dropdown(jobs.report_names("modadd"), value="default", label="report", elem_id="report")
                 refresh_btn = gr.Button("refresh list")
-            params = gr.Code("{}", language="json", label="visual parameters per view (edit, then show)", elem_id="params")
+            params = gr.Textbox("{}", lines=10, label="visual parameters per view, JSON (edit, then show)", elem_id="params")
             show_btn = gr.Button("show", variant="primary", elem_id="show")
             v_status = gr.Markdown(elem_id="views-status")
             frame = gr.HTML(elem_id="views-frame")
