@@ -99,7 +99,9 @@ def main() -> None:
     if args.dashboard:
         from dashboard_timing import time_to_views
 
-        print(f"dashboard shows the views: {time_to_views(out / 'results'):.2f} s")
+        print(
+            f"dashboard shows the views: {time_to_views(out / 'results'):.2f} s (click 'show' to every view drawn, report rendered fresh)"
+        )
 
 
 if __name__ == "__main__":
