@@ -181,4 +181,6 @@ def get_all_targets():
         targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
         targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
+    # One comparison page per report configuration: a single cheap job over all variants.
+    targets += [f"{WB.results}/{FAMILY.name}/compare/{r}.html" for r in WB.reports]
     return targets
