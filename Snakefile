@@ -11,6 +11,7 @@ include: "rules/cache.smk"
 include: "rules/analyze.smk"
 include: "rules/render.smk"
 include: "rules/report.smk"
+include: "rules/compare.smk"
 
 
 rule all:

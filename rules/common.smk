@@ -161,10 +161,16 @@ def report_file(report):
     return str(FAMILY.root / "reports" / f"{report}.json")
 
 
-def report_views(report):
-    from tdw.report import load_report_config
+def report_spec(report):
+    """A report configuration, checked against the family and this config (unknown view,
+    missing artifact, unknown parameter: an error before any job runs)."""
+    from tdw.report_spec import load_report_spec
 
-    return load_report_config(report_file(report), list(WB.figures))["views"]
+    return load_report_spec(report_file(report), WB.figures, FAMILY.spec["figures"])
+
+
+def report_views(report):
+    return report_spec(report)["views"]
 
 
 def get_report_inputs(wildcards):
@@ -173,19 +179,50 @@ def get_report_inputs(wildcards):
         "metadata": f"{WB.results}/{FAMILY.name}/{wildcards.variant}/metadata.json",
     }
     for view in report_views(wildcards.report):
-        for key, path in view_inputs(wildcards.variant, view).items():
-            inputs[f"{view}.{key}"] = path
+        for key, path in view_inputs(wildcards.variant, view["figure"]).items():
+            inputs[f"{view['figure']}.{key}"] = path
     return inputs
 
 
-def get_report_params(wildcards):
-    return {view: WB.figures[view] for view in report_views(wildcards.report)}
+def get_report_spec(wildcards):
+    return report_spec(wildcards.report)
 
 
 def get_report_code(wildcards):
     from tdw.figures import REGISTRY
 
-    return get_code("report.py", *(REGISTRY[v] for v in report_views(wildcards.report)))
+    return get_code("report.py", "tdw.report_spec", *(REGISTRY[v["figure"]] for v in report_views(wildcards.report)))
+
+
+def get_compare_inputs(wildcards):
+    """Per variant: history, metadata, and the embedding_frequencies / transitions
+    artifacts when this config produces them."""
+    inputs = {"spec": report_file(wildcards.report)}
+    for v in WB.variants:
+        base = f"{WB.results}/{FAMILY.name}/{v.name}"
+        inputs[f"{v.name}.history"] = f"{base}/history.h5"
+        inputs[f"{v.name}.metadata"] = f"{base}/metadata.json"
+        for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
+            if analyzer in WB.analyzers:
+                inputs[f"{v.name}.{key}"] = artifact_file(v.name, analyzer)
+    return inputs
+
+
+def get_compare_spec(wildcards):
+    return report_spec(wildcards.report)
+
+
+def get_compare_variants(wildcards):
+    return [v.name for v in WB.variants]
+
+
+def get_compare_code(wildcards):
+    return get_code("compare.py")
+
+
+# The reports this config builds are checked now, before the DAG is built.
+for _report in WB.reports:
+    report_spec(_report)
 
 
 def get_all_targets():
@@ -199,4 +236,6 @@ def get_all_targets():
         ]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
         targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
+    # One comparison page per report configuration: a single cheap job over all variants.
+    targets += [f"{WB.results}/{FAMILY.name}/compare/{r}.html" for r in WB.reports]
     return targets

@@ -1,21 +1,30 @@
 # Figures from artifacts only: HTML, PNG and SVG per (variant, figure). Visual parameters
-# are rule params, so changing one re-runs only these jobs.
+# are rule params, so changing one re-runs only these jobs. The PNGs go into
+# `snakemake --report` (the interactive reports carry the HTML views).
 
 
 rule render:
     input:
         unpack(get_figure_inputs),
     output:
-        multiext(f"{VDIR}/figures/{{figure}}", ".html", ".png", ".svg"),
+        html=f"{VDIR}/figures/{{figure}}.html",
+        png=report(
+            f"{VDIR}/figures/{{figure}}.png",
+            caption="../workflow/report/figure.rst",
+            category="Figures",
+            subcategory="{figure}",
+            labels={"variant": "{variant}", "figure": "{figure}"},
+        ),
+        svg=f"{VDIR}/figures/{{figure}}.svg",
+    params:
+        figure=get_figure_params,
+        code=get_figure_code,
+    threads: 1
     log:
         f"{LOGS}/render/{{variant}}_{{figure}}.log",
     benchmark:
         f"{LOGS}/render/{{variant}}_{{figure}}.bench.tsv"
     conda:
         ENV
-    threads: 1
-    params:
-        figure=get_figure_params,
-        code=get_figure_code,
     script:
         "../workflow/scripts/render.py"

@@ -1,19 +1,30 @@
-# Per-variant HTML reports from a family's report configurations (families/<family>/reports/).
+# Per-variant HTML reports from a family's report configurations (families/<family>/reports/),
+# and the front page of `snakemake --report`.
+
+
+report: "../workflow/report/workflow.rst"
+
 
 
 rule report:
     input:
         unpack(get_report_inputs),
     output:
-        report=f"{VDIR}/reports/{{report}}.html",
+        report=report(
+            f"{VDIR}/reports/{{report}}.html",
+            caption="../workflow/report/report.rst",
+            category="Reports",
+            subcategory="{report}",
+            labels={"variant": "{variant}", "report": "{report}"},
+        ),
+    params:
+        spec=get_report_spec,
+        family=FAMILY.name,
+        code=get_report_code,
+    threads: 1
     log:
         f"{LOGS}/report/{{variant}}_{{report}}.log",
     conda:
         ENV
-    threads: 1
-    params:
-        views=get_report_params,
-        family=FAMILY.name,
-        code=get_report_code,
     script:
         "../workflow/scripts/report.py"

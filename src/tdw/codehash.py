@@ -57,9 +57,9 @@ def closure(*entries: str) -> tuple[Path, ...]:
 
 def code_hash(*entries: str) -> str:
     """sha256 (16 hex digits) over the content of ``closure(*entries)`` and the package's
-    data files (schemas)."""
+    data files (schemas, page templates)."""
     h = hashlib.sha256()
-    files = list(closure(*entries)) + sorted((SRC / "schemas").glob("*.json"))
+    files = list(closure(*entries)) + sorted((SRC / "schemas").glob("*.json")) + sorted((SRC / "templates").glob("*"))
     for path in files:
         h.update(str(path.relative_to(SRC.parent) if path.is_relative_to(SRC.parent) else path.name).encode())
         h.update(path.read_bytes())

@@ -11,20 +11,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from tdw.atomic import atomic_path
-from tdw.figures import builder
-
-
-def figure_data(source: str, inputs: dict[str, Path]) -> dict:
-    """Load what a figure draws: ``history`` plus checkpoint epochs, or an analyzer artifact."""
-    import json
-
-    from tdw.analysis import load_artifact
-    from tdw.history import read_history
-
-    if source == "history":
-        meta = json.loads(Path(inputs["metadata"]).read_text())
-        return {"history": read_history(inputs["history"]), "checkpoint_epochs": [c["epoch"] for c in meta["checkpoints"]]}
-    return {"artifact": load_artifact(inputs["artifact"])}
+from tdw.figures.epochs import with_slider
+from tdw.provenance import provenance
+from tdw.views import checkpoint_epochs, load_view
 
 
 def find_chromium() -> str | None:
@@ -54,17 +43,33 @@ def export_static(figs: list[go.Figure], paths: list[Path]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def write_html(fig: go.Figure, path: Path) -> None:
+def write_html(fig: go.Figure, path: Path, provenance: dict | None = None) -> None:
+    """A self-contained figure page; provenance goes into a <meta> element."""
+    import html
+    import json
+
+    text = fig.to_html(include_plotlyjs=True, full_html=True)
+    if provenance is not None:
+        meta = f'<meta name="tdw-provenance" content="{html.escape(json.dumps(provenance))}">'
+        text = text.replace("<head>", "<head>" + meta, 1)
     with atomic_path(path) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
+        tmp.write_text(text)
 
 
 def render_figure(name: str, source: str, inputs: dict[str, Path], params: dict, title: str, outputs: dict[str, Path]) -> float:
     """Build figure ``name`` and write the outputs given (keys: html, png, svg)."""
     t0 = time.perf_counter()
-    fig = builder(name)(figure_data(source, inputs), params, title)
+    view = load_view(name, source, inputs, params, title)
+    fig = view.figure
     if "html" in outputs:
-        write_html(fig, Path(outputs["html"]))
+        # The standalone page gets its own checkpoint slider over the same frames.
+        epochs = checkpoint_epochs(inputs["metadata"]) if "metadata" in inputs else (view.frames.epochs if view.frames else [])
+        page = with_slider(fig, view.frames, epochs) if epochs else fig
+        write_html(
+            page,
+            Path(outputs["html"]),
+            provenance() | {"figure": name, "params": params, "inputs": {k: str(v) for k, v in inputs.items()}},
+        )
     static = [Path(outputs[k]) for k in ("png", "svg") if k in outputs]
     if static:
         export_static([fig] * len(static), static)

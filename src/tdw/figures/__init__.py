@@ -1,9 +1,22 @@
 """Figure builders: artifact data + visual parameters -> a Plotly figure. Nothing here
-reads checkpoints or caches; changing a parameter re-renders without recomputation."""
+reads checkpoints or caches; changing a parameter re-renders without recomputation.
+
+A figure module defines
+
+- ``build(data, params, title) -> go.Figure``: the figure at the final checkpoint; an
+  x axis in epochs carries an epoch indicator (``tdw.figures.epochs.add_epoch_indicator``)
+  that reports and the dashboard move to the selected checkpoint;
+- optionally ``frames(data, params) -> Frames``: what changes per checkpoint, as Plotly
+  restyle updates, so one global checkpoint slider can drive every view.
+
+Adding a figure is one module, one line in ``REGISTRY`` and an entry in the family's
+``figures`` section (its artifact source and default visual parameters).
+"""
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 REGISTRY: dict[str, str] = {
     "loss_curves": "tdw.figures.loss_curves",
@@ -11,7 +24,16 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def builder(name: str):
+def module(name: str) -> ModuleType:
     if name not in REGISTRY:
         raise KeyError(f"unknown figure {name!r}; registered: {sorted(REGISTRY)}")
-    return importlib.import_module(REGISTRY[name]).build
+    return importlib.import_module(REGISTRY[name])
+
+
+def builder(name: str):
+    return module(name).build
+
+
+def frames_builder(name: str):
+    """The figure's per-checkpoint hook, or None for a figure that does not change."""
+    return getattr(module(name), "frames", None)

@@ -1,44 +1,68 @@
-"""Train and test loss over epochs (log scale), with checkpoint epochs marked."""
+"""Train and test loss over epochs (log scale), checkpoints marked, and a vertical line at
+the selected checkpoint's epoch. Tooltips give the epoch <-> checkpoint-index mapping."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
+from tdw.figures.epochs import add_epoch_indicator, nearest_index
+
+HOVER = (
+    "epoch %{x}<br>%{fullData.name} loss %{y:.3e}<br>nearest checkpoint #%{customdata[0]} (epoch %{customdata[1]})<extra></extra>"
+)
+
+
+# SVG lines rather than WebGL: hover labels work everywhere (also without WebGL), and moving
+# the epoch indicator redraws only the shape, not the curves.
+def _curve(epochs: np.ndarray, loss: np.ndarray, ckpt: np.ndarray, name: str, color: str) -> go.Scatter:
+    nearest = nearest_index(ckpt, epochs)  # [epoch]
+    return go.Scatter(
+        x=epochs,
+        y=loss,
+        name=name,
+        mode="lines",
+        line={"color": color},
+        customdata=np.stack([nearest, ckpt[nearest]], axis=1),
+        hovertemplate=HOVER,
+    )
+
 
 def build(data: dict, params: dict, title: str) -> go.Figure:
     """data: ``history`` (train_loss, train_epoch, test_loss, test_epoch) and
     ``checkpoint_epochs``."""
     h = data["history"]
+    ckpt = np.asarray(data["checkpoint_epochs"], dtype=np.int64)
     fig = go.Figure()
-    fig.add_trace(
-        go.Scattergl(x=h["train_epoch"], y=h["train_loss"], name="train", mode="lines", line={"color": params["train_color"]})
-    )
-    fig.add_trace(
-        go.Scattergl(x=h["test_epoch"], y=h["test_loss"], name="test", mode="lines", line={"color": params["test_color"]})
-    )
-    ckpt = np.asarray(data["checkpoint_epochs"])
-    index = {int(e): i for i, e in enumerate(h["train_epoch"])}
-    on_curve = [e for e in ckpt if int(e) in index]
+    fig.add_trace(_curve(h["train_epoch"], h["train_loss"], ckpt, "train", params["train_color"]))
+    fig.add_trace(_curve(h["test_epoch"], h["test_loss"], ckpt, "test", params["test_color"]))
+    # Checkpoint markers sit on the train curve, at the loss of the nearest recorded epoch.
+    on_train = nearest_index(h["train_epoch"], ckpt)
     fig.add_trace(
         go.Scatter(
-            x=on_curve,
-            y=[h["train_loss"][index[int(e)]] for e in on_curve],
-            customdata=[list(ckpt).index(e) for e in on_curve],
+            x=ckpt,
+            y=h["train_loss"][on_train],
+            customdata=np.arange(len(ckpt)),
             mode="markers",
             name="checkpoints",
-            marker={"size": 4, "color": params["train_color"]},
-            hovertemplate="epoch %{x}<br>checkpoint %{customdata}<br>train %{y:.3e}<extra></extra>",
+            marker={"size": 4, "color": params["train_color"], "symbol": "line-ns-open"},
+            hovertemplate="checkpoint #%{customdata}<br>epoch %{x}<br>train loss %{y:.3e}<extra></extra>",
         )
     )
+    add_epoch_indicator(fig, int(ckpt[-1]))
     fig.update_layout(
         title=title,
         width=params["width"],
         height=params["height"],
         xaxis_title="epoch",
         yaxis_title="cross-entropy loss",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        # A one-line legend above the plot area, out of the data's way.
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0, "font": {"size": 11}},
         margin={"t": 70},
+        hovermode="closest",
     )
     fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
+    # A fixed epoch range lets Plotly move the indicator without recomputing autorange.
+    last = max(int(h["train_epoch"][-1]), int(h["test_epoch"][-1]), int(ckpt[-1]))
+    fig.update_xaxes(range=[-0.01 * last, 1.01 * last])
     return fig

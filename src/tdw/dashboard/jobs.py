@@ -1,0 +1,155 @@
+"""What the dashboard does, without the UI: write a validated config from form values, run
+Snakemake on it as a subprocess (streaming its output), find finished variants, and
+render a variant's report from its artifacts with changed visual parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from tdw.atomic import write_text
+from tdw.config import ConfigError, load_family, resolve
+
+ROOT = Path(__file__).resolve().parents[3]  # the workbench checkout (Snakefile, families/)
+FAMILIES = ROOT / "families"
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in str(text).replace(",", " ").split()]
+    except ValueError as err:
+        raise ConfigError(f"{what}: expected integers separated by commas, got {text!r}") from err
+
+
+def parse_schedule(text: str) -> list:
+    """'0-400/50, 450-1200/25, 1500' -> [{from, to, every}, ..., 1500]."""
+    items: list = []
+    for part in str(text).replace(",", " ").split():
+        if "-" in part:
+            span, _, every = part.partition("/")
+            start, _, stop = span.partition("-")
+            try:
+                items.append({"from": int(start), "to": int(stop), "every": int(every or 1)})
+            except ValueError as err:
+                raise ConfigError(f"checkpoints: cannot read {part!r}; write ranges as from-to/every") from err
+        else:
+            items += parse_ints(part, "checkpoints")
+    return items
+
+
+def make_config(workdir: Path, name: str, family: str, moduli: str, seeds: str, checkpoints: str, train: dict) -> Path:
+    """Validate form values as a workbench config and write ``<workdir>/dashboard/<name>.yaml``."""
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ConfigError(f"config name {name!r}: use letters, digits, '_' and '-'")
+    config = {
+        "family": family,
+        "results": str(Path(workdir) / "results"),
+        "sweep": {"p": parse_ints(moduli, "modulus"), "seed": parse_ints(seeds, "seeds")},
+        "train": {k: v for k, v in train.items() if v is not None},
+        "checkpoints": parse_schedule(checkpoints),
+    }
+    resolve(config, f"dashboard config {name!r}", str(FAMILIES))  # raises ConfigError naming the key
+    path = Path(workdir) / "dashboard" / f"{name}.yaml"
+    write_text(path, yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def targets(config: Path, what: str) -> list[str]:
+    """Snakemake targets: 'train' (checkpoints only), 'reports' (train + analyze + reports)
+    or 'all' (everything, static figures included)."""
+    wb = resolve(yaml.safe_load(Path(config).read_text()), str(config), str(FAMILIES))
+    base = f"{wb.results}/{wb.family.name}"
+    if what == "all":
+        return ["all"]
+    if what == "train":
+        return [f"{base}/{v.name}/metadata.json" for v in wb.variants]
+    return [f"{base}/{v.name}/reports/{r}.html" for v in wb.variants for r in wb.reports]
+
+
+def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Iterator[tuple[str, int | None]]:
+    """Yield (output so far, exit code or None while running)."""
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    cmd = [snakemake, *targets(config, what), "--snakefile", str(ROOT / "Snakefile"), "--cores", str(cores)]
+    cmd += ["--configfile", str(config)]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = [f"$ {' '.join(cmd)}"]
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        yield "\n".join(lines[-400:]), None
+    yield "\n".join(lines[-400:]), proc.wait()
+
+
+def variants(workdir: Path) -> list[str]:
+    """'family/variant' for every variant with a finished training run under the workdir."""
+    found = sorted(Path(workdir, "results").glob("*/*/metadata.json"))
+    return [f"{p.parent.parent.name}/{p.parent.name}" for p in found]
+
+
+def report_names(family: str) -> list[str]:
+    return sorted(p.stem for p in (FAMILIES / family / "reports").glob("*.json"))
+
+
+def available_figures(variant_dir: Path, family_spec: dict, probe: str) -> dict:
+    """The family's figures whose source exists for this variant."""
+    out = {}
+    for name, fig in family_spec["figures"].items():
+        src = fig["source"]
+        if src == "history" or (variant_dir / "artifacts" / probe / f"{src}.h5").exists():
+            out[name] = {"source": src, "params": dict(fig.get("params", {}))}
+    return out
+
+
+def render_variant_report(workdir: Path, key: str, report: str, overrides: dict) -> Path:
+    """The variant's report with per-view parameter ``overrides`` ({figure: {param: value}}),
+    written under ``<workdir>/dashboard/views/`` (named by content, so unchanged parameters
+    reuse the file)."""
+    from tdw.report import write_report
+    from tdw.report_spec import load_report_spec
+
+    family, variant = key.split("/")
+    vdir = Path(workdir) / "results" / family / variant
+    spec_family = load_family(family, str(FAMILIES)).spec
+    figures = available_figures(vdir, spec_family, spec_family["default_probe"])
+    for name, params in overrides.items():
+        if name not in figures:
+            raise ConfigError(f"parameters for {name!r}: not a view of this variant; views: {sorted(figures)}")
+        unknown = set(params) - set(figures[name]["params"])
+        if unknown:
+            raise ConfigError(
+                f"{name}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(figures[name]['params'])}"
+            )
+        figures[name]["params"] |= params
+    spec = load_report_spec(FAMILIES / family / "reports" / f"{report}.json", figures, spec_family["figures"])
+    stamp = [str((vdir / f).stat().st_mtime_ns) for f in ("metadata.json", "history.h5")]
+    digest = hashlib.sha256(json.dumps([spec, stamp], sort_keys=True).encode()).hexdigest()[:12]
+    out = Path(workdir) / "dashboard" / "views" / f"{variant}-{report}-{digest}.html"
+    if not out.exists():
+        views = []
+        for v in spec["views"]:
+            src = v["source"]
+            inputs = (
+                {"history": vdir / "history.h5", "metadata": vdir / "metadata.json"}
+                if src == "history"
+                else {"artifact": vdir / "artifacts" / spec_family["default_probe"] / f"{src}.h5"}
+            )
+            views.append(v | {"inputs": inputs})
+        meta = json.loads((vdir / "metadata.json").read_text())
+        write_report(out, spec=spec, variant=variant, family=family, views=views, metadata=meta)
+    return out
+
+
+def view_params(workdir: Path, key: str, report: str) -> dict:
+    """The current visual parameters of a report's views, as the editor's starting point."""
+    from tdw.report_spec import load_report_spec
+
+    family, variant = key.split("/")
+    spec_family = load_family(family, str(FAMILIES)).spec
+    figures = available_figures(Path(workdir) / "results" / family / variant, spec_family, spec_family["default_probe"])
+    spec = load_report_spec(FAMILIES / family / "reports" / f"{report}.json", figures, spec_family["figures"])
+    return {v["figure"]: v["params"] for v in spec["views"]}

@@ -1,0 +1,81 @@
+"""A report as a static bundle to share: the interactive HTML plus a PNG and an SVG of every
+view (through one browser session) and an index.md that works without a browser.
+
+    python -m tdw.export results/modadd/p113_seed0 --report default --out share/p113_seed0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tdw.atomic import write_json, write_text
+from tdw.config import load_family
+from tdw.provenance import provenance
+from tdw.render import export_static
+from tdw.report import write_report
+from tdw.report_spec import load_report_spec, report_title
+from tdw.views import load_view
+
+FAMILIES = Path(__file__).resolve().parents[2] / "families"
+
+
+def export_bundle(variant_dir: Path, report: str, out: Path, families: Path = FAMILIES) -> list[Path]:
+    """Write ``out/report.html``, ``out/<n>_<figure>.{png,svg}``, ``out/index.md`` and
+    ``out/provenance.json``; returns the files written."""
+    from tdw.dashboard.jobs import available_figures
+
+    variant_dir, out = Path(variant_dir), Path(out)
+    meta = json.loads((variant_dir / "metadata.json").read_text())
+    family = meta["family"]
+    spec_family = load_family(family, str(families)).spec
+    probe = spec_family["default_probe"]
+    figures = available_figures(variant_dir, spec_family, probe)
+    spec = load_report_spec(Path(families) / family / "reports" / f"{report}.json", figures, spec_family["figures"])
+    views = []
+    for v in spec["views"]:
+        if v["source"] == "history":
+            inputs = {"history": variant_dir / "history.h5", "metadata": variant_dir / "metadata.json"}
+        else:
+            inputs = {"artifact": variant_dir / "artifacts" / probe / f"{v['source']}.h5"}
+        views.append(v | {"inputs": inputs})
+    written = [out / "report.html"]
+    write_report(written[0], spec=spec, variant=meta["variant"], family=family, views=views, metadata=meta)
+    figs, paths, lines = [], [], []
+    title = report_title(spec, family, meta["variant"])
+    lines.append(f"# {title}\n\nInteractive version: [report.html](report.html) (works offline).\n")
+    for n, v in enumerate(views):
+        fig = load_view(v["figure"], v["source"], v["inputs"], v["params"], v["title"]).figure
+        stem = f"{n:02d}_{v['figure']}"
+        for ext in ("png", "svg"):
+            figs.append(fig)
+            paths.append(out / f"{stem}.{ext}")
+        lines.append(f"## {v['title']}\n\n![{v['title']}]({stem}.png) ([SVG]({stem}.svg))\n")
+    export_static(figs, paths)
+    written += paths
+    write_text(out / "index.md", "\n".join(lines))
+    write_json(
+        out / "provenance.json",
+        provenance()
+        | {
+            "variant_dir": str(variant_dir),
+            "report": report,
+            "views": [{k: v[k] for k in ("figure", "title", "params")} for v in views],
+        },
+    )
+    return written + [out / "index.md", out / "provenance.json"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m tdw.export", description="Export a variant's report as a static bundle.")
+    ap.add_argument("variant_dir")
+    ap.add_argument("--report", default="default")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    for path in export_bundle(Path(args.variant_dir), args.report, Path(args.out)):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The checkpoint axis shared by every view: per-checkpoint frames, the epoch indicator
+line, and the epoch <-> checkpoint-index mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+INDICATOR = "epoch-indicator"  # shape name the report's script looks for
+
+
+@dataclass
+class Frames:
+    """Per-checkpoint restyle updates: ``updates[i]`` maps a trace attribute to one value
+    per trace in ``traces`` (Plotly.restyle's format) for the checkpoint at ``epochs[i]``."""
+
+    epochs: list[int]
+    traces: list[int]
+    updates: list[dict]
+
+    def to_json(self) -> dict:
+        return {"epochs": [int(e) for e in self.epochs], "traces": self.traces, "updates": self.updates}
+
+
+def rounded(values: np.ndarray, digits: int = 5) -> list:
+    """Floats to ``digits`` significant digits as a JSON-ready list (keeps payloads small)."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(values == 0, 1.0, 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(values)))))
+    return (np.round(values * scale) / scale).tolist()
+
+
+def nearest_index(epochs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each target epoch, the index of the nearest epoch in sorted ``epochs`` (ties go
+    to the earlier checkpoint)."""
+    epochs = np.asarray(epochs)
+    targets = np.asarray(targets)
+    right = np.clip(np.searchsorted(epochs, targets), 1, len(epochs) - 1) if len(epochs) > 1 else np.zeros(len(targets), int)
+    if len(epochs) == 1:
+        return right
+    left = right - 1
+    return np.where(np.abs(targets - epochs[left]) <= np.abs(epochs[right] - targets), left, right)
+
+
+def add_epoch_indicator(fig: go.Figure, epoch: float, color: str = "#555", xref: str = "x", yref: str = "y domain") -> None:
+    """A vertical dashed line at ``epoch``, named so the report can move it."""
+    fig.add_shape(
+        type="line",
+        name=INDICATOR,
+        x0=epoch,
+        x1=epoch,
+        y0=0,
+        y1=1,
+        xref=xref,
+        yref=yref,
+        line={"color": color, "width": 1.5, "dash": "dash"},
+    )
+
+
+def with_slider(fig: go.Figure, frames: Frames | None, epochs: list[int]) -> go.Figure:
+    """A standalone copy of a figure with its own checkpoint slider (figure HTML files):
+    each step applies the frame and moves the epoch indicators."""
+    shapes = [i for i, s in enumerate(fig.layout.shapes or ()) if s.name == INDICATOR]
+    frame_of = nearest_index(np.asarray(frames.epochs), np.asarray(epochs)) if frames else None
+    steps = []
+    for i, epoch in enumerate(epochs):
+        layout = {f"shapes[{k}].{end}": epoch for k in shapes for end in ("x0", "x1")}
+        data = frames.updates[frame_of[i]] if frames else {}
+        steps.append({"label": str(epoch), "method": "update", "args": [data, layout, frames.traces if frames else None]})
+    fig = go.Figure(fig)
+    fig.update_layout(
+        sliders=[{"active": len(epochs) - 1, "steps": steps, "currentvalue": {"prefix": "epoch "}, "pad": {"t": 50}}]
+    )
+    return fig

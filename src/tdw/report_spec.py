@@ -1,0 +1,81 @@
+"""Report configurations (REQ_024): ``families/<family>/reports/<name>.json`` lists the
+views a report shows, each with optional visual-parameter overrides::
+
+    {"title": "Training dynamics: {variant}",
+     "description": "...",
+     "views": ["loss_curves",
+               {"figure": "embedding_frequencies", "title": "...", "params": {"colorscale": "Magma"}}]}
+
+A spec is checked against the family and the config before any job runs: an unknown view,
+a view whose artifact this config does not produce, or an unknown parameter is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tdw.config import ConfigError
+
+KEYS = {"title", "description", "views"}
+VIEW_KEYS = {"figure", "title", "params"}
+
+
+def _view_entry(entry: object, where: str) -> dict:
+    if isinstance(entry, str):
+        entry = {"figure": entry}
+    if not isinstance(entry, dict) or "figure" not in entry or set(entry) - VIEW_KEYS:
+        raise ConfigError(f"{where}: a view is a figure name or {{'figure': str, 'title'?: str, 'params'?: {{...}}}}")
+    if not isinstance(entry.get("params", {}), dict) or not isinstance(entry.get("title", ""), str):
+        raise ConfigError(f"{where}: 'params' must be an object and 'title' a string")
+    return entry
+
+
+def load_report_spec(path: str | Path, figures: dict, family_figures: dict) -> dict:
+    """Read and check a report file. ``figures``: the figures this config renders
+    (``Workbench.figures``: name -> {source, params}); ``family_figures``: the family's
+    ``figures`` section. Returns the spec with each view resolved to
+    ``{figure, title, source, params}`` (family defaults, config overrides, then the
+    report's own)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such report configuration")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(spec, dict) or set(spec) - KEYS or not isinstance(spec.get("views"), list) or not spec["views"]:
+        raise ConfigError(f"{path}: expected {{'title'?: str, 'description'?: str, 'views': [view, ...]}} with at least one view")
+    for key in ("title", "description"):
+        if not isinstance(spec.get(key, ""), str):
+            raise ConfigError(f"{path}: key {key!r} must be a string")
+    views = []
+    for i, raw in enumerate(spec["views"]):
+        entry = _view_entry(raw, f"{path}: key 'views.{i}'")
+        name = entry["figure"]
+        where = f"{path}: key 'views.{i}' ({name!r})"
+        if name not in family_figures:
+            raise ConfigError(f"{where}: unknown view; the family offers {sorted(family_figures)}")
+        if name not in figures:
+            source = family_figures[name]["source"]
+            raise ConfigError(
+                f"{where}: the view draws the artifact of analyzer {source!r}, which this config does not produce "
+                f"(add it to the config's 'analyzers', or drop the view)"
+            )
+        base = figures[name]["params"]
+        unknown = set(entry.get("params", {})) - set(base)
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(base)}")
+        views.append(
+            {
+                "figure": name,
+                "title": entry.get("title", name.replace("_", " ")),
+                "source": figures[name]["source"],
+                "params": base | entry.get("params", {}),
+            }
+        )
+    return {"title": spec.get("title", "{variant}"), "description": spec.get("description", ""), "views": views}
+
+
+def report_title(spec: dict, family: str, variant: str) -> str:
+    return spec["title"].replace("{variant}", variant).replace("{family}", family)

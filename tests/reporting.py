@@ -1,0 +1,31 @@
+"""Shared by the report tests: build a report for a variant folder from a spec dict."""
+
+import json
+from pathlib import Path
+
+from tdw.config import load_family
+from tdw.report import write_report
+from tdw.report_spec import load_report_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def family_figures() -> dict:
+    return load_family("modadd", str(ROOT / "families")).spec["figures"]
+
+
+def view_inputs(variant: Path, source: str) -> dict:
+    if source == "history":
+        return {"history": variant / "history.h5", "metadata": variant / "metadata.json"}
+    return {"artifact": variant / "artifacts" / "full" / f"{source}.h5"}
+
+
+def make_report(variant: Path, spec: dict, out: Path) -> Path:
+    spec_file = out.with_suffix(".json")
+    spec_file.write_text(json.dumps(spec))
+    figures = family_figures()
+    resolved = load_report_spec(spec_file, figures, figures)
+    views = [v | {"inputs": view_inputs(variant, v["source"])} for v in resolved["views"]]
+    meta = json.loads((variant / "metadata.json").read_text())
+    write_report(out, spec=resolved, variant=variant.name, family="modadd", views=views, metadata=meta)
+    return out

@@ -1,0 +1,108 @@
+"""The dashboard end to end in headless Chromium: launch a tiny variant through Snakemake
+(and see a bad config refused), then browse a variant's views with the global slider,
+and re-render after a visual-parameter change."""
+
+import json
+import socket
+import time
+
+import pytest
+
+from tdw.synthetic import make_variant
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    pytest.importorskip("gradio")
+    from tdw.dashboard.app import build_app
+
+    workdir = tmp_path_factory.mktemp("dash")
+    make_variant(workdir / "results" / "modadd", p=13, n_checkpoints=6, n_epochs=100)
+    app = build_app(workdir)
+    port = free_port()
+    app.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, allowed_paths=[str(workdir / "dashboard" / "views")]
+    )
+    yield f"http://127.0.0.1:{port}/", workdir
+    app.close()
+
+
+def views_frame(page, previous=None):
+    """The report frame the dashboard shows now (not a detached earlier one), once ready."""
+    for _ in range(200):
+        frames = [f for f in page.frames if "/dashboard/views/" in f.url and not f.is_detached() and f.url != previous]
+        if frames:
+            frames[0].wait_for_function("() => window.tdwReport !== undefined")
+            frames[0].evaluate("() => window.tdwReport.ready")
+            return frames[0]
+        page.wait_for_timeout(50)
+    raise AssertionError("no views frame")
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def test_browse_views_with_the_global_slider(browser, dashboard):
+    url, workdir = dashboard
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Views").click()
+    choose(page, "variant", "modadd/p13_seed0")
+    page.wait_for_function("() => document.querySelector('#params textarea').value.includes('train_color')")
+    t0 = time.perf_counter()
+    page.click("#show")
+    frame = views_frame(page)
+    assert time.perf_counter() - t0 < 5.0  # the 2 s target is measured by bench/bench_views.py on a quiet machine
+    epochs = json.loads((workdir / "results/modadd/p13_seed0/metadata.json").read_text())["checkpoints"]
+    frame.eval_on_selector("#tdw-slider", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")
+    frame.wait_for_function("() => window.tdwReport.current() === 1")
+    frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    x0 = frame.evaluate("() => window.tdwReport.views.map(v => v.div.layout.shapes[0].x0)")
+    assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
+    # A visual change re-renders from the artifacts.
+    page.fill("#params textarea", json.dumps({"loss_curves": {"train_color": "#00aa00"}}))
+    page.click("#show")
+    page.wait_for_function("() => document.querySelector('#views-status').textContent.includes('00aa00')")
+    page.wait_for_function(
+        "() => document.querySelector('#tdw-views') && !document.querySelector('#tdw-views').src.endsWith('"
+        + frame.url.rsplit("/", 1)[1]
+        + "')"
+    )
+    frame = views_frame(page)
+    frame.wait_for_function("() => window.tdwReport !== undefined")
+    frame.evaluate("() => window.tdwReport.ready")
+    assert frame.evaluate("() => window.tdwReport.views[0].div.data[0].line.color") == "#00aa00"
+    page.close()
+
+
+def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
+    url, workdir = dashboard
+    page = browser.new_page()
+    page.goto(url)
+    page.locator("#cfg-p textarea, #cfg-p input").first.fill("12")
+    page.click("#launch")
+    page.wait_for_function("() => document.querySelector('#run-status textarea').value.startsWith('NOT STARTED')")
+    assert "12" in page.input_value("#run-status textarea")
+    page.locator("#cfg-p textarea, #cfg-p input").first.fill("13")
+    page.locator("#cfg-seeds textarea, #cfg-seeds input").first.fill("1")
+    page.locator("#cfg-ckpt textarea, #cfg-ckpt input").first.fill("0-10/5")
+    page.get_by_label("train", exact=True).check()
+    page.click("#launch")
+    page.wait_for_function("() => /finished|FAILED/.test(document.querySelector('#run-status textarea').value)", timeout=120_000)
+    status = page.input_value("#run-status textarea")
+    assert status.startswith("finished"), page.input_value("#run-log textarea")[-2000:]
+    meta = json.loads((workdir / "results/modadd/p13_seed1/metadata.json").read_text())
+    assert meta["source"] == "trained"
+    assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
+    assert "modadd/p13_seed1" in __import__("tdw.dashboard.jobs").dashboard.jobs.variants(workdir)
+    page.close()

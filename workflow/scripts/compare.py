@@ -1,0 +1,17 @@
+"""Snakemake adapter: the sweep comparison page (rules/compare.smk)."""
+
+import json
+from pathlib import Path
+
+from tdw.compare import write_compare
+from tdw.joblog import job_log
+
+with job_log(snakemake.log[0], f"compare {snakemake.wildcards.report}"):  # noqa: F821
+    files = dict(snakemake.input.items())  # noqa: F821
+    variants = {}
+    for name in snakemake.params.variants:  # noqa: F821
+        variants[name] = {key: files.get(f"{name}.{key}") for key in ("history", "embedding", "transitions")}
+        variants[name]["metadata"] = json.loads(Path(files[f"{name}.metadata"]).read_text())
+    spec = snakemake.params.spec  # noqa: F821
+    title = spec["title"].replace("{variant}", "all variants").replace("{family}", snakemake.config["family"])  # noqa: F821
+    write_compare(Path(snakemake.output.page), title=f"Comparison: {title}", description=spec["description"], variants=variants)  # noqa: F821
