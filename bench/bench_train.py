@@ -20,22 +20,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from tdw import data  # noqa: E402
 from tdw.architecture import ModelConfig  # noqa: E402
 from tdw.config import TrainConfig  # noqa: E402
-from tdw.model import HookedModAdd, init_params, last_logits  # noqa: E402
-from tdw.train import _State, cross_entropy_last  # noqa: E402
+from tdw.model import HookedModAdd, init_params  # noqa: E402
+from tdw.train import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
 
 
 def epoch_time(forward, params, tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:
     """Seconds per epoch: train loss (with grad), test loss (no grad), one AdamW step."""
-    state = _State(params, tc)
+    state = _State([params], tc)
     x_tr, y_tr, x_te, y_te = tensors
     sync = torch.cuda.synchronize if x_tr.is_cuda else (lambda: None)
     for i in range(warmup + epochs):
         if i == warmup:
             sync()
             t0 = time.perf_counter()
-        loss = cross_entropy_last(forward(state.params, x_tr), y_tr)
+        loss = stacked_cross_entropy(forward(state.params, x_tr), y_tr).sum()
         with torch.no_grad():
-            cross_entropy_last(forward(state.params, x_te), y_te).item()
+            stacked_cross_entropy(forward(state.params, x_te), y_te).tolist()
         loss.backward()
         state.opt.step()
         state.opt.zero_grad(set_to_none=True)
@@ -54,19 +54,17 @@ def main() -> None:
     dev = torch.device(args.device)
     train, test = data.split(113, 0.3, 0)
     tensors = tuple(
-        torch.from_numpy(a).to(dev)
+        torch.from_numpy(a).to(dev)[None]  # a stack of one model
         for a in (data.tokens(113, train), data.labels(113, train), data.tokens(113, test), data.labels(113, test))
     )
     params = {k: v.to(dev) for k, v in init_params(cfg, 0).items()}
     model = HookedModAdd(cfg).to(dev)
 
     def full(p, x):  # every position through attention, MLP and unembed, then the last one
-        for name, value in p.items():
-            model.get_parameter(name).data = value
-        return model(x)[:, -1]
+        return torch.func.functional_call(model, {k: v[0] for k, v in p.items()}, (x[0],))[None, :, -1]
 
     def fast(p, x):
-        return last_logits(p, cfg, x)
+        return stacked_logits(p, cfg, x)
 
     t_fast = epoch_time(fast, params, tc, tensors, args.epochs)
     t_full = epoch_time(full, params, tc, tensors, max(args.epochs // 5, 10))

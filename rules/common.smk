@@ -41,8 +41,22 @@ def epoch_classes():
 
 
 TRAINED = [v for v in WB.variants if not v.is_legacy]
-TRAIN_NAMES = [v.name for v in TRAINED]
 TRAIN_EPOCHS = TRAINED[0].epochs if TRAINED else ()
+
+
+def seed_batches():
+    """With ``batch_seeds``, trained variants of one prime (two or more seeds) train
+    together in one job; every other trained variant trains alone."""
+    if not WB.batch_seeds:
+        return []
+    by_p = {}
+    for v in TRAINED:
+        by_p.setdefault(v.p, []).append(v)
+    return [group for _, group in sorted(by_p.items()) if len(group) > 1]
+
+
+BATCHED = {v.name for group in seed_batches() for v in group}
+TRAIN_NAMES = [v.name for v in TRAINED if v.name not in BATCHED]
 
 
 wildcard_constraints:
@@ -71,7 +85,10 @@ def get_code(script, *modules):
 
 
 def get_train_params(wildcards):
-    v = WB.variant(wildcards.variant)
+    return train_params(WB.variant(wildcards.variant))
+
+
+def train_params(v):
     return {
         "family": FAMILY.name,
         "operation": FAMILY.operation,
@@ -85,6 +102,14 @@ def get_train_params(wildcards):
             "epochs": list(v.epochs),
         },
     }
+
+
+def batch_outputs(group, name):
+    """Per-variant output files of a seed batch (``name``: checkpoints or a file name)."""
+    base = f"{WB.results}/{FAMILY.name}"
+    if name == "checkpoints":
+        return [checkpoint_file(v.name, e) for v in group for e in v.epochs]
+    return [f"{base}/{v.name}/{name}" for v in group]
 
 
 def get_legacy_path(wildcards):

@@ -29,6 +29,32 @@ rule train:
         "../workflow/scripts/train.py"
 
 
+for _group in seed_batches():
+
+    rule:
+        name:
+            f"train_batch_p{_group[0].p}"
+        output:
+            checkpoints=batch_outputs(_group, "checkpoints"),
+            history=batch_outputs(_group, "history.h5"),
+            metadata=batch_outputs(_group, "metadata.json"),
+            config=batch_outputs(_group, "config.json"),
+        log:
+            f"{LOGS}/train/batch_p{_group[0].p}.log",
+        benchmark:
+            f"{LOGS}/train/batch_p{_group[0].p}.bench.tsv"
+        conda:
+            ENV
+        threads: 2
+        resources:
+            mem_mb=2000,
+        params:
+            runs=[train_params(v) for v in _group],
+            code=get_code("train_batch.py"),
+        script:
+            "../workflow/scripts/train_batch.py"
+
+
 for _i, _legacy, _epochs, _names in epoch_classes():
     if not _legacy:
         continue

@@ -211,3 +211,21 @@ def test_corrupt_cache_is_named_and_regenerated(run):
     snakemake(run, "--cores", "2")
     with open_h5(cache) as fh:
         assert fh["blocks.0.hook_resid_mid"].shape == (169, 128)
+
+
+def test_batched_seeds_through_the_workflow_equal_single_training(run, tmp_path, legacy_dir):
+    """`batch_seeds: true` trains p = 13 seeds 0 and 1 in one job; seed 0's checkpoints are
+    bit-identical to those of the single-variant run above."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg.update(sweep={"p": [13], "seed": [0, 1]}, batch_seeds=True, legacy=[])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = scheduled(tmp_path)
+    assert jobs["train_batch_p13"] == 1 and "train" not in jobs
+    snakemake(tmp_path, "--cores", "2", f"{FAMILY}/p13_seed0/metadata.json")
+    for epoch in (0, 5, 10):
+        name = f"{FAMILY}/p13_seed0/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
+        a, b = load_weights(run / name), load_weights(tmp_path / name)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    meta = json.loads((tmp_path / FAMILY / "p13_seed1" / "metadata.json").read_text())
+    assert meta["timings"]["trained_together"] == ["p13_seed0", "p13_seed1"]

@@ -160,6 +160,7 @@ class Workbench:
     figures: dict
     reports: tuple[str, ...]
     results: str = "results"
+    batch_seeds: bool = False
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -251,6 +252,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         figures=figures,
         reports=tuple(reports),
         results=config.get("results", "results"),
+        batch_seeds=config.get("batch_seeds", False),
     )
 
 
