@@ -6,17 +6,13 @@ from pathlib import Path
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Jobs (also under --sdm conda or on a cluster) import the package from this checkout.
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from tdw import config as tdw_config
 from tdw.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
-WB = tdw_config.resolve(
-    config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families")
-)
+WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 FAMILY = WB.family
 VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
 LOGS = f"logs/{FAMILY.name}"
@@ -34,10 +30,7 @@ def epoch_classes():
     groups = {}
     for v in WB.variants:
         groups.setdefault((v.is_legacy, v.epochs), []).append(v.name)
-    return [
-        (i, legacy, epochs, names)
-        for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))
-    ]
+    return [(i, legacy, epochs, names) for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))]
 
 
 TRAINED = [v for v in WB.variants if not v.is_legacy]
@@ -129,9 +122,7 @@ def get_cache_params(wildcards):
 
 def get_probe_spec(wildcards):
     if wildcards.probe not in FAMILY.spec["probes"]:
-        raise ValueError(
-            f"unknown probe {wildcards.probe!r}; family {FAMILY.name} offers {sorted(FAMILY.spec['probes'])}"
-        )
+        raise ValueError(f"unknown probe {wildcards.probe!r}; family {FAMILY.name} offers {sorted(FAMILY.spec['probes'])}")
     return FAMILY.spec["probes"][wildcards.probe]
 
 
@@ -254,11 +245,7 @@ def get_all_targets():
     targets = []
     for v in WB.variants:
         base = f"{WB.results}/{FAMILY.name}/{v.name}"
-        targets += [
-            f"{base}/figures/{fig}.{ext}"
-            for fig in WB.figures
-            for ext in ("html", "png", "svg")
-        ]
+        targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
         targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
     # One comparison page per report configuration: a single cheap job over all variants.

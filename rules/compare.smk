@@ -11,14 +11,14 @@ rule compare:
             caption="../workflow/report/compare.rst",
             category="Comparison",
         ),
-    params:
-        spec=get_compare_spec,
-        variants=get_compare_variants,
-        code=get_compare_code,
-    threads: 1
     log:
         f"{LOGS}/compare/{{report}}.log",
     conda:
         ENV
+    threads: 1
+    params:
+        spec=get_compare_spec,
+        variants=get_compare_variants,
+        code=get_compare_code,
     script:
         "../workflow/scripts/compare.py"

@@ -16,15 +16,15 @@ rule render:
             labels={"variant": "{variant}", "figure": "{figure}"},
         ),
         svg=f"{VDIR}/figures/{{figure}}.svg",
-    params:
-        figure=get_figure_params,
-        code=get_figure_code,
-    threads: 1
     log:
         f"{LOGS}/render/{{variant}}_{{figure}}.log",
     benchmark:
         f"{LOGS}/render/{{variant}}_{{figure}}.bench.tsv"
     conda:
         ENV
+    threads: 1
+    params:
+        figure=get_figure_params,
+        code=get_figure_code,
     script:
         "../workflow/scripts/render.py"

@@ -5,7 +5,6 @@
 report: "../workflow/report/workflow.rst"
 
 
-
 rule report:
     input:
         unpack(get_report_inputs),
@@ -17,14 +16,14 @@ rule report:
             subcategory="{report}",
             labels={"variant": "{variant}", "report": "{report}"},
         ),
-    params:
-        spec=get_report_spec,
-        family=FAMILY.name,
-        code=get_report_code,
-    threads: 1
     log:
         f"{LOGS}/report/{{variant}}_{{report}}.log",
     conda:
         ENV
+    threads: 1
+    params:
+        spec=get_report_spec,
+        family=FAMILY.name,
+        code=get_report_code,
     script:
         "../workflow/scripts/report.py"
