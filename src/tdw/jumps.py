@@ -7,8 +7,10 @@ as 1.4826 MAD(second differences) / sqrt(6) (second differences remove linear dr
 a jump moves only two of them). A jump is reported where |z| > ``z_threshold`` and
 |c| > ``min_fraction`` of the series' range, local maxima of |z| only. Under Gaussian noise
 z is N(0, 1) at each t, so z_threshold = 5 gives about 5.7e-7 false alarms per split point
-(3e-4 per 500-point series); the tests measure the rate on pure-noise and smooth-drift
-series with a fixed RNG. Jumps are reported as epoch intervals (the two checkpoints
+(3e-4 per 500-point series). Measured in tests/test_transitions.py (fixed RNG, 200 series
+of 400 points each): 0 detections on Gaussian noise, on linear drift plus noise and on a
+slow sigmoid plus noise; 4.5 % of series with Student-t(5) noise (heavier tails than the
+calibration assumes). Jumps are reported as epoch intervals (the two checkpoints
 around the split point).
 
 Phases (from the test loss, in log10): memorisation ends at the test-loss peak; cleanup
