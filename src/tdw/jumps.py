@@ -64,10 +64,11 @@ def detect_jumps(y: np.ndarray, w: int = 10, z_threshold: float = 5.0, min_fract
 
 
 def bracket(epoch: float, checkpoints: np.ndarray) -> tuple[int, int]:
-    """The checkpoints around an epoch: (last at or before, first at or after)."""
+    """The checkpoints around an epoch: (last at or before, first at or after); 0 when no
+    checkpoint precedes it, the epoch itself (rounded up) when none follows."""
     before = checkpoints[checkpoints <= epoch]
     after = checkpoints[checkpoints >= epoch]
-    return int(before[-1] if len(before) else checkpoints[0]), int(after[0] if len(after) else checkpoints[-1])
+    return int(before[-1] if len(before) else 0), int(after[0] if len(after) else np.ceil(epoch))
 
 
 def grokking_phases(
