@@ -14,7 +14,7 @@ import numpy as np
 from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.fourier import block_fve, fourier_2d_fast, fourier_basis
 
-POST = "blocks.0.mlp.hook_post"
+POST = "blocks.{last}.mlp.hook_post"
 
 
 def neuron_fve(post: np.ndarray, p: int) -> np.ndarray:

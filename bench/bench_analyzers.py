@@ -1,0 +1,107 @@
+"""Benchmark: every analyzer of the modadd family over a p = 113 variant with 400 checkpoints.
+
+Checkpoints are synthesised from the legacy fixture's final weights: checkpoint i of n is
+w_final + (1 - i / (n - 1)) * noise (fixed seed, noise at the scale of each tensor), at
+epochs spread over the fixture's 5000-epoch history, which is reused as history.h5. Caches
+are built once (not timed against the target); then each analyzer runs in its own process
+(as a Snakemake job would) and reports seconds and peak RSS; artifact sizes are summed.
+
+    python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from tdw.analyzers import REGISTRY  # noqa: E402
+from tdw.cache import cache_checkpoints  # noqa: E402
+from tdw.checkpoint import checkpoint_name, load_weights, read_metadata, save_checkpoint  # noqa: E402
+from tdw.config import Variant, load_family  # noqa: E402
+from tdw.legacy import import_variant  # noqa: E402
+
+LEGACY = ROOT.parent / "shared" / "fixtures" / "legacy" / "mod_addition_no_wd.pth"
+
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {src!r})
+from pathlib import Path
+from tdw.analysis import run_analyzer
+args = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+run_analyzer(args["name"], args["params"], [Path(p) for p in args["ckpts"]], [Path(p) for p in args["caches"]],
+             Path(args["out"]), {{}}, history=Path(args["history"]))
+print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def synthesise(out: Path, n: int) -> tuple[list[Path], Path]:
+    family = load_family("modadd", str(ROOT / "families"))
+    legacy = out / "legacy"
+    import_variant(LEGACY, family, Variant("bench", 113, 0, 0.3, (4999,), str(LEGACY)), legacy)
+    final_path = legacy / "checkpoints" / checkpoint_name(4999)
+    final, meta = load_weights(final_path), read_metadata(final_path)
+    rng = np.random.default_rng(0)
+    noise = {k: rng.normal(0, float(v.std()) + 1e-3, v.shape) for k, v in final.items()}
+    epochs = np.unique(np.linspace(0, 4999, n).round().astype(int))
+    paths = []
+    for i, e in enumerate(epochs):
+        t = i / (len(epochs) - 1)
+        path = out / "checkpoints" / checkpoint_name(int(e))
+        save_checkpoint(path, {k: final[k] + (1 - t) * noise[k] for k in final}, {"epoch": int(e), "config": meta["config"]})
+        paths.append(path)
+    shutil.copy(legacy / "history.h5", out / "history.h5")
+    return paths, family
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("/tmp/tdw_bench"))
+    ap.add_argument("--checkpoints", type=int, default=400)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ckpts, family = synthesise(args.out, args.checkpoints)
+    caches = [args.out / "cache" / c.with_suffix(".h5").name for c in ckpts]
+    cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
+    print(f"{len(ckpts)} checkpoints and caches: {time.perf_counter() - t0:.1f} s", flush=True)
+    rows, total_s, total_mb = [], 0.0, 0.0
+    for name in REGISTRY:
+        out = args.out / "artifacts" / f"{name}.h5"
+        payload = {
+            "name": name,
+            "params": family.spec["analyzers"][name].get("params", {}),
+            "out": str(out),
+            "ckpts": [str(c) for c in ckpts],
+            "caches": [str(c) for c in caches],
+            "history": str(args.out / "history.h5"),
+        }
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD.format(src=str(ROOT / "src")), json.dumps(payload)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        stats = json.loads(res.stdout.strip().splitlines()[-1]) | {"artifact_mb": out.stat().st_size / 2**20}
+        rows.append((name, stats))
+        total_s, total_mb = total_s + stats["seconds"], total_mb + stats["artifact_mb"]
+        print(
+            f"{name:24s} {stats['seconds']:8.1f} s  peak {stats['peak_mb']:7.0f} MB  artifact {stats['artifact_mb']:7.1f} MB",
+            flush=True,
+        )
+    peak = max(s["peak_mb"] for _, s in rows)
+    print(f"{'total':24s} {total_s:8.1f} s  peak {peak:7.0f} MB  artifacts {total_mb:7.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
