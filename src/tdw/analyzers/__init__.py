@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "transitions": "tdw.analyzers.transitions",
     "geometry": "tdw.analyzers.geometry",
     "ablations": "tdw.analyzers.ablations",
+    "weight_norms": "tdw.analyzers.weight_norms",
 }
 
 
