@@ -117,7 +117,7 @@ CACHE_SPEC = {
 }
 
 
-def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = None) -> list[Path]:
+def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = None, spec: dict | None = None) -> list[Path]:
     """Forward caches of checkpoints over flat pair indices (default: the full grid), in the
     layout ``tdw.cache`` writes (torch forward of the hooked model)."""
     import torch
@@ -135,7 +135,7 @@ def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = 
         cfg = ModelConfig(**meta["config"]["architecture"])
         idx = np.arange(cfg.p**2) if index is None else np.asarray(index)
         model = HookedModAdd.from_params(cfg, load_torch(ckpt))
-        arrays = forward_cache(model, torch.from_numpy(tokens(cfg.p, idx)), CACHE_SPEC)
+        arrays = forward_cache(model, torch.from_numpy(tokens(cfg.p, idx)), spec or CACHE_SPEC)
         datasets = {"pair_index": (idx.astype(np.int32), "batch")}
         datasets |= {k: (v, hook_dims(k, "last")) for k, v in arrays.items()}
         path = out / f"epoch_{meta['epoch']:05d}.h5"
