@@ -24,7 +24,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tdw.analyzers import REGISTRY  # noqa: E402
 from tdw.cache import cache_checkpoints  # noqa: E402
 from tdw.checkpoint import checkpoint_name, load_weights, read_metadata, save_checkpoint  # noqa: E402
 from tdw.config import Variant, load_family  # noqa: E402
@@ -76,7 +75,7 @@ def main() -> None:
     cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
     print(f"{len(ckpts)} checkpoints and caches: {time.perf_counter() - t0:.1f} s", flush=True)
     rows, total_s, total_mb = [], 0.0, 0.0
-    for name in REGISTRY:
+    for name in family.spec["analyzers"]:
         out = args.out / "artifacts" / f"{name}.h5"
         payload = {
             "name": name,

@@ -33,7 +33,7 @@ def artifacts(tmp_path_factory) -> dict[str, dict]:
     write_history(out / "history.h5", np.exp(-e / 3), e, np.r_[np.linspace(1, 3, 8), np.logspace(0.5, -5, 13)], e, {})
     result = {}
     for name in REGISTRY:
-        params = load_family("modadd").spec["analyzers"][name].get("params", {}) | PARAMS.get(name, {})
+        params = load_family("modadd").spec["analyzers"].get(name, {}).get("params", {}) | PARAMS.get(name, {})
         run_analyzer(name, params, ckpts, caches, out / f"{name}.h5", {}, history=out / "history.h5")
         result[name] = load_artifact(out / f"{name}.h5") | {"path": out / f"{name}.h5"}
     return result
@@ -205,3 +205,10 @@ def test_every_dataset_has_dims(artifacts):
         with h5py.File(art["path"], "r") as fh:
             for key in fh:
                 assert len(fh[key].attrs["dims"].split()) == fh[key].ndim, key
+
+
+def test_ablation_before_after(artifacts):
+    art = artifacts["ablations"]
+    assert list(art["compare_epochs"]) == [0, 20]  # default: first and last checkpoint
+    np.testing.assert_array_equal(art["compare_loss_change"][1], art["loss_change"][-1])
+    assert art["compare_dead_count"][1] == N_DEAD

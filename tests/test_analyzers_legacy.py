@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tdw.analysis import load_artifact, run_analyzer
-from tdw.analyzers import REGISTRY
 from tdw.cache import cache_checkpoints
 from tdw.config import Variant, load_family
 from tdw.history import read_history
@@ -25,8 +24,8 @@ def legacy_run(legacy_dir, tmp_path_factory):
     caches = [out / "cache" / c.with_suffix(".h5").name for c in ckpts]
     cache_checkpoints(family, variant, "full", ckpts, caches)
     arts = {}
-    for name in REGISTRY:
-        params = family.spec["analyzers"][name].get("params", {})
+    for name, entry in family.spec["analyzers"].items():
+        params = entry.get("params", {})
         run_analyzer(name, params, ckpts, caches, out / f"{name}.h5", {}, history=out / "history.h5")
         arts[name] = load_artifact(out / f"{name}.h5")
     return out, arts

@@ -8,7 +8,8 @@ pass in numpy from the weights: the head's output o_h = (sum_j pattern_j v_j) W_
 replaced in the residual stream, then the MLP and unembedding run again (``tdw.tail``).
 Both need the paper's shape (one block, no LayerNorm). Losses are over all grid rows and
 the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
-spaced, plus the compared ones); other checkpoints hold NaN.
+spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
+(default: first and last; the nearest checkpoints are used) whose results are set side by side.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Ablations(Analyzer):
         w_l = final.weights["blocks.0.mlp.W_out"] @ final.weights["unembed.W_U"]
         size = np.linalg.norm(post, axis=0) * np.linalg.norm(w_l, axis=1)
         top = np.argsort(-size)[: int(params.get("top_neurons", 5))]
-        compare = [int(e) for e in params.get("compare", [int(epochs[0]), int(epochs[-1])])]
+        compare = [int(e) for e in params.get("compare") or [epochs[0], epochs[-1]]]
         compare = [int(epochs[np.argmin(np.abs(epochs - e))]) for e in compare]
         chosen = set(spaced_epochs(epochs, int(params.get("max_checkpoints", 40))).tolist()) | set(compare)
         groups = [(f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])]
