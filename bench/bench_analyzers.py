@@ -6,7 +6,7 @@ epochs spread over the fixture's 5000-epoch history, which is reused as history.
 are built once (not timed against the target); then each analyzer runs in its own process
 (as a Snakemake job would) and reports seconds and peak RSS; artifact sizes are summed.
 
-    python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400]
+    python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400] [--reuse]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tdw.legacy import import_variant  # noqa: E402
 LEGACY = ROOT.parent / "shared" / "fixtures" / "legacy" / "mod_addition_no_wd.pth"
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {src!r})
 from pathlib import Path
 from tdw.analysis import run_analyzer
@@ -40,7 +40,9 @@ args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 run_analyzer(args["name"], args["params"], [Path(p) for p in args["ckpts"]], [Path(p) for p in args["caches"]],
              Path(args["out"]), {{}}, history=Path(args["history"]))
-print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM (peak RSS of this process image; ru_maxrss would inherit the parent's across exec)
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": hwm / 1024}}))
 """
 
 
@@ -67,12 +69,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/tdw_bench"))
     ap.add_argument("--checkpoints", type=int, default=400)
+    ap.add_argument("--reuse", action="store_true", help="keep checkpoints and caches already under --out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ckpts, family = synthesise(args.out, args.checkpoints)
+    if args.reuse:
+        family = load_family("modadd", str(ROOT / "families"))
+        ckpts = sorted((args.out / "checkpoints").glob("*.safetensors"))
+    else:
+        ckpts, family = synthesise(args.out, args.checkpoints)
     caches = [args.out / "cache" / c.with_suffix(".h5").name for c in ckpts]
-    cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
+    if not args.reuse:
+        cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
     print(f"{len(ckpts)} checkpoints and caches: {time.perf_counter() - t0:.1f} s", flush=True)
     rows, total_s, total_mb = [], 0.0, 0.0
     for name in family.spec["analyzers"]:

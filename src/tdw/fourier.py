@@ -52,10 +52,11 @@ def fourier_2d(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 def fourier_2d_fast(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """``fourier_2d`` for a grid [p, p, d] as two BLAS products (same dtype as ``grid``)."""
-    p = grid.shape[0]
+    p, d = grid.shape[0], int(np.prod(grid.shape[2:], dtype=int))
     basis = basis.astype(grid.dtype)
-    half = (basis @ grid.reshape(p, -1)).reshape(grid.shape)  # transform over a: [i, b, d]
-    return np.matmul(basis[None], half)  # transform over b: [i, j, d]
+    half = basis @ grid.reshape(p, -1)  # transform over a: [i, b * d]
+    half = half.reshape(p, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, d), b]: one GEMM over b
+    return (half @ basis.T).reshape(p, d, p).transpose(0, 2, 1).reshape(grid.shape)  # [i, j, ...]
 
 
 def block_fve(energy: np.ndarray) -> np.ndarray:
