@@ -4,7 +4,8 @@ Checkpoints are synthesised from the legacy fixture's final weights: checkpoint 
 w_final + (1 - i / (n - 1)) * noise (fixed seed, noise at the scale of each tensor), at
 epochs spread over the fixture's 5000-epoch history, which is reused as history.h5. Caches
 are built once (not timed against the target); then each analyzer runs in its own process
-(as a Snakemake job would) and reports seconds and peak RSS; artifact sizes are summed.
+with one BLAS thread (as its Snakemake job would) and reports wall and CPU seconds and peak
+RSS (VmHWM); artifact sizes are summed.
 
     python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400] [--reuse]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,10 +31,12 @@ from tdw.checkpoint import checkpoint_name, load_weights, read_metadata, save_ch
 from tdw.config import Variant, load_family  # noqa: E402
 from tdw.legacy import import_variant  # noqa: E402
 
+# What Snakemake sets for a job with ``threads: 1`` (rules/analyze.smk)
+THREADS = dict.fromkeys(["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"], "1")
 LEGACY = ROOT.parent / "shared" / "fixtures" / "legacy" / "mod_addition_no_wd.pth"
 
 CHILD = """
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {src!r})
 from pathlib import Path
 from tdw.analysis import run_analyzer
@@ -42,7 +46,8 @@ run_analyzer(args["name"], args["params"], [Path(p) for p in args["ckpts"]], [Pa
              Path(args["out"]), {{}}, history=Path(args["history"]))
 # VmHWM (peak RSS of this process image; ru_maxrss would inherit the parent's across exec)
 hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": hwm / 1024}}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": hwm / 1024}}))
 """
 
 
@@ -98,16 +103,19 @@ def main() -> None:
             capture_output=True,
             text=True,
             check=True,
+            env=os.environ | THREADS,
         )
         stats = json.loads(res.stdout.strip().splitlines()[-1]) | {"artifact_mb": out.stat().st_size / 2**20}
         rows.append((name, stats))
         total_s, total_mb = total_s + stats["seconds"], total_mb + stats["artifact_mb"]
         print(
-            f"{name:24s} {stats['seconds']:8.1f} s  peak {stats['peak_mb']:7.0f} MB  artifact {stats['artifact_mb']:7.1f} MB",
+            f"{name:24s} {stats['seconds']:8.1f} s  cpu {stats['cpu_s']:7.1f} s  peak {stats['peak_mb']:6.0f} MB  "
+            f"artifact {stats['artifact_mb']:6.1f} MB  load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     peak = max(s["peak_mb"] for _, s in rows)
-    print(f"{'total':24s} {total_s:8.1f} s  peak {peak:7.0f} MB  artifacts {total_mb:7.1f} MB")
+    cpu = sum(s["cpu_s"] for _, s in rows)
+    print(f"{'total':24s} {total_s:8.1f} s  cpu {cpu:7.1f} s  peak {peak:6.0f} MB  artifacts {total_mb:6.1f} MB")
 
 
 if __name__ == "__main__":

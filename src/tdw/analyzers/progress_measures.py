@@ -27,8 +27,9 @@ def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
     basis = fourier_basis(p)[rows].astype(np.float32)  # [r, p]
     grid = post.reshape(p, p, -1).astype(np.float32)
     grid = grid - grid.mean(axis=(0, 1))
-    sub = np.einsum("ia,abd->ibd", basis, grid)
-    sub = np.einsum("jb,ibd->ijd", basis, sub).astype(np.float64) ** 2  # [r, r, neuron]
+    r, d = len(rows), grid.shape[-1]
+    sub = (basis @ grid.reshape(p, -1)).reshape(r, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, neuron), b]
+    sub = (sub @ basis.T).reshape(r, d, r).transpose(0, 2, 1).astype(np.float64) ** 2  # [r, r, neuron]
     total = float((grid.astype(np.float64) ** 2).sum())
     share = []
     for i in range(len(keys)):
