@@ -7,7 +7,7 @@ are built once (not timed against the target); then each analyzer runs in its ow
 with one BLAS thread (as its Snakemake job would) and reports wall and CPU seconds and peak
 RSS (VmHWM); artifact sizes are summed.
 
-    python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400] [--reuse]
+    python bench/bench_analyzers.py --out /tmp/tdw_bench [--checkpoints 400] [--jobs 2] [--reuse]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/tdw_bench"))
     ap.add_argument("--checkpoints", type=int, default=400)
+    ap.add_argument("--jobs", type=int, default=2, help="analyzer jobs at a time (the machine's cores)")
     ap.add_argument("--reuse", action="store_true", help="keep checkpoints and caches already under --out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -87,35 +89,41 @@ def main() -> None:
     if not args.reuse:
         cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
     print(f"{len(ckpts)} checkpoints and caches: {time.perf_counter() - t0:.1f} s", flush=True)
-    rows, total_s, total_mb = [], 0.0, 0.0
-    for name in family.spec["analyzers"]:
-        out = args.out / "artifacts" / f"{name}.h5"
-        payload = {
-            "name": name,
-            "params": family.spec["analyzers"][name].get("params", {}),
-            "out": str(out),
-            "ckpts": [str(c) for c in ckpts],
-            "caches": [str(c) for c in caches],
-            "history": str(args.out / "history.h5"),
-        }
-        res = subprocess.run(
-            [sys.executable, "-c", CHILD.format(src=str(ROOT / "src")), json.dumps(payload)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=os.environ | THREADS,
-        )
-        stats = json.loads(res.stdout.strip().splitlines()[-1]) | {"artifact_mb": out.stat().st_size / 2**20}
-        rows.append((name, stats))
-        total_s, total_mb = total_s + stats["seconds"], total_mb + stats["artifact_mb"]
+    t1 = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:  # like `snakemake --cores N` over the analyze jobs
+        futures = {name: pool.submit(run_one, name, family, ckpts, caches, args.out) for name in family.spec["analyzers"]}
+        rows = [(name, f.result()) for name, f in futures.items()]
+    makespan = time.perf_counter() - t1
+    for name, st in rows:
         print(
-            f"{name:24s} {stats['seconds']:8.1f} s  cpu {stats['cpu_s']:7.1f} s  peak {stats['peak_mb']:6.0f} MB  "
-            f"artifact {stats['artifact_mb']:6.1f} MB  load {os.getloadavg()[0]:.1f}",
-            flush=True,
+            f"{name:24s} {st['seconds']:8.1f} s  cpu {st['cpu_s']:7.1f} s  peak {st['peak_mb']:6.0f} MB  "
+            f"artifact {st['artifact_mb']:6.1f} MB"
         )
-    peak = max(s["peak_mb"] for _, s in rows)
-    cpu = sum(s["cpu_s"] for _, s in rows)
-    print(f"{'total':24s} {total_s:8.1f} s  cpu {cpu:7.1f} s  peak {peak:6.0f} MB  artifacts {total_mb:6.1f} MB")
+    total_s, cpu = sum(s["seconds"] for _, s in rows), sum(s["cpu_s"] for _, s in rows)
+    peak, total_mb = max(s["peak_mb"] for _, s in rows), sum(s["artifact_mb"] for _, s in rows)
+    print(f"{'sum over jobs':24s} {total_s:8.1f} s  cpu {cpu:7.1f} s  peak {peak:6.0f} MB  artifacts {total_mb:6.1f} MB")
+    print(f"all analyzers, {args.jobs} job(s) at a time: {makespan:.1f} s wall; load average {os.getloadavg()}")
+
+
+def run_one(name: str, family, ckpts: list[Path], caches: list[Path], out_dir: Path) -> dict:
+    """One analyzer in its own process with one BLAS thread; its stats and artifact size."""
+    out = out_dir / "artifacts" / f"{name}.h5"
+    payload = {
+        "name": name,
+        "params": family.spec["analyzers"][name].get("params", {}),
+        "out": str(out),
+        "ckpts": [str(c) for c in ckpts],
+        "caches": [str(c) for c in caches],
+        "history": str(out_dir / "history.h5"),
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD.format(src=str(ROOT / "src")), json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | THREADS,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1]) | {"artifact_mb": out.stat().st_size / 2**20}
 
 
 if __name__ == "__main__":

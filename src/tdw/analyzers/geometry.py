@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.analyzers.dimensionality import singular_values
 from tdw.keyfreq import key_frequencies
 
 POST = "blocks.{last}.mlp.hook_post"
@@ -63,7 +62,8 @@ class Geometry(Analyzer):
         u, s, _ = np.linalg.svd(w_e, full_matrices=False)
         post = view.activation(POST).astype(np.float64)
         post = post - post.mean(0)
-        s_post = singular_values(post, centred=False)
+        # leading variance shares only: a float32 Gram keeps the top eigenvalues to ~1e-6
+        top = np.linalg.eigvalsh((post.T.astype(np.float32) @ post.astype(np.float32)).astype(np.float64))[::-1][:n_pc]
         target = view.labels()
         counts = np.bincount(target, minlength=p)[:, None]
         e_circle, e_score, n_circle, n_score = [], [], [], []
@@ -79,7 +79,7 @@ class Geometry(Analyzer):
         return {
             "embed_pca_variance": (s[:n_pc] ** 2) / np.sum(s**2),
             "embed_pca": (u[:, :n_pc] * s[:n_pc]).T,
-            "neuron_pca_variance": (s_post[:n_pc] ** 2) / max(np.sum(s_post**2), 1e-300),
+            "neuron_pca_variance": np.clip(top, 0, None) / max(float(np.sum(post**2)), 1e-300),
             "embed_circle": np.array(e_circle),
             "embed_circularity": np.array(e_score),
             "neuron_circle": np.array(n_circle),
