@@ -21,9 +21,9 @@ POST = "blocks.{last}.mlp.hook_post"
 
 def circle_plane(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Centred x [rows, features] and angles [rows] -> points in the (cos, sin) plane [rows, 2]."""
-    span = x.T @ np.stack([np.cos(theta), np.sin(theta)], 1)  # [features, 2]
-    q, _ = np.linalg.qr(span)
-    return x @ q
+    span = x.T @ np.stack([np.cos(theta), np.sin(theta)], 1).astype(x.dtype)  # [features, 2]
+    q, _ = np.linalg.qr(span.astype(np.float64))
+    return (x @ q.astype(x.dtype)).astype(np.float64)
 
 
 def circularity(points: np.ndarray, theta: np.ndarray) -> float:
@@ -60,10 +60,10 @@ class Geometry(Analyzer):
         w_e = view.weights["embed.W_E"][:p].astype(np.float64)
         w_e = w_e - w_e.mean(0)
         u, s, _ = np.linalg.svd(w_e, full_matrices=False)
-        post = view.activation(POST).astype(np.float64)
+        post = view.activation(POST).astype(np.float32)
         post = post - post.mean(0)
         # leading variance shares only: a float32 Gram keeps the top eigenvalues to ~1e-6
-        top = np.linalg.eigvalsh((post.T.astype(np.float32) @ post.astype(np.float32)).astype(np.float64))[::-1][:n_pc]
+        top = np.linalg.eigvalsh((post.T @ post).astype(np.float64))[::-1][:n_pc]
         target = view.labels()
         counts = np.bincount(target, minlength=p)[:, None]
         e_circle, e_score, n_circle, n_score = [], [], [], []
@@ -79,7 +79,7 @@ class Geometry(Analyzer):
         return {
             "embed_pca_variance": (s[:n_pc] ** 2) / np.sum(s**2),
             "embed_pca": (u[:, :n_pc] * s[:n_pc]).T,
-            "neuron_pca_variance": np.clip(top, 0, None) / max(float(np.sum(post**2)), 1e-300),
+            "neuron_pca_variance": np.clip(top, 0, None) / max(float(np.sum(post.astype(np.float64) ** 2)), 1e-300),
             "embed_circle": np.array(e_circle),
             "embed_circularity": np.array(e_score),
             "neuron_circle": np.array(n_circle),
