@@ -63,6 +63,7 @@ def test_key_frequencies_found_from_data(artifacts):
 
 
 def test_neuron_clusters_match_construction(artifacts):
+    """Clusters at the paper's FVE threshold 0.85 (REFERENCE section 3), k = p//2 included."""
     art = artifacts["neuron_clusters"]
     expected = np.r_[np.full(J, KEYS[0]), np.full(J, KEYS[1]), np.zeros(N_DEAD + 1, int)]
     assert np.array_equal(art["cluster"][-1], expected)

@@ -39,6 +39,7 @@ def test_legacy_through_every_analyzer(legacy_run):
     # train loss the original code logged at its last epoch (1.68e-10); a wrong split would
     # mix in test pairs. Its logged test loss (1.1e-6) sits on the float32 floor.
     assert pm["train_loss"][-1] == pytest.approx(hist["train_loss"][-1], rel=0.05)
+    assert (pm["n_train"][-1], pm["n_test"][-1]) == (3830, 8939)  # REFERENCE section 2, p = 113, fraction 0.3
     assert pm["test_loss"][-1] < 1e-5 and pm["restricted_loss"][-1] < 1e-6
     assert pm["excluded_loss_all"][-1] > 10.0 and pm["logit_key_fraction"][-1] > 0.9
     # this run generalises: the test loss peaks (5.0) at epoch 65 of its history

@@ -67,6 +67,8 @@ class ProgressMeasures(Analyzer):
         "excluded_loss": "key_frequency",
         "excluded_loss_all": "",
         "test_restricted_ratio": "",
+        "n_train": "",
+        "n_test": "",
         "gini_embed": "",
         "gini_unembed": "",
         "sum_sq_weights": "parameter",
@@ -104,6 +106,7 @@ class ProgressMeasures(Analyzer):
             "logit_periodicity": periodicity(logits, labels, p),
         }
         out["test_restricted_ratio"] = out["test_loss"] / out["restricted_loss"]
+        out["n_train"], out["n_test"] = np.int64(len(train)), np.int64(len(test))
         return out | weight_measures(view.weights, p, params["_params"])
 
     def finalize(self, epochs, steps, params):
