@@ -133,6 +133,8 @@ def get_analyzer_inputs(wildcards):
     inputs = {"checkpoints": get_checkpoints(wildcards)}
     if analyzers.get(wildcards.analyzer).reads:
         inputs["caches"] = [cache_file(v.name, wildcards.probe, e) for e in v.epochs]
+    if analyzers.get(wildcards.analyzer).needs_history:
+        inputs["history"] = f"{WB.results}/{FAMILY.name}/{v.name}/history.h5"
     return inputs
 
 
@@ -248,6 +250,7 @@ def get_all_targets():
         targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
         targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
+        targets += [artifact_file(v.name, a) for a in WB.analyzers]
     # One comparison page per report configuration: a single cheap job over all variants.
     targets += [f"{WB.results}/{FAMILY.name}/compare/{r}.html" for r in WB.reports]
     return targets

@@ -48,3 +48,53 @@ def frequency_norms(component_norms: np.ndarray) -> np.ndarray:
 def fourier_2d(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """2D transform M_hat = F M F^T of a grid tensor M[a, b, ...] (trailing axes kept)."""
     return np.einsum("ia,jb,ab...->ij...", basis, basis, grid, optimize=True)
+
+
+def fourier_2d_fast(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``fourier_2d`` for a grid [p, p, d] as two BLAS products (same dtype as ``grid``)."""
+    p, d = grid.shape[0], int(np.prod(grid.shape[2:], dtype=int))
+    basis = basis.astype(grid.dtype)
+    half = basis @ grid.reshape(p, -1)  # transform over a: [i, b * d]
+    half = half.reshape(p, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, d), b]: one GEMM over b
+    return (half @ basis.T).reshape(p, d, p).transpose(0, 2, 1).reshape(grid.shape)  # [i, j, ...]
+
+
+def block_fve(energy: np.ndarray) -> np.ndarray:
+    """Fraction of energy in the 3x3 block {0, 2k-1, 2k}^2 for every k = 1..p//2.
+
+    energy: [p, p, ...] squared 2D Fourier coefficients (row order of ``fourier_basis``).
+    Returns [p//2, ...]: entry k-1 is block k's energy over the total (k = p//2 included).
+    """
+    p = energy.shape[0]
+    c = np.arange(1, 2 * (p // 2), 2)  # cos rows 2k-1
+    s = c + 1  # sin rows 2k
+    block = energy[0, 0][None] + energy[0, c] + energy[0, s] + energy[c, 0] + energy[s, 0]
+    block = block + energy[c, c] + energy[c, s] + energy[s, c] + energy[s, s]
+    total = energy.sum(axis=(0, 1))
+    return block / np.where(total > 0, total, 1.0)
+
+
+def sum_directions(p: int, index: np.ndarray, freqs: np.ndarray, operation: str = "add") -> np.ndarray:
+    """Unit directions c_k, s_k over the full grid, evaluated at flat pair indices.
+
+    c_k is proportional to cos(w_k (a + b)), s_k to sin(w_k (a + b)) (a - b for ``sub``),
+    normalised over all p^2 pairs (norm sqrt(p^2 / 2)). Returns [batch, 2 * len(freqs)]
+    with columns c_{k1}, s_{k1}, c_{k2}, ...
+    """
+    a, b = np.divmod(np.asarray(index, dtype=np.int64), p)
+    target = (a + b) % p if operation == "add" else (a - b) % p
+    angle = 2 * np.pi * np.outer(target, np.asarray(freqs)) / p  # [batch, freq]
+    out = np.empty((len(target), 2 * len(freqs)))
+    out[:, 0::2] = np.cos(angle)
+    out[:, 1::2] = np.sin(angle)
+    return out / np.sqrt(p * p / 2)
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient (Hurley & Rickard) of non-negative values:
+    G = 2 sum_i i c_(i) / (N sum c) - (N + 1) / N over the sorted c_(1..N)."""
+    c = np.sort(np.abs(np.ravel(values)))
+    n = len(c)
+    if c.sum() == 0:
+        return 0.0
+    return float(2 * np.sum(np.arange(1, n + 1) * c) / (n * c.sum()) - (n + 1) / n)

@@ -35,14 +35,19 @@ def source_hook(cfg: ModelConfig) -> str:
     return f"blocks.{cfg.n_layers - 1}.hook_resid_mid"
 
 
-def finish_forward(resid_mid: np.ndarray, weights: dict[str, np.ndarray], cfg: ModelConfig) -> dict[str, np.ndarray]:
+def finish_forward(
+    resid_mid: np.ndarray, weights: dict[str, np.ndarray], cfg: ModelConfig, mlp_only: bool = False
+) -> dict[str, np.ndarray]:
     """resid_mid [batch, d_model] of the last block -> its MLP hooks and logits
-    [batch, d_vocab_out], float32."""
+    [batch, d_vocab_out], float32. ``mlp_only`` stops after ``mlp.hook_post`` (half the
+    work, for readers of the MLP activations only)."""
     b = f"blocks.{cfg.n_layers - 1}."
     x = resid_mid.astype(np.float32)
     mlp_in = _layernorm(x, weights[b + "ln2.w"], weights[b + "ln2.b"]) if cfg.layernorm else x
     pre = mlp_in @ weights[b + "mlp.W_in"] + weights[b + "mlp.b_in"]
     post = np.maximum(pre, 0) if cfg.act == "relu" else _gelu(pre)
+    if mlp_only:
+        return {b + "mlp.hook_pre": pre, b + "mlp.hook_post": post}
     mlp_out = post @ weights[b + "mlp.W_out"] + weights[b + "mlp.b_out"]
     resid_post = x + mlp_out
     final = _layernorm(resid_post, weights["ln_final.w"], weights["ln_final.b"]) if cfg.layernorm else resid_post

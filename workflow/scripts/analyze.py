@@ -8,6 +8,7 @@ from tdw.joblog import job_log
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}"):  # noqa: F821
     caches = snakemake.input.get("caches")  # noqa: F821
+    history = snakemake.input.get("history")  # noqa: F821
     seconds = run_analyzer(
         wc.analyzer,
         dict(snakemake.params.analyzer_params),  # noqa: F821
@@ -15,5 +16,6 @@ with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}")
         [Path(p) for p in caches] if caches else None,
         Path(snakemake.output.artifact),  # noqa: F821
         {"family": snakemake.config["family"], "variant": wc.variant, "probe": wc.probe},  # noqa: F821
+        history=Path(history) if history else None,
     )
     print(f"{wc.analyzer}: {seconds:.2f} s")

@@ -9,6 +9,15 @@ from tdw.analyzers.base import Analyzer
 
 REGISTRY: dict[str, str] = {
     "embedding_frequencies": "tdw.analyzers.embedding_frequencies",
+    "neuron_activations": "tdw.analyzers.neuron_activations",
+    "neuron_clusters": "tdw.analyzers.neuron_clusters",
+    "progress_measures": "tdw.analyzers.progress_measures",
+    "attention": "tdw.analyzers.attention",
+    "dimensionality": "tdw.analyzers.dimensionality",
+    "transitions": "tdw.analyzers.transitions",
+    "geometry": "tdw.analyzers.geometry",
+    "ablations": "tdw.analyzers.ablations",
+    "weight_norms": "tdw.analyzers.weight_norms",
 }
 
 
@@ -24,9 +33,10 @@ def cache_provides(spec: dict, hook: str) -> bool:
     from tdw.architecture import ModelConfig
     from tdw.tail import source_hook, tail_hooks
 
+    cfg = ModelConfig(p=3, **spec["architecture"])
+    hook = hook.replace("{last}", str(cfg.n_layers - 1))
     if hook in spec["cache"]:
         return True
-    cfg = ModelConfig(p=3, **spec["architecture"])
     return hook in tail_hooks(cfg) and spec["cache"].get(source_hook(cfg), {}).get("positions") == "last"
 
 

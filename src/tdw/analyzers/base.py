@@ -15,6 +15,12 @@ from tdw.h5io import open_h5
 from tdw.tail import finish_forward, source_hook, tail_hooks
 
 
+def resolve_hook(hook: str, model: ModelConfig) -> str:
+    """Hook names may say ``blocks.{last}.`` for the last block, so one analyzer serves
+    families of any depth."""
+    return hook.replace("{last}", str(model.n_layers - 1))
+
+
 @dataclass
 class CheckpointView:
     """What one checkpoint offers an analyzer: weights (lazy) and cached activations (lazy)."""
@@ -23,11 +29,49 @@ class CheckpointView:
     model: ModelConfig
     checkpoint: Path
     cache: Path | None = None
+    config: dict = field(default_factory=dict, repr=False)  # the run config stored in the checkpoint
+    history: Path | None = None  # the variant's history.h5, for analyzers that declare needs_history
     _arrays: dict = field(default_factory=dict, repr=False)
 
     @property
     def p(self) -> int:
         return self.model.p
+
+    @property
+    def operation(self) -> str:
+        return self.config.get("task", {}).get("operation", "add")
+
+    @property
+    def pair_index(self) -> np.ndarray:
+        """Flat pair index a*p + b of each cached row, shape [batch]."""
+        if "pair_index" not in self._arrays:
+            if self.cache is None:
+                raise ValueError(f"no cache given for epoch {self.epoch}: rows have no pair index")
+            with open_h5(self.cache) as fh:
+                self._arrays["pair_index"] = fh["pair_index"][()].astype(np.int64)
+        return self._arrays["pair_index"]
+
+    @property
+    def is_full_grid(self) -> bool:
+        """Whether the cached rows are every (a, b) pair in row-major order."""
+        index = self.pair_index
+        return len(index) == self.p**2 and bool(np.all(index == np.arange(self.p**2)))
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and test flat pair indices of this run (seeded split, ``tdw.data.split``)."""
+        from tdw.data import split
+
+        return split(self.p, float(self.config["train"]["train_frac"]), int(self.config["seed"]))
+
+    def labels(self) -> np.ndarray:
+        """Correct answer of each cached row, shape [batch]."""
+        from tdw.data import labels
+
+        return labels(self.p, self.pair_index, self.operation)
+
+    def drop_activations(self) -> None:
+        """Free the cached tensors (the view stays usable; they reload on demand)."""
+        self._arrays.clear()
 
     @cached_property
     def weights(self) -> dict[str, np.ndarray]:
@@ -39,24 +83,29 @@ class CheckpointView:
         Hooks after the last block's ``hook_resid_mid`` (its MLP hooks, ``logits``) are
         finished from the cached residual stream and the weights (``tdw.tail``).
         """
+        hook = resolve_hook(hook, self.model)
         if hook in self._arrays:
             return self._arrays[hook]
         if self.cache is None:
             raise ValueError(f"no cache given for epoch {self.epoch}; the analyzer must declare {hook!r} in reads")
         with open_h5(self.cache) as fh:
-            self._arrays.setdefault("pair_index", fh["pair_index"][()])
+            self._arrays.setdefault("pair_index", fh["pair_index"][()].astype(np.int64))
             if hook in fh:
                 self._arrays[hook] = fh[hook][()]
                 return self._arrays[hook]
-            if hook not in tail_hooks(self.model) or source_hook(self.model) not in fh:
+            source = source_hook(self.model)
+            if hook not in tail_hooks(self.model) or (source not in fh and source not in self._arrays):
                 raise KeyError(f"{self.cache}: no dataset {hook!r}; cached: {sorted(fh)}")
-            resid_mid = fh[source_hook(self.model)][()]
-        self._arrays |= finish_forward(resid_mid, self.weights, self.model)
+            if source not in self._arrays:
+                self._arrays[source] = fh[source][()]
+        mlp_only = hook.endswith(("mlp.hook_pre", "mlp.hook_post"))
+        self._arrays |= finish_forward(self._arrays[source], self.weights, self.model, mlp_only=mlp_only)
         return self._arrays[hook]
 
 
 class Analyzer:
-    """Subclass and set the class attributes; override ``step`` and optionally ``finalize``.
+    """Subclass and set the class attributes; override ``step`` and optionally ``prepare``
+    and ``finalize``.
 
     ``step`` returns ``{name: array}`` for one checkpoint; ``dims`` names those arrays'
     axes. The default ``finalize`` stacks them along a leading ``epoch`` axis.
@@ -65,9 +114,16 @@ class Analyzer:
     name: str = ""
     reads: tuple[str, ...] = ()  # cached hook names; weights are always available
     needs_full_grid: bool = False
+    needs_history: bool = False  # the workflow then passes the variant's history.h5
     operations: tuple[str, ...] = ("add", "sub")
     dims: dict[str, str] = {}
     description: str = ""
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        """Called once before the steps with the final checkpoint (and every epoch): returns
+        values derived from data (key frequencies, neuron clusters, ...) that are added to
+        ``params`` for ``step`` and ``finalize``. Default: nothing."""
+        return {}
 
     def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -1,0 +1,110 @@
+"""Ablations: dead and always-on neurons; loss change when frequency clusters, heads or top
+neurons are zero- or mean-ablated; a before/after comparison of two checkpoints.
+
+Neuron ablation is exact from the cache: with W_L = W_out W_U, replacing post[:, S] by r
+changes the logits by -(post[:, S] - r) @ W_L[S]. Head ablation recomputes the forward
+pass in numpy from the weights: the head's output o_h = (sum_j pattern_j v_j) W_O[h] at the
+`=` position, with v_j = (W_E[token_j] + W_pos[j]) W_V[h] and the cached pattern, is
+replaced in the residual stream, then the MLP and unembedding run again (``tdw.tail``).
+Both need the paper's shape (one block, no LayerNorm). Losses are over all grid rows and
+the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
+spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
+(default: first and last; the nearest checkpoints are used) whose results are set side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.neuron_activations import spaced_epochs
+from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
+from tdw.data import tokens
+from tdw.losses import cross_entropy
+from tdw.tail import finish_forward
+
+PRE, POST, LOGITS = "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post", "logits"
+PATTERN, RESID = "blocks.0.attn.hook_pattern", "blocks.0.hook_resid_mid"
+MODES, SUBSETS = ("zero", "mean"), ("all", "train", "test")
+
+
+def head_outputs(view: CheckpointView, head: int) -> np.ndarray:
+    """Output of one head at the `=` position, [batch, d_model], from cached pattern and weights."""
+    w = view.weights
+    tok = tokens(view.p, view.pair_index)  # [batch, 3]
+    x = w["embed.W_E"][tok] + w["pos_embed.W_pos"][None]  # [batch, pos, d_model]
+    v = x @ w["blocks.0.attn.W_V"][head]  # [batch, pos, d_head]
+    z = np.einsum("bj,bje->be", view.activation(PATTERN)[:, head], v)
+    return z @ w["blocks.0.attn.W_O"][head]
+
+
+def subset_losses(logits: np.ndarray, labels: np.ndarray, rows: list[np.ndarray], p: int) -> np.ndarray:
+    return np.array([cross_entropy(logits[r, :p], labels[r]) for r in rows])
+
+
+class Ablations(Analyzer):
+    name = "ablations"
+    reads = (PRE, POST, LOGITS, PATTERN, RESID)
+    needs_full_grid = True
+    description = "dead/always-on neurons; loss change under zero and mean ablation of clusters, heads, top neurons"
+    dims = {"dead": "neuron", "always_on": "neuron", "base_loss": "subset", "loss_change": "group mode subset"}
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        if not final.model.is_paper_shape:
+            raise ValueError("ablations: exact neuron and head ablation assume one block, no LayerNorm, ReLU")
+        post = final.activation(POST)
+        _, cluster = assign_clusters(neuron_fve(post, final.p), float(params.get("threshold", 0.85)))
+        w_l = final.weights["blocks.0.mlp.W_out"] @ final.weights["unembed.W_U"]
+        size = np.linalg.norm(post, axis=0) * np.linalg.norm(w_l, axis=1)
+        top = np.argsort(-size)[: int(params.get("top_neurons", 5))]
+        compare = [int(e) for e in params.get("compare") or [epochs[0], epochs[-1]]]
+        compare = [int(epochs[np.argmin(np.abs(epochs - e))]) for e in compare]
+        chosen = set(spaced_epochs(epochs, int(params.get("max_checkpoints", 40))).tolist()) | set(compare)
+        groups = [(f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])]
+        groups += [(f"neuron_{n}", np.array([n])) for n in top]
+        groups += [(f"head_{h}", h) for h in range(final.model.n_heads)]
+        return {"_groups": groups, "_epochs": sorted(chosen), "_compare": compare}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        pre, post = view.activation(PRE), view.activation(POST)
+        out = {"dead": (post <= 0).all(0), "always_on": (pre > 0).all(0)}
+        groups = params["_groups"]
+        if view.epoch not in params["_epochs"]:
+            nan = np.full((len(groups), len(MODES), len(SUBSETS)), np.nan)
+            return out | {"base_loss": np.full(len(SUBSETS), np.nan), "loss_change": nan}
+        train, test = view.split()
+        rows, labels, p = [np.arange(view.p**2), train, test], view.labels(), view.p
+        logits = view.activation(LOGITS).astype(np.float64)
+        base = subset_losses(logits, labels, rows, p)
+        w_l = view.weights["blocks.0.mlp.W_out"].astype(np.float64) @ view.weights["unembed.W_U"]
+        change = np.empty((len(groups), len(MODES), len(SUBSETS)))
+        for g, (name, members) in enumerate(groups):
+            for m, mode in enumerate(MODES):
+                if name.startswith("head_"):
+                    o = head_outputs(view, members)
+                    resid = view.activation(RESID) - o + (o.mean(0) if mode == "mean" else 0.0)
+                    new = finish_forward(resid, view.weights, view.model)["logits"].astype(np.float64)
+                else:
+                    act = post[:, members].astype(np.float64)
+                    new = logits - (act - (act.mean(0) if mode == "mean" else 0.0)) @ w_l[members]
+                change[g, m] = subset_losses(new, labels, rows, p) - base
+        return out | {"base_loss": base, "loss_change": change}
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        i, j = (int(np.flatnonzero(epochs == e)[0]) for e in params["_compare"])
+        change = out["loss_change"][0]
+        out |= {
+            "group": (np.array([g for g, _ in params["_groups"]], dtype="S"), "group"),
+            "mode": (np.array(MODES, dtype="S"), "mode"),
+            "subset": (np.array(SUBSETS, dtype="S"), "subset"),
+            "compare_epochs": (np.array(params["_compare"]), "compared"),
+            "compare_loss_change": (change[[i, j]], "compared group mode subset"),
+            "compare_dead_count": (out["dead"][0][[i, j]].sum(1), "compared"),
+            "n_dead": (out["dead"][0].sum(1), "epoch"),
+            "n_always_on": (out["always_on"][0].sum(1), "epoch"),
+        }
+        return out
+
+
+ANALYZER = Ablations()

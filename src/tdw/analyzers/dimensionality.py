@@ -1,0 +1,73 @@
+"""Dimensionality of activations per checkpoint, from the singular values s_i of an
+activation matrix [batch, features] (centred over the batch when ``centred``, the default):
+
+stable rank sum s^2 / s_1^2; participation ratio (sum s^2)^2 / sum s^4; effective rank
+exp(-sum q log q) with q = s / sum s; the smallest rank holding ``energy`` (90 %) of
+sum s^2; nuclear-norm ratio sum s / s_1. Singular values come from the eigenvalues of the
+[features, features] Gram matrix, so a p = 113 grid costs one [12769, 512] product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView, resolve_hook
+
+DEFAULT_HOOKS = ("blocks.{last}.hook_resid_mid", "blocks.{last}.hook_resid_post", "blocks.{last}.mlp.hook_post")
+METRICS = ("stable_rank", "participation_ratio", "effective_rank", "energy_rank", "nuclear_ratio")
+
+
+def singular_values(x: np.ndarray, centred: bool) -> np.ndarray:
+    """x [batch, features] -> singular values, descending [min(batch, features)]."""
+    x = x.astype(np.float64)
+    if centred:
+        x = x - x.mean(0)
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    return np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1], 0, None))
+
+
+def dimension_metrics(s: np.ndarray, energy: float = 0.9) -> dict[str, float]:
+    """The five measures from singular values s (descending); all 0 for a zero matrix."""
+    if s[0] <= 0:
+        return dict.fromkeys(METRICS, 0.0)
+    sq = s**2
+    q = s / s.sum()
+    q = q[q > 0]
+    return {
+        "stable_rank": float(sq.sum() / sq[0]),
+        "participation_ratio": float(sq.sum() ** 2 / np.sum(sq**2)),
+        "effective_rank": float(np.exp(-np.sum(q * np.log(q)))),
+        "energy_rank": float(np.searchsorted(np.cumsum(sq) / sq.sum(), energy - 1e-12) + 1),
+        "nuclear_ratio": float(s.sum() / s[0]),
+    }
+
+
+class Dimensionality(Analyzer):
+    name = "dimensionality"
+    reads = DEFAULT_HOOKS
+    description = "stable rank, participation ratio, effective rank, 90%-energy rank, nuclear-norm ratio of activations"
+    dims = dict.fromkeys(METRICS, "hook") | {"top_singular_values": "hook rank"}
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        return {"_hooks": [resolve_hook(h, final.model) for h in params.get("hooks", DEFAULT_HOOKS)]}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        hooks = params["_hooks"]
+        out: dict[str, list] = {m: [] for m in METRICS}
+        top = []
+        n_top = int(params.get("n_singular_values", 16))
+        for hook in hooks:
+            s = singular_values(view.activation(hook), bool(params.get("centred", True)))
+            for m, v in dimension_metrics(s, float(params.get("energy", 0.9))).items():
+                out[m].append(v)
+            top.append(np.pad(s[:n_top], (0, max(0, n_top - len(s)))))
+        return {m: np.array(v) for m, v in out.items()} | {"top_singular_values": np.array(top)}
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        out["hook"] = (np.array(params["_hooks"], dtype="S"), "hook")
+        out["centred"] = (np.array(bool(params.get("centred", True))), "")
+        return out
+
+
+ANALYZER = Dimensionality()

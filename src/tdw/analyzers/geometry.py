@@ -1,0 +1,93 @@
+"""Geometry of representations: PCA of the embedding and of the MLP activations, and the
+circles the key frequencies draw.
+
+For a key frequency k and a centred representation X [rows, features] whose rows carry an
+angle theta (w_k x for the embedding of token x; w_k t for activations with target residue
+t = a + b, or a - b for subtraction), the (cos, sin) plane is spanned by X^T cos(theta) and
+X^T sin(theta); rows projected on it are points P [rows, 2]. Circularity: fit
+P = [cos theta, sin theta] A + m by least squares; score = R^2 of the fit times
+sigma_2(A) / sigma_1(A) (1 for points on a circle in angle order, 0 for a line or noise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.keyfreq import key_frequencies
+
+POST = "blocks.{last}.mlp.hook_post"
+
+
+def circle_plane(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Centred x [rows, features] and angles [rows] -> points in the (cos, sin) plane [rows, 2]."""
+    span = x.T @ np.stack([np.cos(theta), np.sin(theta)], 1).astype(x.dtype)  # [features, 2]
+    q, _ = np.linalg.qr(span.astype(np.float64))
+    return (x @ q.astype(x.dtype)).astype(np.float64)
+
+
+def circularity(points: np.ndarray, theta: np.ndarray) -> float:
+    """R^2 of points [rows, 2] ~ [cos, sin] A + m, times the isotropy of A."""
+    design = np.stack([np.cos(theta), np.sin(theta), np.ones_like(theta)], 1)
+    coef, *_ = np.linalg.lstsq(design, points, rcond=None)
+    resid = points - design @ coef
+    total = np.sum((points - points.mean(0)) ** 2)
+    if total <= 0:
+        return 0.0
+    s = np.linalg.svd(coef[:2], compute_uv=False)
+    return float((1 - np.sum(resid**2) / total) * (s[1] / s[0] if s[0] > 0 else 0.0))
+
+
+class Geometry(Analyzer):
+    name = "geometry"
+    reads = (POST,)
+    description = "PCA of embedding and MLP activations; per key frequency the (cos, sin) circle and its circularity"
+    dims = {
+        "embed_pca_variance": "pc",
+        "embed_pca": "pc token",
+        "neuron_pca_variance": "pc",
+        "embed_circle": "key_frequency token plane_axis",
+        "embed_circularity": "key_frequency",
+        "neuron_circle": "key_frequency residue plane_axis",
+        "neuron_circularity": "key_frequency",
+    }
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        return {"_keys": key_frequencies(final.weights, final.p, params)}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        p, n_pc = view.p, int(params.get("n_components", 4))
+        w_e = view.weights["embed.W_E"][:p].astype(np.float64)
+        w_e = w_e - w_e.mean(0)
+        u, s, _ = np.linalg.svd(w_e, full_matrices=False)
+        post = view.activation(POST).astype(np.float32)
+        post = post - post.mean(0)
+        # leading variance shares only: a float32 Gram keeps the top eigenvalues to ~1e-6
+        top = np.linalg.eigvalsh((post.T @ post).astype(np.float64))[::-1][:n_pc]
+        target = view.labels()
+        counts = np.bincount(target, minlength=p)[:, None]
+        e_circle, e_score, n_circle, n_score = [], [], [], []
+        for k in params["_keys"]:
+            theta_e = 2 * np.pi * k * np.arange(p) / p
+            pts = circle_plane(w_e, theta_e)
+            e_circle.append(pts)
+            e_score.append(circularity(pts, theta_e))
+            theta_n = 2 * np.pi * k * target / p
+            pts = circle_plane(post, theta_n)
+            n_circle.append(np.stack([np.bincount(target, pts[:, i], minlength=p) for i in (0, 1)], 1) / np.maximum(counts, 1))
+            n_score.append(circularity(pts, theta_n))
+        return {
+            "embed_pca_variance": (s[:n_pc] ** 2) / np.sum(s**2),
+            "embed_pca": (u[:, :n_pc] * s[:n_pc]).T,
+            "neuron_pca_variance": np.clip(top, 0, None) / max(float(np.sum(post.astype(np.float64) ** 2)), 1e-300),
+            "embed_circle": np.array(e_circle),
+            "embed_circularity": np.array(e_score),
+            "neuron_circle": np.array(n_circle),
+            "neuron_circularity": np.array(n_score),
+        }
+
+    def finalize(self, epochs, steps, params):
+        return super().finalize(epochs, steps, params) | {"key_frequency": (params["_keys"], "key_frequency")}
+
+
+ANALYZER = Geometry()

@@ -1,0 +1,79 @@
+"""Neuron activations over the input grid (REQ_005): heat-map data for chosen neurons.
+
+Per checkpoint: the p x p activation grid (``blocks.0.mlp.hook_post`` at the `=` position,
+y axis a, x axis b) of the selected neurons and its 2D Fourier transform F M F^T, plus the
+mean 2D Fourier energy over all neurons. Selection (``neurons`` in params, else derived
+from the final checkpoint): the ``per_cluster`` highest-FVE neurons of each frequency
+cluster (see ``neuron_clusters``) and the first ``first_k`` neurons. Grids are stored for
+at most ``max_grid_epochs`` checkpoints, evenly spaced, first and last included (grids of
+every neuron at every checkpoint would be gigabytes); the mean energy for all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.neuron_clusters import POST, assign_clusters, neuron_fve
+from tdw.fourier import fourier_2d_fast, fourier_basis
+
+
+def select_neurons(fve: np.ndarray, threshold: float, per_cluster: int, first_k: int) -> np.ndarray:
+    """fve [neuron, freq] -> sorted neuron indices: the best ``per_cluster`` of each
+    cluster plus the first ``first_k``."""
+    _, cluster = assign_clusters(fve, threshold)
+    chosen = set(range(min(first_k, len(fve))))
+    for k in np.unique(cluster[cluster > 0]):
+        members = np.flatnonzero(cluster == k)
+        chosen |= set(members[np.argsort(-fve[members, k - 1])][:per_cluster].tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def spaced_epochs(epochs: np.ndarray, count: int) -> np.ndarray:
+    """At most ``count`` epochs, evenly spaced over the list, first and last included."""
+    if len(epochs) <= count:
+        return np.asarray(epochs)
+    return np.asarray(epochs)[np.unique(np.linspace(0, len(epochs) - 1, count).round().astype(int))]
+
+
+class NeuronActivations(Analyzer):
+    name = "neuron_activations"
+    reads = (POST,)
+    needs_full_grid = True
+    description = "activation grids of selected neurons, their 2D Fourier transforms, mean Fourier energy"
+    dims = {"mean_fourier_energy": "fourier_row fourier_col"}
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        if params.get("neurons") is not None:
+            neurons = np.asarray(params["neurons"], dtype=np.int64)
+        else:
+            fve = neuron_fve(final.activation(POST), final.p)
+            neurons = select_neurons(
+                fve, float(params.get("threshold", 0.85)), int(params.get("per_cluster", 2)), int(params.get("first_k", 4))
+            )
+        return {"_neurons": neurons, "_grid_epochs": spaced_epochs(epochs, int(params.get("max_grid_epochs", 100)))}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        p = view.p
+        grid = view.activation(POST).reshape(p, p, -1).astype(np.float32)  # [a, b, neuron]
+        hat = fourier_2d_fast(grid, fourier_basis(p))  # [fourier_row, fourier_col, neuron]
+        out = {"mean_fourier_energy": (hat.astype(np.float64) ** 2).mean(-1)}
+        if view.epoch in params["_grid_epochs"]:
+            sel = params["_neurons"]
+            out["grid"] = np.moveaxis(grid[:, :, sel], -1, 0).astype(np.float16)  # [neuron, a, b]
+            out["fourier"] = np.moveaxis(hat[:, :, sel], -1, 0).astype(np.float16)
+        return out
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        out["neuron"] = (params["_neurons"], "selected_neuron")
+        out["grid_epoch"] = (np.asarray(params["_grid_epochs"]), "grid_epoch")
+        out["grid"] = (np.stack([s["grid"] for s in steps if "grid" in s]), "grid_epoch selected_neuron a b")
+        out["fourier"] = (
+            np.stack([s["fourier"] for s in steps if "fourier" in s]),
+            "grid_epoch selected_neuron fourier_row fourier_col",
+        )
+        return out
+
+
+ANALYZER = NeuronActivations()

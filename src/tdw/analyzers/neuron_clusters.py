@@ -1,0 +1,62 @@
+"""Neuron frequency clusters (REQ_006): which MLP neurons specialise in which frequency.
+
+Per neuron n and frequency k = 1..p//2 (p//2 included): centre the neuron's activation over
+all p^2 inputs, take the 2D Fourier transform of its p x p grid, and
+FVE_n(k) = energy in the 3x3 block {0, 2k-1, 2k}^2 / total energy. The neuron's frequency
+is argmax_k FVE_n(k); its cluster is that k when the FVE exceeds ``threshold`` (default
+0.85, the paper's), else 0 (unclustered).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.fourier import block_fve, fourier_2d_fast, fourier_basis
+
+POST = "blocks.{last}.mlp.hook_post"
+
+
+def neuron_fve(post: np.ndarray, p: int) -> np.ndarray:
+    """post [p*p, d_mlp] (rows in row-major (a, b) order) -> FVE [d_mlp, p//2]."""
+    grid = post.reshape(p, p, -1).astype(np.float32)
+    grid = grid - grid.mean(axis=(0, 1))
+    hat = fourier_2d_fast(grid, fourier_basis(p))  # [p, p, d_mlp]
+    return block_fve(hat.astype(np.float64) ** 2).T
+
+
+def assign_clusters(fve: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """fve [..., neuron, freq] -> (best frequency, cluster) [..., neuron]; cluster 0 is
+    unclustered."""
+    best = fve.argmax(-1) + 1
+    return best, np.where(fve.max(-1) > threshold, best, 0)
+
+
+class NeuronClusters(Analyzer):
+    name = "neuron_clusters"
+    reads = (POST,)
+    needs_full_grid = True
+    description = "per-neuron FVE by each frequency, best frequency, clusters at an FVE threshold"
+    dims = {"fve": "neuron frequency", "best_frequency": "neuron", "cluster": "neuron", "cluster_size": "cluster"}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        fve = neuron_fve(view.activation(POST), view.p)
+        best, cluster = assign_clusters(fve, float(params.get("threshold", 0.85)))
+        return {
+            "fve": fve.astype(np.float32),
+            "best_frequency": best,
+            "cluster": cluster,
+            "cluster_size": np.bincount(cluster, minlength=view.p // 2 + 1),
+        }
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        k = steps[0]["fve"].shape[1]
+        out["frequency"] = (np.arange(1, k + 1), "frequency")
+        out["cluster_label"] = (np.arange(k + 1), "cluster")  # 0: unclustered
+        final = steps[-1]["cluster_size"]
+        out["final_clusters"] = (np.flatnonzero(final[1:]) + 1, "final_cluster")
+        return out
+
+
+ANALYZER = NeuronClusters()

@@ -1,0 +1,120 @@
+"""Progress measures (Nanda et al. 2023, section 5): restricted and excluded loss, Gini of
+Fourier norms, weight norms, key-frequency shares of logits and neurons, logit periodicity.
+
+Key frequencies come from the final checkpoint (``tdw.keyfreq``) and are reused for every
+checkpoint. With D the unit sum directions c_k, s_k of the key frequencies over the grid:
+restricted logits = D D^T L + mean_rows(L); excluded logits = L - D_k D_k^T L (per key k,
+and for all keys at once). Losses are cross-entropies with the `=` class dropped; train and
+test rows come from the run's seeded split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.fourier import fourier_basis, gini, sum_directions
+from tdw.keyfreq import key_frequencies
+from tdw.losses import cross_entropy, periodicity
+
+LOGITS, POST = "logits", "blocks.0.mlp.hook_post"
+
+
+def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
+    """Share of each neuron-grid's centred energy in the blocks {0, 2k-1, 2k}^2 of the key
+    frequencies, summed over neurons: [key] per key, computed on the 1 + 2K basis rows only."""
+    rows = np.concatenate([[0], np.ravel([[2 * k - 1, 2 * k] for k in keys])])
+    basis = fourier_basis(p)[rows].astype(np.float32)  # [r, p]
+    grid = post.reshape(p, p, -1).astype(np.float32)
+    grid = grid - grid.mean(axis=(0, 1))
+    r, d = len(rows), grid.shape[-1]
+    sub = (basis @ grid.reshape(p, -1)).reshape(r, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, neuron), b]
+    sub = (sub @ basis.T).reshape(r, d, r).transpose(0, 2, 1).astype(np.float64) ** 2  # [r, r, neuron]
+    total = float((grid.astype(np.float64) ** 2).sum())
+    share = []
+    for i in range(len(keys)):
+        idx = [0, 1 + 2 * i, 2 + 2 * i]
+        share.append(sub[np.ix_(idx, idx)].sum() / total if total > 0 else 0.0)
+    return np.array(share)
+
+
+def weight_measures(weights: dict[str, np.ndarray], p: int, names: list[str]) -> dict[str, np.ndarray]:
+    """Gini of the Fourier component norms of W_E and of W_L = W_out W_U, and sums of
+    squared weights."""
+    basis = fourier_basis(p)
+    w_e = weights["embed.W_E"][:p].astype(np.float64)
+    w_l = weights["blocks.0.mlp.W_out"].astype(np.float64) @ weights["unembed.W_U"][:, :p]  # [d_mlp, p]
+    sq = np.array([float(np.sum(weights[n].astype(np.float64) ** 2)) for n in names])
+    return {
+        "gini_embed": np.float64(gini(np.linalg.norm(basis @ w_e, axis=1))),
+        "gini_unembed": np.float64(gini(np.linalg.norm(w_l @ basis.T, axis=0))),
+        "sum_sq_weights": sq,
+        "total_sum_sq_weights": sq.sum(),
+    }
+
+
+class ProgressMeasures(Analyzer):
+    name = "progress_measures"
+    reads = (LOGITS, POST)
+    needs_full_grid = True
+    operations = ("add",)
+    description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"
+    dims = {
+        "train_loss": "",
+        "test_loss": "",
+        "restricted_loss": "",
+        "restricted_loss_train": "",
+        "excluded_loss": "key_frequency",
+        "excluded_loss_all": "",
+        "test_restricted_ratio": "",
+        "n_train": "",
+        "n_test": "",
+        "gini_embed": "",
+        "gini_unembed": "",
+        "sum_sq_weights": "parameter",
+        "total_sum_sq_weights": "",
+        "logit_key_fraction": "",
+        "neuron_key_fraction": "key_frequency",
+        "logit_periodicity": "frequency",
+    }
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        return {"_keys": key_frequencies(final.weights, final.p, params), "_params": sorted(final.weights)}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        p, keys = view.p, params["_keys"]
+        logits = view.activation(LOGITS)[:, :p].astype(np.float64)  # [p*p, p]
+        labels = view.labels()
+        train, test = view.split()
+        d = sum_directions(p, view.pair_index, keys, view.operation)  # [p*p, 2K]
+        coef = d.T @ logits  # [2K, p]
+        restricted = d @ coef + logits.mean(0)
+        excluded = [
+            cross_entropy(logits[train] - d[train, 2 * i : 2 * i + 2] @ coef[2 * i : 2 * i + 2], labels[train])
+            for i in range(len(keys))
+        ]
+        centred = logits - logits.mean(0)
+        out = {
+            "train_loss": np.float64(cross_entropy(logits[train], labels[train])),
+            "test_loss": np.float64(cross_entropy(logits[test], labels[test])),
+            "restricted_loss": np.float64(cross_entropy(restricted, labels)),
+            "restricted_loss_train": np.float64(cross_entropy(restricted[train], labels[train])),
+            "excluded_loss": np.array(excluded),
+            "excluded_loss_all": np.float64(cross_entropy(logits[train] - d[train] @ coef, labels[train])),
+            "logit_key_fraction": np.float64(np.sum(coef**2) / max(np.sum(centred**2), 1e-300)),
+            "neuron_key_fraction": key_block_share(view.activation(POST), p, keys),
+            "logit_periodicity": periodicity(logits, labels, p),
+        }
+        out["test_restricted_ratio"] = out["test_loss"] / out["restricted_loss"]
+        out["n_train"], out["n_test"] = np.int64(len(train)), np.int64(len(test))
+        return out | weight_measures(view.weights, p, params["_params"])
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        out["key_frequency"] = (params["_keys"], "key_frequency")
+        out["frequency"] = (np.arange(1, len(steps[0]["logit_periodicity"]) + 1), "frequency")
+        out["parameter"] = (np.array(params["_params"], dtype="S"), "parameter")
+        return out
+
+
+ANALYZER = ProgressMeasures()

@@ -1,0 +1,88 @@
+"""Phase transitions: grokking phases from the loss history and jumps in measure curves.
+
+Curves: log10 train and test loss (``history.h5``, every logged epoch) and, per
+checkpoint, log10 of the total sum of squared weights and the Gini coefficient of the
+embedding's Fourier norms. Phase boundaries (end of memorisation, grokking onset = start of
+cleanup, end of cleanup) and jumps (``tdw.jumps``) are reported as epoch intervals bounded
+by the surrounding checkpoints, with their evidence (loss at the boundary, jump size and
+z-score).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.fourier import fourier_basis, gini
+from tdw.history import read_history
+from tdw.jumps import bracket, detect_jumps, grokking_phases
+
+BOUNDARIES = ("memorisation_end", "cleanup_start", "cleanup_end")
+
+
+def _jump_rows(name: str, y: np.ndarray, epochs: np.ndarray, checkpoints: np.ndarray, params: dict) -> list[tuple]:
+    found = detect_jumps(
+        y, int(params.get("window", 10)), float(params.get("z_threshold", 5.0)), float(params.get("min_fraction", 0.1))
+    )
+    return [
+        (name, bracket(epochs[j["index"] - 1], checkpoints)[0], bracket(epochs[j["index"]], checkpoints)[1], j["jump"], j["z"])
+        for j in found
+    ]
+
+
+class Transitions(Analyzer):
+    name = "transitions"
+    needs_history = True
+    description = "grokking phase boundaries and jumps in loss and weight curves, as checkpoint-bounded epoch intervals"
+    dims = {"total_sum_sq_weights": "", "gini_embed": ""}
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        return {"_history": str(final.history)}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        w = view.weights
+        norms = np.linalg.norm(fourier_basis(view.p) @ w["embed.W_E"][: view.p].astype(np.float64), axis=1)
+        return {
+            "total_sum_sq_weights": np.float64(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in w.values())),
+            "gini_embed": np.float64(gini(norms)),
+        }
+
+    def finalize(self, epochs, steps, params):
+        out = super().finalize(epochs, steps, params)
+        hist = read_history(params["_history"])
+        phases = grokking_phases(
+            hist["test_epoch"],
+            hist["test_loss"],
+            float(params.get("onset", 0.1)),
+            float(params.get("done", 0.9)),
+            float(params.get("min_drop", 1.0)),
+        )
+        est = np.array([phases[b] for b in BOUNDARIES])
+        lo_hi = np.array([bracket(e, epochs) if np.isfinite(e) else (-1, -1) for e in est]).reshape(-1, 2)
+        at = [np.interp(e, hist["test_epoch"], hist["test_loss"]) if np.isfinite(e) else np.nan for e in est]
+        out |= {
+            "boundary": (np.array(BOUNDARIES, dtype="S"), "boundary"),
+            "boundary_epoch": (est, "boundary"),
+            "boundary_lo": (lo_hi[:, 0], "boundary"),
+            "boundary_hi": (lo_hi[:, 1], "boundary"),
+            "boundary_test_loss": (np.array(at), "boundary"),
+            "grokked": (np.array(np.isfinite(est[1])), ""),
+        }
+        rows = []
+        for name, key, ep in (("train_loss", "train_loss", "train_epoch"), ("test_loss", "test_loss", "test_epoch")):
+            y = np.log10(np.maximum(hist[key], 1e-300))
+            rows += _jump_rows(name, y, hist[ep], epochs, params)
+        rows += _jump_rows("total_sum_sq_weights", np.log10(out["total_sum_sq_weights"][0]), epochs, epochs, params)
+        rows += _jump_rows("gini_embed", out["gini_embed"][0], epochs, epochs, params)
+        cols = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
+        out |= {
+            "jump_series": (np.array(cols[0], dtype="S"), "jump"),
+            "jump_lo": (np.array(cols[1], dtype=np.int64), "jump"),
+            "jump_hi": (np.array(cols[2], dtype=np.int64), "jump"),
+            "jump_size": (np.array(cols[3], dtype=np.float64), "jump"),
+            "jump_z": (np.array(cols[4], dtype=np.float64), "jump"),
+        }
+        return out
+
+
+ANALYZER = Transitions()

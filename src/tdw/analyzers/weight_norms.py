@@ -1,0 +1,27 @@
+"""Weight norms per parameter (the smallest analyzer: weights only, no cache): Frobenius
+norm of every parameter tensor and their total sum of squares, per checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tdw.analyzers.base import Analyzer, CheckpointView
+
+
+class WeightNorms(Analyzer):
+    name = "weight_norms"
+    description = "Frobenius norm of every parameter and the total sum of squared weights"
+    dims = {"norm": "parameter", "total_sum_sq": ""}
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        return {"_names": sorted(final.weights)}
+
+    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+        norms = np.array([np.linalg.norm(view.weights[n].astype(np.float64)) for n in params["_names"]])
+        return {"norm": norms, "total_sum_sq": np.float64(np.sum(norms**2))}
+
+    def finalize(self, epochs, steps, params):
+        return super().finalize(epochs, steps, params) | {"parameter": (np.array(params["_names"], dtype="S"), "parameter")}
+
+
+ANALYZER = WeightNorms()

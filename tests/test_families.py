@@ -1,0 +1,70 @@
+"""Families declared purely under families/: modsub and modadd_2layer resolve, offer only
+analyzers that apply, and their analyzers run on their own models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from handmade import write_caches
+
+from tdw.analysis import load_artifact, run_analyzer
+from tdw.analyzers import check_family_analyzers
+from tdw.architecture import ModelConfig
+from tdw.checkpoint import checkpoint_name, save_checkpoint
+from tdw.config import ConfigError, load, load_family
+from tdw.model import HookedModAdd, init_params
+
+
+def test_families_offer_only_applicable_analyzers(root):
+    sub, two = load_family("modsub", str(root / "families")), load_family("modadd_2layer", str(root / "families"))
+    assert sub.operation == "sub" and "progress_measures" not in sub.spec["analyzers"]
+    assert "ablations" not in two.spec["analyzers"]
+    bad = dict(sub.spec) | {"analyzers": sub.spec["analyzers"] | {"progress_measures": {}}}
+    with pytest.raises(ConfigError, match="supports tasks \\['add'\\]"):
+        check_family_analyzers(bad, "modsub")
+    for name in ("modsub", "modadd_2layer"):
+        wb = load(root / "tests" / "configs" / f"tiny_{name}.yaml", str(root / "families"))
+        assert wb.family.name == name and set(wb.analyzers) == set(wb.family.spec["analyzers"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["modsub", "modadd_2layer"])
+def test_dry_run(root, family):
+    snakemake = Path(sys.executable).with_name("snakemake")
+    cmd = [str(snakemake), "-n", "--configfile", f"tests/configs/tiny_{family}.yaml", "--config", "results=/tmp/tdw_dry"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "analyze" in proc.stdout + proc.stderr
+
+
+def test_two_layer_analyzers(root, tmp_path):
+    """A random 2-layer LayerNorm + GELU model: cached blocks.1.hook_resid_mid, finished by
+    the tail, gives the same MLP activations as the torch forward; the family's analyzers run."""
+    family = load_family("modadd_2layer", str(root / "families"))
+    p = 11
+    cfg = ModelConfig(p=p, **family.spec["architecture"])
+    config = {"task": {"operation": "add", "p": p}, "seed": 0, "architecture": cfg.to_dict(), "train": {"train_frac": 0.3}}
+    ckpts = []
+    for e, seed in ((0, 0), (5, 1)):
+        ckpts.append(tmp_path / checkpoint_name(e))
+        weights = {k: v.numpy() for k, v in init_params(cfg, seed).items()}
+        save_checkpoint(ckpts[-1], weights, {"epoch": e, "config": config})
+    caches = write_caches(ckpts, tmp_path / "cache", spec=family.spec["cache"])
+    for name, entry in family.spec["analyzers"].items():
+        if name != "transitions":
+            run_analyzer(name, entry.get("params", {}), ckpts, caches, tmp_path / f"{name}.h5", {})
+    dims = load_artifact(tmp_path / "dimensionality.h5")
+    assert [h.decode() for h in dims["hook"]][-1] == "blocks.1.mlp.hook_post"
+    model = HookedModAdd.from_params(cfg, {k: torch.from_numpy(v) for k, v in weights.items()})
+    a, b = np.divmod(np.arange(p * p), p)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor(np.stack([a, b, np.full_like(a, p)], 1)))
+    grid = load_artifact(tmp_path / "neuron_activations.h5")
+    sel = grid["neuron"]
+    expected = cache["blocks.1.mlp.hook_post"][:, -1].numpy()[:, sel].T.reshape(len(sel), p, p)
+    np.testing.assert_allclose(grid["grid"][-1], expected, atol=5e-3)
