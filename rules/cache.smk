@@ -21,9 +21,11 @@ for _i, _legacy, _epochs, _names in epoch_classes():
         input:
             checkpoints=get_checkpoints,
         output:
-            caches=expand(
-                f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/cache/{{{{probe}}}}/epoch_{{epoch:05d}}.h5",
-                epoch=_epochs,
+            caches=cache_outputs(
+                expand(
+                    f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/cache/{{{{probe}}}}/epoch_{{epoch:05d}}.h5",
+                    epoch=_epochs,
+                )
             ),
         wildcard_constraints:
             variant=_alternatives(_names),
