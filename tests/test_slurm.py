@@ -48,10 +48,13 @@ def slurm_job_ids(output: str) -> list[int]:
     return [int(j) for j in re.findall(r"submitted with SLURM jobid (\d+)", output)]
 
 
-def sacct_states(job_ids: list[int]) -> dict[int, str]:
+def sacct(job_ids: list[int], field: str) -> dict[int, str]:
+    """One accounting field per job (allocation line only)."""
     ids = ",".join(map(str, job_ids))
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ids, "-o", "JobID,State"], capture_output=True, text=True, check=True)
-    return {int(i): s for i, s in (line.split("|") for line in out.stdout.split())}
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", ids, "-o", f"JobID,{field}"], capture_output=True, text=True, check=True
+    )
+    return {int(i): v for i, v in (line.split("|", 1) for line in out.stdout.splitlines() if line)}
 
 
 def test_sweep_on_slurm_equals_local(cluster, tmp_path):
@@ -67,7 +70,9 @@ def test_sweep_on_slurm_equals_local(cluster, tmp_path):
     # 4 variants x (train, forward pass, analyzer), each one sbatch job that SLURM ran.
     jobs = slurm_job_ids(done.stderr)
     assert len(jobs) == 12
-    assert set(sacct_states(jobs).values()) == {"COMPLETED"}
+    assert set(sacct(jobs, "State").values()) == {"COMPLETED"}
+    # The profile asks for no GPU unless the user enables it.
+    assert not any("gpu" in tres for tres in sacct(jobs, "AllocTRES").values())
     # 4 variants x (3 checkpoints + 3 caches + 1 artifact), bitwise equal to the local run.
     assert len(result_files(cluster_dir)) == 28
     assert compare_trees(local, cluster_dir) == []
@@ -106,3 +111,17 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path, 
     assert len(slurm_job_ids(second.stderr)) == 3
     assert all((tmp_path / t).exists() for t in targets(config))
     assert mtimes(tmp_path, "results/modadd/p11_") == before
+
+
+def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
+    """`set-resources: train: gpu: 1` reaches SLURM as a GPU allocation (the test cluster
+    advertises one fake GPU; training still runs, on the CPU, since CUDA is absent)."""
+    if "gpu" not in subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout:
+        pytest.skip("the running cluster advertises no GPU (start it with tests/slurm/start.sh)")
+    config = write_config(tmp_path, [11], [0])
+    metadata = "results/modadd/p11_seed0/metadata.json"
+    done = run_snakemake(tmp_path, config, *SLURM, "--set-resources", "train:gpu=1", target_list=[metadata])
+    assert done.returncode == 0, done.stderr[-3000:]
+    (job,) = slurm_job_ids(done.stderr)
+    assert "gres/gpu=1" in sacct([job], "AllocTRES")[job]
+    assert (tmp_path / metadata).exists()
