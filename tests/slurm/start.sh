@@ -4,7 +4,8 @@
 # fake GPU (gres/gpu backed by /dev/null) so that a GPU request can be scheduled.
 # Uses the shared script beside the checkout (../shared/slurm/ from the repository root);
 # TDW_SLURM_SCRIPTS points elsewhere. Root only; idempotent. About 30 s on a fresh Debian 12
-# machine (20-25 s of it apt-get), about 1 s when the cluster already runs.
+# machine (20-25 s of it apt-get), about 1 s when the cluster already runs, about 3 s when
+# it runs with another configuration (e.g. started without the fake GPU: daemons restart).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SCRIPTS=${TDW_SLURM_SCRIPTS:-$REPO/../shared/slurm}
