@@ -7,17 +7,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from workflow_runs import ROOT, compare_trees, result_files, run_snakemake, snakemake_cmd, targets, write_config
+from workflow_runs import (
+    LOCKED,
+    ROOT,
+    compare_trees,
+    result_files,
+    run_snakemake,
+    snakemake_cmd,
+    targets,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
 # Long enough (~1.5 s of training for p = 11) to be killed in the middle of it.
 EPOCHS = [0, 40, 80, 120]
-LOCKED = "Directory cannot be locked"
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +59,6 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):

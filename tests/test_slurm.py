@@ -7,17 +7,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
 from workflow_runs import (
+    LOCKED,
     ROOT,
     compare_trees,
     job_counts,
     mtimes,
     result_files,
     run_snakemake,
+    snakemake_cmd,
     targets,
+    wait_for,
     write_config,
 )
 
@@ -125,3 +129,41 @@ def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
     (job,) = slurm_job_ids(done.stderr)
     assert "gres/gpu=1" in sacct([job], "AllocTRES")[job]
     assert (tmp_path / metadata).exists()
+
+
+def test_killed_controller_leaves_jobs_running_and_rerun_completes(cluster, tmp_path):
+    """SIGKILL to Snakemake (the controller) while its trainings run under SLURM: the jobs
+    finish on their own, the lock refuses a rerun until --unlock, and the rerun submits only
+    what is missing (each job's own Snakemake cleared its incomplete markers on the shared
+    filesystem) and ends equal to a local run."""
+    local, cluster_dir = tmp_path / "local", tmp_path / "slurm"
+    config_local = write_config(local, [11, 13], [0])
+    config_slurm = write_config(cluster_dir, [11, 13], [0])
+    done = run_snakemake(local, config_local, "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    transcript = tmp_path / "controller.txt"
+    with transcript.open("w") as out:
+        controller = subprocess.Popen(
+            snakemake_cmd(cluster_dir, config_slurm, *SLURM),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for(lambda: len(slurm_job_ids(transcript.read_text())) >= 2, 120, "both trainings to be submitted")
+    os.killpg(controller.pid, signal.SIGKILL)
+    controller.wait(timeout=10)
+
+    jobs = slurm_job_ids(transcript.read_text())
+    squeue = ["squeue", "-h", "-j", ",".join(map(str, jobs))]
+    wait_for(lambda: not subprocess.run(squeue, capture_output=True, text=True).stdout.strip(), 180, "the orphaned jobs")
+    assert set(sacct(jobs, "State").values()) == {"COMPLETED"}
+
+    refused = run_snakemake(cluster_dir, config_slurm, *SLURM)
+    assert refused.returncode != 0 and LOCKED in refused.stderr
+    assert run_snakemake(cluster_dir, config_slurm, "--unlock").returncode == 0
+    rerun = run_snakemake(cluster_dir, config_slurm, *SLURM)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rule train:" not in rerun.stderr and len(slurm_job_ids(rerun.stderr)) == 4
+    assert compare_trees(local, cluster_dir) == []

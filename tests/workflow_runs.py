@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -23,6 +25,8 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 FAMILY = "modadd"
 PROBE = "full"
 ANALYZER = "embedding_frequencies"
+# Snakemake's answer to a run whose files another run has locked (or a killed run left locked).
+LOCKED = "Directory cannot be locked"
 
 
 def write_config(workdir: Path, primes: list[int], seeds: list[int], epochs: list | None = None, legacy=None) -> Path:
@@ -145,3 +149,11 @@ def job_counts(output: str) -> dict[str, int]:
 def mtimes(workdir: Path, prefix: str) -> dict[str, int]:
     """mtime_ns of every result file whose relative path starts with ``prefix``."""
     return {str(p): (workdir / p).stat().st_mtime_ns for p in result_files(workdir) if str(p).startswith(prefix)}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
