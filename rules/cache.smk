@@ -10,9 +10,11 @@ for _i, _legacy, _epochs, _names in epoch_classes():
         input:
             checkpoints=get_checkpoints,
         output:
-            caches=expand(
-                f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/cache/{{{{probe}}}}/epoch_{{epoch:05d}}.h5",
-                epoch=_epochs,
+            caches=cache_outputs(
+                expand(
+                    f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/cache/{{{{probe}}}}/epoch_{{epoch:05d}}.h5",
+                    epoch=_epochs,
+                )
             ),
         log:
             f"{LOGS}/forward_cache/{{variant}}_{{probe}}.log",

@@ -12,6 +12,11 @@ from tdw import config as tdw_config
 from tdw.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
+# Storage policy, taken out before validation (the schema is part of every rule's code
+# hash): false makes caches temporary (docs/STORAGE.md).
+KEEP_CACHES = config.pop("keep_caches", True)
+if not isinstance(KEEP_CACHES, bool):
+    raise tdw_config.ConfigError(f"{CONFIG_SOURCE}: key 'keep_caches': {KEEP_CACHES!r} is not true or false")
 WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 FAMILY = WB.family
 VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
@@ -61,6 +66,11 @@ wildcard_constraints:
 
 def checkpoint_file(variant, epoch):
     return f"{WB.results}/{FAMILY.name}/{variant}/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
+
+
+def cache_outputs(paths):
+    """Caches are kept, or (keep_caches: false) deleted once the jobs reading them finish."""
+    return paths if KEEP_CACHES else temp(paths)
 
 
 def cache_file(variant, probe, epoch):
@@ -249,7 +259,8 @@ def get_all_targets():
         base = f"{WB.results}/{FAMILY.name}/{v.name}"
         targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [f"{base}/reports/{r}.html" for r in WB.reports]
-        targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
+        if KEEP_CACHES:
+            targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
         targets += [artifact_file(v.name, a) for a in WB.analyzers]
     # One comparison page per report configuration: a single cheap job over all variants.
     targets += [f"{WB.results}/{FAMILY.name}/compare/{r}.html" for r in WB.reports]

@@ -1,0 +1,155 @@
+"""Workflow overhead (issue 5): what the DAG, the scheduler and per-job process start-up cost,
+for sweeps of n variants x 200 checkpoints, with training kept cheap (p = 5).
+
+For each sweep size it times a dry run (DAG build), a full run with one core (so that the
+wall time is the sum of its parts), and a no-op rerun. The full run's wall time splits into
+  compute     the seconds each job spent in workbench code (the TIMING line of its log),
+  start-up    each job's wall time (Snakemake's benchmark file) minus its compute: process
+              start, imports, reading the job's inputs list,
+  scheduling  the rest of the invocation: DAG build, job selection, output checks.
+Overhead is (start-up + scheduling) / wall.
+
+    python bench/bench_overhead.py                        # 1, 8, 32 variants; full runs of 1 and 8
+    python bench/bench_overhead.py --full 1 8 32 --keep   # also run 32 in full, keep the results
+
+Results go to bench/out/ (ignored by git); the table and the plot to docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+P = 5
+CHECKPOINTS = 200
+PROBE, ANALYZER = "full", "embedding_frequencies"
+
+
+def write_sweep(workdir: Path, n: int) -> Path:
+    config = {
+        "family": "modadd",
+        "sweep": {"p": [P], "seed": list(range(n))},
+        "train": {"train_frac": 0.5},
+        "checkpoints": [{"from": 0, "to": CHECKPOINTS - 1, "every": 1}],
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def targets(n: int) -> list[str]:
+    """Checkpoints, caches and artifacts of every variant: the per-checkpoint part of the
+    workflow (figures and reports add one job per variant and figure, no DAG width)."""
+    out = []
+    for seed in range(n):
+        base = f"results/modadd/p{P}_seed{seed}"
+        out.append(f"{base}/artifacts/{PROBE}/{ANALYZER}.h5")
+        out += [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in range(CHECKPOINTS)]
+    return out
+
+
+def snakemake(workdir: Path, config: Path, n: int, *options: str) -> tuple[float, str]:
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config)]
+    cmd += ["--set-threads", "train=1", "--cores", "1", *options, "--", *targets(n)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"snakemake failed ({' '.join(options)}):\n{done.stderr[-3000:]}")
+    return seconds, done.stdout + done.stderr
+
+
+def job_times(workdir: Path) -> tuple[int, float, float]:
+    """(jobs, sum of job wall seconds, sum of compute seconds) from benchmark files and logs."""
+    walls = [float(f.read_text().splitlines()[1].split("\t")[0]) for f in workdir.glob("logs/modadd/*/*.bench.tsv")]
+    compute = 0.0
+    for log in workdir.glob("logs/modadd/*/*.log"):
+        lines = [ln for ln in log.read_text().splitlines() if ln.startswith("TIMING ")]
+        compute += json.loads(lines[-1][len("TIMING ") :])["compute_s"]
+    return len(walls), sum(walls), compute
+
+
+def measure(n: int, full: bool, out: Path, keep: bool) -> dict:
+    workdir = out / f"n{n}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    config = write_sweep(workdir, n)
+    row: dict = {"variants": n, "checkpoints": CHECKPOINTS, "files": len(targets(n)) + n * (CHECKPOINTS + 3)}
+    row["dry_run_s"] = min(snakemake(workdir, config, n, "--dry-run")[0] for _ in range(2))
+    print(f"n={n}: dry run {row['dry_run_s']:.1f} s", file=sys.stderr)
+    if full:
+        row["full_run_s"], _ = snakemake(workdir, config, n)
+        row["jobs"], job_wall, compute = job_times(workdir)
+        row["compute_s"] = compute
+        row["startup_s"] = job_wall - compute
+        row["scheduling_s"] = row["full_run_s"] - job_wall
+        row["overhead_share"] = (row["startup_s"] + row["scheduling_s"]) / row["full_run_s"]
+        row["noop_rerun_s"], noop = snakemake(workdir, config, n)
+        assert "Nothing to be done" in noop, noop[-2000:]
+        print(f"n={n}: full {row['full_run_s']:.1f} s, no-op {row['noop_rerun_s']:.1f} s", file=sys.stderr)
+    if not keep:
+        shutil.rmtree(workdir / "results", ignore_errors=True)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    head = "| variants x checkpoints | jobs | dry run (s) | full run (s) | compute (s) | start-up (s) | scheduling (s) | overhead | no-op rerun (s) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+
+        def f(key: str, fmt: str = "{:.1f}", r: dict = r) -> str:
+            return fmt.format(r[key]) if key in r else "-"
+
+        lines.append(
+            f"| {r['variants']} x {r['checkpoints']} | {r.get('jobs', '-')} | {f('dry_run_s')} | {f('full_run_s')} | "
+            f"{f('compute_s')} | {f('startup_s')} | {f('scheduling_s')} | {f('overhead_share', '{:.0%}')} | {f('noop_rerun_s')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Invocation time", "Full run (1 core): where the wall time goes"))
+    names = [f"{r['variants']} x {r['checkpoints']}" for r in rows]
+    fig.add_bar(x=names, y=[r["dry_run_s"] for r in rows], name="dry run (DAG build)", row=1, col=1)
+    fig.add_bar(x=names, y=[r.get("noop_rerun_s") for r in rows], name="no-op rerun", row=1, col=1)
+    full = [r for r in rows if "full_run_s" in r]
+    fnames = [f"{r['variants']} x {r['checkpoints']}" for r in full]
+    base = [0.0] * len(full)
+    for key, label in (("compute_s", "compute"), ("startup_s", "process start-up"), ("scheduling_s", "scheduling")):
+        # One offset group with explicit bases: a stacked bar in a grouped layout.
+        fig.add_bar(x=fnames, y=[r[key] for r in full], base=base, offsetgroup="full", name=label, row=1, col=2)
+        base = [b + r[key] for b, r in zip(base, full, strict=True)]
+    fig.update_layout(barmode="group", width=1100, height=450, template="simple_white")
+    fig.update_yaxes(title_text="seconds", row=1, col=1)
+    fig.update_yaxes(title_text="seconds", row=1, col=2)
+    fig.write_image(str(path))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--full", type=int, nargs="+", default=[1, 8], help="sweep sizes to also run in full")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--keep", action="store_true", help="keep the results trees under --out")
+    args = parser.parse_args()
+    rows = [measure(n, n in args.full, args.out, args.keep) for n in args.variants]
+    (args.out / "overhead.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(table(rows))
+    plot(rows, args.docs / "bench_overhead.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Faults: a sweep killed with SIGKILL (Snakemake and every job it started) and rerun ends
+equal to an uninterrupted run; a second invocation on the same results tree is refused by
+Snakemake's lock while the first finishes correctly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from workflow_runs import (
+    LOCKED,
+    ROOT,
+    compare_trees,
+    result_files,
+    run_snakemake,
+    snakemake_cmd,
+    targets,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+# Long enough (~1.5 s of training for p = 11) to be killed in the middle of it.
+EPOCHS = [0, 40, 80, 120]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run every faulty run must equal."""
+    workdir = tmp_path_factory.mktemp("reference")
+    config = write_config(workdir, [11, 13], [0], EPOCHS)
+    done = run_snakemake(workdir, config, "--cores", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return workdir
+
+
+def start(workdir: Path, config: Path, *options: str) -> subprocess.Popen:
+    """Snakemake in its own session, so that it and its jobs can be killed together."""
+    cmd = snakemake_cmd(workdir, config, *options)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
+    config = write_config(tmp_path, [11, 13], [0], EPOCHS)
+    state = tmp_path / "results" / "modadd" / "p11_seed0" / "train_state" / "checkpoints"
+    proc = start(tmp_path, config, "--cores", "2")
+    # Kill once training has written some checkpoints of a variant but not all of them.
+    wait_for(lambda: len(list(state.glob("*.safetensors"))) >= 2, 60, "training to write two checkpoints")
+    pids = [proc.pid, *descendants(proc.pid)]
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in pids:  # any job that left the process group
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=10)
+    assert not (tmp_path / "results" / "modadd" / "p11_seed0" / "metadata.json").exists(), "killed too late"
+    assert list((tmp_path / ".snakemake" / "locks").iterdir()), "a killed run leaves its locks"
+
+    # The stale lock refuses the rerun, with the way out in the message ...
+    refused = run_snakemake(tmp_path, config, "--cores", "2")
+    assert refused.returncode != 0 and LOCKED in refused.stderr and "--unlock" in refused.stderr
+    # ... --unlock removes it, and the rerun (rerun-incomplete, training resumed from its
+    # snapshot) ends with the uninterrupted run's numbers and no temporary files left.
+    unlock = run_snakemake(tmp_path, config, "--unlock")
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    rerun = run_snakemake(tmp_path, config, "--cores", "2")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming from the snapshot" in (tmp_path / "logs" / "modadd" / "train" / "p11_seed0.log").read_text()
+    assert len(result_files(tmp_path)) == 2 * (len(EPOCHS) * 2 + 1)
+    assert compare_trees(reference, tmp_path) == []
+    assert not list((tmp_path / "results").rglob(".tmp-*"))
+
+
+def test_second_invocation_is_refused_while_first_finishes(reference, tmp_path):
+    config = write_config(tmp_path, [11, 13], [0], EPOCHS)
+    first = start(tmp_path, config, "--cores", "2")
+    locks = tmp_path / ".snakemake" / "locks"
+    wait_for(lambda: locks.is_dir() and any(locks.iterdir()), 60, "the first invocation to take its lock")
+
+    second = run_snakemake(tmp_path, config, "--cores", "2")
+    assert second.returncode != 0
+    assert LOCKED in second.stderr
+    assert first.poll() is None, "the first invocation ended before the second was refused"
+
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out[-2000:]
+    assert all((tmp_path / t).exists() for t in targets(config))
+    assert compare_trees(reference, tmp_path) == []
+    assert not locks.exists() or not any(locks.iterdir()), "the first invocation released its lock"

@@ -1,0 +1,122 @@
+"""Storage report and cache dropping: real files with a hard link, then the real workflow
+(dry runs show what a dropped cache costs), then the Snakemake behaviour the policy relies on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+
+import pytest
+from workflow_runs import PROBE, SNAKEMAKE, job_counts, run_snakemake, variant_epochs, write_config
+
+from tdw import storage
+
+
+def _write(path, size):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+
+
+def test_hard_linked_checkpoints_count_once(tmp_path):
+    v = tmp_path / "modadd" / "p11_seed0"
+    _write(v / "train_state" / "checkpoints" / "checkpoint_epoch_00000.safetensors", 1000)
+    _write(v / "train_state" / "snapshot.safetensors", 3000)
+    (v / "checkpoints").mkdir()
+    os.link(
+        v / "train_state" / "checkpoints" / "checkpoint_epoch_00000.safetensors",
+        v / "checkpoints" / "checkpoint_epoch_00000.safetensors",
+    )
+    _write(v / "cache" / "full" / "epoch_00000.h5", 200)
+    _write(v / "artifacts" / "full" / "embedding_frequencies.h5", 50)
+    _write(v / "figures" / "loss_curves.png", 70)
+    _write(v / "metadata.json", 5)
+
+    usage = storage.variant_usage(v)
+    assert usage.bytes == {
+        "checkpoints": 1000,
+        "cache": 200,
+        "artifacts": 50,
+        "figures": 70,
+        "reports": 0,
+        "train_state": 3000,
+        "other": 5,
+    }
+    assert usage.total == 4325 and usage.shared_links == 1
+
+    assert storage.main([str(tmp_path / "modadd")]) == 0
+    report = (tmp_path / "modadd" / "storage.json").read_text()
+    assert '"total_bytes": 4325' in report
+
+
+@pytest.mark.slow
+def test_dropped_caches_rerun_nothing_when_caches_are_temporary(tmp_path):
+    config = write_config(tmp_path, [11], [0])
+    epochs = variant_epochs(config)["p11_seed0"]
+    base = "results/modadd/p11_seed0"
+    artifact = f"{base}/artifacts/{PROBE}/embedding_frequencies.h5"
+    caches = [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in epochs]
+    done = run_snakemake(tmp_path, config, "--cores", "2", target_list=[artifact, *caches])
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    usage = storage.family_usage(tmp_path / "results" / "modadd")[0]
+    assert usage.files["checkpoints"] == 3 and usage.files["cache"] == 3 and usage.shared_links == 3
+    count, freed = storage.drop_caches(tmp_path / "results" / "modadd")
+    assert count == 3 and freed == usage.bytes["cache"]
+    assert not any((tmp_path / c).exists() for c in caches) and (tmp_path / artifact).exists()
+
+    def plan(*options: str, targets: list[str] | None = None) -> dict[str, int]:
+        out = run_snakemake(tmp_path, config, "--dry-run", *options, target_list=targets)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return job_counts(out.stdout + out.stderr)
+
+    # Caches kept (the default): the full sweep regenerates them as final targets.
+    assert "forward_cache_0" in plan(targets=["all"])
+    # keep_caches=False: caches are temp() and no target; their absence reruns nothing.
+    no_keep = plan("--config", "keep_caches=False", targets=["all"])
+    assert "forward_cache_0" not in no_keep and "analyze" not in no_keep and "train" not in no_keep
+    assert plan("--config", "keep_caches=False", targets=[artifact]) == {}
+
+
+TOY = textwrap.dedent(
+    """
+    wrap = temp if config.get("temp") else (lambda f: f)
+    rule all:
+        input: "a.txt", "b.txt"
+    rule ckpt:
+        output: "ckpt.txt"
+        shell: "echo w > {output}"
+    rule cache:
+        input: "ckpt.txt"
+        output: wrap("cache.txt")
+        shell: "echo c > {output}"
+    rule a:
+        input: "cache.txt"
+        output: "a.txt"
+        params: v=config.get("av", 1)
+        shell: "cat {input} > {output}"
+    rule b:
+        input: "cache.txt"
+        output: "b.txt"
+        shell: "cat {input} > {output}"
+    """
+)
+
+
+@pytest.mark.slow
+def test_snakemake_cache_semantics(tmp_path):
+    """What docs/STORAGE.md states about Snakemake 9.27, on a four-rule workflow with the
+    workbench's rerun triggers: two analyzers (a, b) read one cache."""
+    (tmp_path / "Snakefile").write_text(TOY)
+    base = [SNAKEMAKE, "--cores", "1", "--rerun-triggers", "mtime", "params", "input", "software-env", "--config", "temp=1"]
+
+    def run(*extra: str) -> dict[str, int]:
+        out = subprocess.run([*base, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return job_counts(out.stdout + out.stderr)
+
+    run()
+    assert not (tmp_path / "cache.txt").exists()  # temp: deleted after a and b
+    assert run("--dry-run") == {}  # ... and its absence reruns nothing
+    # A changed analyzer regenerates the cache, and the other reader reruns too.
+    assert run("av=2", "--dry-run") == {"cache": 1, "a": 1, "b": 1, "all": 1}
