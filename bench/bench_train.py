@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from tdw import data  # noqa: E402
 from tdw.architecture import ModelConfig  # noqa: E402
 from tdw.config import TrainConfig  # noqa: E402
-from tdw.model import HookedModAdd, init_params  # noqa: E402
+from tdw.model import HookedModAdd  # noqa: E402
 from tdw.train import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
+from tdw.weights import init_params  # noqa: E402
 
 
 def epoch_time(forward, params, tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:

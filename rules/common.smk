@@ -12,12 +12,9 @@ from tdw import config as tdw_config
 from tdw.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
-# Storage policy, taken out before validation (the schema is part of every rule's code
-# hash): false makes caches temporary (docs/STORAGE.md).
-KEEP_CACHES = config.pop("keep_caches", True)
-if not isinstance(KEEP_CACHES, bool):
-    raise tdw_config.ConfigError(f"{CONFIG_SOURCE}: key 'keep_caches': {KEEP_CACHES!r} is not true or false")
 WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
+# Storage policy: false makes caches temporary (docs/STORAGE.md).
+KEEP_CACHES = WB.keep_caches
 FAMILY = WB.family
 VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
 LOGS = f"logs/{FAMILY.name}"

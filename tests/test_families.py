@@ -17,7 +17,8 @@ from tdw.analyzers import check_family_analyzers
 from tdw.architecture import ModelConfig
 from tdw.checkpoint import checkpoint_name, save_checkpoint
 from tdw.config import ConfigError, load, load_family
-from tdw.model import HookedModAdd, init_params
+from tdw.model import HookedModAdd
+from tdw.weights import init_params
 
 
 def test_families_offer_only_applicable_analyzers(root):

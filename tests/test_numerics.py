@@ -8,9 +8,11 @@ import torch
 
 from tdw import data
 from tdw.architecture import ModelConfig
+from tdw.fastpath import last_logits
 from tdw.fourier import basis_names, fourier_2d, fourier_basis, frequency_norms
-from tdw.model import HookedModAdd, init_params, last_logits, param_shapes
+from tdw.model import HookedModAdd
 from tdw.tail import finish_forward, tail_hooks
+from tdw.weights import init_params, param_shapes
 
 
 @pytest.mark.parametrize("p", [3, 13, 113])

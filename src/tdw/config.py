@@ -161,6 +161,7 @@ class Workbench:
     reports: tuple[str, ...]
     results: str = "results"
     batch_seeds: bool = False
+    keep_caches: bool = True
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -253,6 +254,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         reports=tuple(reports),
         results=config.get("results", "results"),
         batch_seeds=config.get("batch_seeds", False),
+        keep_caches=config.get("keep_caches", True),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import traceback
 from collections.abc import Iterator
 
 
@@ -13,5 +14,9 @@ from collections.abc import Iterator
 def job_log(path: str, job: str) -> Iterator[None]:
     t0 = time.perf_counter()
     with open(path, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        yield
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc()  # into the rule's log, not only the executor's
+            raise
         print("TIMING " + json.dumps({"job": job, "compute_s": round(time.perf_counter() - t0, 4)}), flush=True)

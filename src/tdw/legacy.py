@@ -35,8 +35,8 @@ def read_legacy(path: str | Path) -> dict:
             f"{path}: refused: the pickle needs more than tensors and plain containers to load, "
             f"and the workbench never executes pickled code ({str(err).splitlines()[0]})"
         ) from err
-    except (RuntimeError, OSError, EOFError) as err:
-        raise LegacyFormatError(f"{path}: not a readable torch checkpoint ({err})") from err
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError) as err:
+        raise LegacyFormatError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(obj, dict) or "model" not in obj:
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise LegacyFormatError(f"{path}: expected a dict with a 'model' state_dict; found {keys}")

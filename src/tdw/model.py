@@ -3,11 +3,8 @@
 Parameter names and orientations follow TransformerLens (``embed.W_E`` [d_vocab, d_model],
 ``blocks.0.attn.W_Q`` [n_heads, d_model, d_head], ...); every intermediate tensor passes a
 ``HookPoint`` whose name (``blocks.0.mlp.hook_post``) is the vocabulary of the whole
-workbench: cache datasets and analyzer inputs use the same strings.
-
-``last_logits`` is the training fast path: the loss reads only the last position, where the
-query is always the ``=`` token, so attention reduces to table look-ups per input token.
-It must agree with ``HookedModAdd.forward`` (tested).
+workbench: cache datasets and analyzer inputs use the same strings. Training does not import
+this module (nor transformer_lens): it uses ``tdw.fastpath``, tested equal to this forward.
 """
 
 from __future__ import annotations
@@ -21,70 +18,7 @@ from transformer_lens.hook_points import HookPoint
 from transformer_lens.HookedRootModule import HookedRootModule
 
 from tdw.architecture import ModelConfig
-
-
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """TransformerLens-oriented shape of every parameter, in creation order."""
-    d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
-    shapes: dict[str, tuple[int, ...]] = {
-        "embed.W_E": (cfg.d_vocab, d),
-        "pos_embed.W_pos": (cfg.n_ctx, d),
-    }
-    for i in range(cfg.n_layers):
-        b = f"blocks.{i}."
-        if cfg.layernorm:
-            shapes |= {b + "ln1.w": (d,), b + "ln1.b": (d,)}
-        shapes |= {
-            b + "attn.W_K": (h, d, e),
-            b + "attn.W_Q": (h, d, e),
-            b + "attn.W_V": (h, d, e),
-            b + "attn.W_O": (h, e, d),
-        }
-        if cfg.layernorm:
-            shapes |= {b + "ln2.w": (d,), b + "ln2.b": (d,)}
-        shapes |= {
-            b + "mlp.W_in": (d, cfg.d_mlp),
-            b + "mlp.b_in": (cfg.d_mlp,),
-            b + "mlp.W_out": (cfg.d_mlp, d),
-            b + "mlp.b_out": (d,),
-        }
-    if cfg.layernorm:
-        shapes |= {"ln_final.w": (d,), "ln_final.b": (d,)}
-    shapes["unembed.W_U"] = (d, cfg.d_vocab_out)
-    return shapes
-
-
-def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Initial weights: N(0,1)/sqrt(d_model) for every matrix, N(0,1)/sqrt(d_vocab) for W_U,
-    zero biases, unit LayerNorm gains.
-
-    Matrices are drawn under ``torch.manual_seed(seed)`` in the original code's orientation
-    ([d_model, d_vocab] for W_E, [heads, d_head, d_model] for W_Q/K/V, [d_model, heads*d_head]
-    for W_O, [d_mlp, d_model] for W_in, ...) and creation order, then transposed.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
-    out: dict[str, torch.Tensor] = {}
-
-    def draw(shape: tuple[int, ...], scale: float) -> torch.Tensor:
-        return torch.randn(shape, generator=gen) / math.sqrt(scale)
-
-    out["embed.W_E"] = draw((d, cfg.d_vocab), d).T.contiguous()
-    out["pos_embed.W_pos"] = draw((cfg.n_ctx, d), d)
-    for i in range(cfg.n_layers):
-        b = f"blocks.{i}."
-        for name in ("W_K", "W_Q", "W_V"):
-            out[b + "attn." + name] = draw((h, e, d), d).transpose(1, 2).contiguous()
-        out[b + "attn.W_O"] = draw((d, h * e), d).T.reshape(h, e, d).contiguous()
-        out[b + "mlp.W_in"] = draw((cfg.d_mlp, d), d).T.contiguous()
-        out[b + "mlp.b_in"] = torch.zeros(cfg.d_mlp)
-        out[b + "mlp.W_out"] = draw((d, cfg.d_mlp), d).T.contiguous()
-        out[b + "mlp.b_out"] = torch.zeros(d)
-    out["unembed.W_U"] = draw((d, cfg.d_vocab_out), cfg.d_vocab)
-    for name, shape in param_shapes(cfg).items():
-        if name.endswith((".w", ".b")) and ".ln" in "." + name:
-            out[name] = torch.ones(shape) if name.endswith(".w") else torch.zeros(shape)
-    return {name: out[name] for name in param_shapes(cfg)}
+from tdw.weights import param_shapes
 
 
 def _activation(name: str):
@@ -198,36 +132,3 @@ class HookedModAdd(HookedRootModule):
         if self.cfg.layernorm:
             resid = self.ln_final(resid)
         return resid @ self.unembed.W_U
-
-
-def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits at the last position, [batch, d_vocab_out], for tokens [batch, 3] = [a, b, =].
-
-    For the paper's shape the `=` query is the same for every input, so keys, values and
-    their W_O images are computed once per vocabulary entry and gathered; other
-    architectures fall back to the hooked forward.
-    """
-    if not cfg.is_paper_shape:
-        model = HookedModAdd.from_params(cfg, params)
-        return model(tokens)[:, -1]
-    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
-    W_Q, W_K, W_V, W_O = (params[f"blocks.0.attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
-    x = W_E.unsqueeze(0) + W_pos.unsqueeze(1)  # [pos, d_vocab, d_model]: token v at position j
-    x_eq = x[2, cfg.p]  # the residual at the last position before attention: [d_model]
-    q = torch.einsum("d,hde->he", x_eq, W_Q) / math.sqrt(cfg.d_head)  # [head, d_head]
-    keys = torch.einsum("jvd,hde->jvhe", x, W_K)  # [pos, d_vocab, head, d_head]
-    scores = torch.einsum("jvhe,he->jvh", keys, q)  # [pos, d_vocab, head]
-    values = torch.einsum("jvd,hde->jvhe", x, W_V)  # [pos, d_vocab, head, d_head]
-    a, b = tokens[:, 0], tokens[:, 1]
-    # Gathers through F.embedding: its backward is a dense scatter, far cheaper on CPU
-    # than advanced-indexing backward.
-    n, hd = len(a), cfg.n_heads * cfg.d_head
-    s = torch.stack([F.embedding(a, scores[0]), F.embedding(b, scores[1]), scores[2, cfg.p].expand(n, -1)], -1)
-    w = s.softmax(-1)  # [batch, head, key_pos]
-    v_a = F.embedding(a, values[0].reshape(cfg.d_vocab, hd)).view(n, cfg.n_heads, -1)
-    v_b = F.embedding(b, values[1].reshape(cfg.d_vocab, hd)).view(n, cfg.n_heads, -1)
-    z = w[..., 0, None] * v_a + w[..., 1, None] * v_b + w[..., 2, None] * values[2, cfg.p]  # [batch, head, d_head]
-    resid_mid = torch.addmm(x_eq, z.reshape(n, hd), W_O.reshape(hd, cfg.d_model))  # [batch, d_model]
-    post = F.relu(torch.addmm(params["blocks.0.mlp.b_in"], resid_mid, params["blocks.0.mlp.W_in"]))
-    resid_post = resid_mid + torch.addmm(params["blocks.0.mlp.b_out"], post, params["blocks.0.mlp.W_out"])
-    return resid_post @ params["unembed.W_U"]

@@ -35,9 +35,10 @@ from tdw.architecture import ModelConfig
 from tdw.atomic import atomic_path, link_or_copy, write_json
 from tdw.checkpoint import checkpoint_name, is_complete, save_checkpoint
 from tdw.config import TrainConfig, Variant
+from tdw.fastpath import last_logits
 from tdw.history import write_history
-from tdw.model import init_params, last_logits
 from tdw.provenance import provenance
+from tdw.weights import init_params
 
 
 @dataclass
