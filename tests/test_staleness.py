@@ -1,0 +1,121 @@
+"""Only what is stale re-runs, and content decides: checked on a copy of the checkout (so
+that package modules can be edited as a researcher would) with dry runs after a real run."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CONFIG = {
+    "family": "modadd",
+    "sweep": {"p": [13], "seed": [0]},
+    "train": {"train_frac": 0.5},
+    "checkpoints": [0, 5, 10],
+    "analyzers": ["embedding_frequencies", "attention"],
+}
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(repo: Path, *args: str) -> str:
+    proc = subprocess.run([SNAKEMAKE, "--configfile", "config.yaml", *args], cwd=repo, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout + proc.stderr
+
+
+def plan(repo: Path) -> dict[str, int]:
+    """Rule -> job count of a dry run ({} when nothing is to be done)."""
+    import re
+
+    text = snakemake(repo, "-n", "--quiet", "rules")
+    if "Nothing to be done" in text or "Job stats" not in text:
+        return {}
+    table = text[text.index("Job stats") :].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A copy of the checkout with results of the tiny config."""
+    repo = tmp_path_factory.mktemp("checkout")
+    for name in ("Snakefile", "rules", "workflow", "families", "profiles", "src", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    snakemake(repo, "--cores", "2")
+    assert plan(repo) == {}
+    return repo
+
+
+def edit(path: Path, line: str = "\n# an edit\n") -> None:
+    path.write_text(path.read_text() + line)
+
+
+def set_config(repo: Path, **changes) -> None:
+    (repo / "config.yaml").write_text(yaml.safe_dump(CONFIG | changes))
+
+
+def test_touching_everything_reruns_nothing(repo):
+    for path in repo.rglob("*"):
+        if path.is_file() and ".snakemake" not in path.parts and "results" not in path.parts:
+            os.utime(path)
+    assert plan(repo) == {}
+
+
+def test_editing_an_analyzer_reruns_it_and_its_views_only(repo):
+    module = repo / "src/tdw/analyzers/attention.py"
+    original = module.read_text()
+    edit(module)
+    try:
+        jobs = plan(repo)
+        assert jobs.get("analyze") == 1, jobs
+        assert set(jobs) <= {"analyze", "render", "report", "compare", "all"}, jobs
+    finally:
+        module.write_text(original)
+    assert plan(repo) == {}
+
+
+def test_editing_render_code_reruns_renders_only(repo):
+    module = repo / "src/tdw/figures/loss_curves.py"
+    original = module.read_text()
+    edit(module)
+    try:
+        jobs = plan(repo)
+        assert jobs.get("render", 0) >= 1 and set(jobs) <= {"render", "report", "compare", "all"}, jobs
+    finally:
+        module.write_text(original)
+
+
+def test_adding_a_seed_trains_only_the_new_variant(repo):
+    set_config(repo, sweep={"p": [13], "seed": [0, 1]})
+    try:
+        jobs = plan(repo)
+        assert jobs["train"] == 1 and jobs["analyze"] == 2, jobs  # the new variant's, nothing of seed 0
+        assert jobs.get("forward_cache_0") == 1, jobs
+    finally:
+        set_config(repo)
+
+
+def test_adding_checkpoint_epochs_resumes_training(repo):
+    """A longer schedule re-runs training, which continues from the kept state (epoch 10)
+    instead of starting over; the old checkpoints are unchanged."""
+    old = (repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors").read_bytes()
+    set_config(repo, checkpoints=[0, 5, 10, 15])
+    try:
+        snakemake(repo, "--cores", "2", "results/modadd/p13_seed0/metadata.json")
+        log = (repo / "logs/modadd/train/p13_seed0.log").read_text()
+        assert "resuming from the snapshot at epoch 10" not in log  # epoch 10 was the last: no snapshot
+        meta = json.loads((repo / "results/modadd/p13_seed0/metadata.json").read_text())
+        assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10, 15]
+        assert meta["timings"]["resumed_from_epoch"] == 5
+        new = (repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors").read_bytes()
+        assert new == old
+    finally:
+        set_config(repo)
