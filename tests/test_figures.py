@@ -106,6 +106,9 @@ def test_neuron_activations(artifacts):
     assert {"a", "b"} <= set(axis_titles(fig))
     _, fewer = make("neuron_activations", art, max_frames=2)
     assert fewer.epochs == [0, 20]
+    default, _ = make("neuron_activations", art)  # neuron null: the most varying final grid
+    spread = art["grid"][-1].astype(np.float64).reshape(len(art["neuron"]), -1).std(1)
+    np.testing.assert_array_equal(np.asarray(default.data[0].z), art["grid"][-1, spread.argmax()].astype(np.float64))
 
 
 def test_neuron_clusters(artifacts):

@@ -24,7 +24,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         rows=1,
         cols=2,
         column_widths=[0.35, 0.65],
-        horizontal_spacing=0.2,
+        horizontal_spacing=0.24,
         subplot_titles=("mean pattern from `=`", "pos 0 - pos 1 over training"),
     )
     fig.add_trace(
@@ -35,7 +35,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             zmin=0,
             zmax=1,
             colorscale=params["colorscale"],
-            colorbar={"title": "attn", "x": 0.3, "thickness": 10},
+            colorbar={"title": "attn", "x": 0.29, "thickness": 10, "len": 0.8},
             hovertemplate="%{y} -> %{x}<br>attention %{z:.3f}<extra></extra>",
         ),
         row=1,
@@ -60,7 +60,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         title=title,
         width=params["width"],
         height=params["height"],
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1.0, "font": {"size": 10}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1.0, "font": {"size": 10}},
         margin={"t": 90},
     )
     fig.update_xaxes(title_text="source position", row=1, col=1)

@@ -25,7 +25,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     art = data["artifact"]
     keys = [int(k) for k in art["key_frequency"]][: int(params["max_keys"])]
     titles = [f"{label.split()[0]} k={k} (circ. {art[score][-1, i]:.2f})" for _, score, label in ROWS for i, k in enumerate(keys)]
-    fig = make_subplots(rows=2, cols=max(len(keys), 1), subplot_titles=titles, vertical_spacing=0.14, horizontal_spacing=0.06)
+    fig = make_subplots(rows=2, cols=max(len(keys), 1), subplot_titles=titles, vertical_spacing=0.2, horizontal_spacing=0.06)
     for row, (key, _, label) in enumerate(ROWS, start=1):
         for i in range(len(keys)):
             pts = art[key][-1, i]  # [token, 2]
@@ -46,6 +46,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             fig.update_yaxes(showticklabels=False, scaleanchor=f"x{'' if n == 1 else n}", row=row, col=i + 1)
         fig.update_xaxes(title_text="cos plane axis", row=row, col=1)
         fig.update_yaxes(title_text="sin plane axis", row=row, col=1)
+    fig.update_annotations(font_size=11)  # panel titles fit narrow panels
     fig.update_layout(title=title, width=params["width"], height=params["height"])
     return fig
 

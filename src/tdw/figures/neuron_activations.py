@@ -4,7 +4,8 @@ checkpoint through frames.
 
 Size: a p x p grid pair per frame; frames are limited to ``max_frames`` checkpoints of the
 artifact's stored grid epochs (evenly spaced, first and last kept) and to the one neuron
-``neuron`` (a position in the artifact's selected-neuron list), so p = 113 with
+``neuron`` (a position in the artifact's selected-neuron list; null: the one whose final
+grid varies most), so p = 113 with
 ``max_frames`` 20 stays near 4 MB in a report.
 """
 
@@ -19,7 +20,10 @@ from tdw.figures.epochs import Frames, frame_indices, rounded
 
 def _grids(art: dict, params: dict) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """(neuron id, shown grid epochs, activation grids [frame, a, b], |Fourier| [frame, row, col])."""
-    pos = min(int(params["neuron"]), len(art["neuron"]) - 1)
+    if params["neuron"] is None:  # the selected neuron whose final grid varies most
+        pos = int(np.argmax(art["grid"][-1].astype(np.float64).reshape(len(art["neuron"]), -1).std(1)))
+    else:
+        pos = min(int(params["neuron"]), len(art["neuron"]) - 1)
     idx = frame_indices(len(art["grid_epoch"]), int(params["max_frames"]))
     grid = art["grid"][idx, pos].astype(np.float64)
     fourier = np.abs(art["fourier"][idx, pos].astype(np.float64))
@@ -34,7 +38,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        horizontal_spacing=0.16,
+        horizontal_spacing=0.22,
         subplot_titles=(f"neuron {neuron}: activation", "|2D Fourier transform|"),
     )
     fig.add_trace(
@@ -46,7 +50,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             zmax=bound,
             zmid=0,
             colorscale=params["colorscale"],
-            colorbar={"title": "act", "x": 0.41, "thickness": 12},
+            colorbar={"title": "act", "x": 0.40, "thickness": 12},
             hovertemplate="a %{y}, b %{x}<br>activation %{z:.3f}<extra></extra>",
         ),
         row=1,
@@ -68,10 +72,10 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     )
     fig.update_layout(title=title, width=params["width"], height=params["height"], showlegend=False)
     fig.update_xaxes(title_text="b", row=1, col=1, constrain="domain")
-    fig.update_yaxes(title_text="a", row=1, col=1, scaleanchor="x", autorange="reversed")
+    fig.update_yaxes(title_text="a", row=1, col=1, scaleanchor="x", constrain="domain", autorange="reversed")
     # Fourier components in the basis order: 0 constant, 2k-1 cos k, 2k sin k.
     fig.update_xaxes(title_text="component of b (2k-1 cos k, 2k sin k)", row=1, col=2, constrain="domain")
-    fig.update_yaxes(title_text="component of a", row=1, col=2, scaleanchor="x2", autorange="reversed")
+    fig.update_yaxes(title_text="component of a", row=1, col=2, scaleanchor="x2", constrain="domain", autorange="reversed")
     return fig
 
 

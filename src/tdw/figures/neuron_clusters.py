@@ -43,7 +43,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         rows=2,
         cols=1,
         row_heights=[0.55, 0.45],
-        vertical_spacing=0.16,
+        vertical_spacing=0.22,
         subplot_titles=("variance explained by frequency (selected checkpoint)", "cluster sizes over training"),
     )
     fig.add_trace(
