@@ -35,7 +35,14 @@ def export_static(figs: list[go.Figure], paths: list[Path]) -> None:
     os.environ.setdefault("BROWSER_PATH", chromium)
     tmps = [p.with_name(f".tmp-{p.name}") for p in paths]
     try:
-        pio.write_images(fig=figs, file=[str(t) for t in tmps], format=[p.suffix[1:] for p in paths])
+        # write_images falls back to 700 x 500 unless given a size: pass each layout's own.
+        pio.write_images(
+            fig=figs,
+            file=[str(t) for t in tmps],
+            format=[p.suffix[1:] for p in paths],
+            width=[f.layout.width for f in figs],
+            height=[f.layout.height for f in figs],
+        )
         for tmp, path in zip(tmps, paths, strict=True):
             os.replace(tmp, path)
     finally:

@@ -4,10 +4,13 @@ views a report shows, each with optional visual-parameter overrides::
     {"title": "Training dynamics: {variant}",
      "description": "...",
      "views": ["loss_curves",
-               {"figure": "embedding_frequencies", "title": "...", "params": {"colorscale": "Magma"}}]}
+               {"figure": "embedding_frequencies", "title": "...", "params": {"colorscale": "Magma"}},
+               {"figure": "ablations", "optional": true}]}
 
 A spec is checked against the family and the config before any job runs: an unknown view,
-a view whose artifact this config does not produce, or an unknown parameter is an error.
+a view whose artifact this config does not produce, or an unknown parameter is an error;
+an ``optional`` view is left out (not an error) where its artifact is not produced, so one
+report can list every analyzer's view and still apply to configs that run fewer.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ from pathlib import Path
 from tdw.config import ConfigError
 
 KEYS = {"title", "description", "views"}
-VIEW_KEYS = {"figure", "title", "params"}
+VIEW_KEYS = {"figure", "title", "params", "optional"}
 
 
 def _view_entry(entry: object, where: str) -> dict:
     if isinstance(entry, str):
         entry = {"figure": entry}
     if not isinstance(entry, dict) or "figure" not in entry or set(entry) - VIEW_KEYS:
-        raise ConfigError(f"{where}: a view is a figure name or {{'figure': str, 'title'?: str, 'params'?: {{...}}}}")
+        raise ConfigError(
+            f"{where}: a view is a figure name or {{'figure': str, 'title'?: str, 'params'?: {{...}}, 'optional'?: bool}}"
+        )
     if not isinstance(entry.get("params", {}), dict) or not isinstance(entry.get("title", ""), str):
         raise ConfigError(f"{where}: 'params' must be an object and 'title' a string")
+    if not isinstance(entry.get("optional", False), bool):
+        raise ConfigError(f"{where}: 'optional' must be true or false")
     return entry
 
 
@@ -56,6 +63,8 @@ def load_report_spec(path: str | Path, figures: dict, family_figures: dict) -> d
         where = f"{path}: key 'views.{i}' ({name!r})"
         if name not in family_figures:
             raise ConfigError(f"{where}: unknown view; the family offers {sorted(family_figures)}")
+        if name not in figures and entry.get("optional", False):
+            continue
         if name not in figures:
             source = family_figures[name]["source"]
             raise ConfigError(

@@ -21,6 +21,16 @@ from types import ModuleType
 REGISTRY: dict[str, str] = {
     "loss_curves": "tdw.figures.loss_curves",
     "embedding_frequencies": "tdw.figures.embedding_frequencies",
+    "neuron_activations": "tdw.figures.neuron_activations",
+    "neuron_clusters": "tdw.figures.neuron_clusters",
+    "progress_losses": "tdw.figures.progress_losses",
+    "progress_weights": "tdw.figures.progress_weights",
+    "attention": "tdw.figures.attention",
+    "dimensionality": "tdw.figures.dimensionality",
+    "transitions": "tdw.figures.transitions",
+    "geometry": "tdw.figures.geometry",
+    "ablations": "tdw.figures.ablations",
+    "weight_norms": "tdw.figures.weight_norms",
 }
 
 

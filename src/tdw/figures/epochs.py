@@ -74,3 +74,19 @@ def with_slider(fig: go.Figure, frames: Frames | None, epochs: list[int]) -> go.
         sliders=[{"active": len(epochs) - 1, "steps": steps, "currentvalue": {"prefix": "epoch "}, "pad": {"t": 50}}]
     )
     return fig
+
+
+def epoch_range(epochs: np.ndarray) -> list[float]:
+    """A fixed x range over the epochs (half a checkpoint step of padding), so Plotly moves
+    the epoch indicator without recomputing autorange."""
+    epochs = np.asarray(epochs)
+    pad = 0.5 * (epochs[-1] - epochs[0]) / max(len(epochs) - 1, 1) if len(epochs) > 1 else 0.5
+    return [float(epochs[0] - pad), float(epochs[-1] + pad)]
+
+
+def frame_indices(n: int, max_frames: int) -> np.ndarray:
+    """At most ``max_frames`` indices into ``n`` checkpoints, evenly spaced, first and last
+    included: per-checkpoint frames of large arrays are subsampled to keep reports small."""
+    if n <= max_frames:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max(max_frames, 2)).round().astype(int))

@@ -1,0 +1,86 @@
+"""One selected neuron's activation over the (a, b) input grid (x axis b, y axis a, a
+diverging scale centred at 0) beside the magnitude of its 2D Fourier transform, per
+checkpoint through frames.
+
+Size: a p x p grid pair per frame; frames are limited to ``max_frames`` checkpoints of the
+artifact's stored grid epochs (evenly spaced, first and last kept) and to the one neuron
+``neuron`` (a position in the artifact's selected-neuron list; null: the one whose final
+grid varies most), so p = 113 with
+``max_frames`` 20 stays near 4 MB in a report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from tdw.figures.epochs import Frames, frame_indices, rounded
+
+
+def _grids(art: dict, params: dict) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(neuron id, shown grid epochs, activation grids [frame, a, b], |Fourier| [frame, row, col])."""
+    if params["neuron"] is None:  # the selected neuron whose final grid varies most
+        pos = int(np.argmax(art["grid"][-1].astype(np.float64).reshape(len(art["neuron"]), -1).std(1)))
+    else:
+        pos = min(int(params["neuron"]), len(art["neuron"]) - 1)
+    idx = frame_indices(len(art["grid_epoch"]), int(params["max_frames"]))
+    grid = art["grid"][idx, pos].astype(np.float64)
+    fourier = np.abs(art["fourier"][idx, pos].astype(np.float64))
+    return int(art["neuron"][pos]), art["grid_epoch"][idx], grid, fourier
+
+
+def build(data: dict, params: dict, title: str) -> go.Figure:
+    """data: the ``neuron_activations`` artifact (grid_epoch, neuron, grid, fourier)."""
+    neuron, epochs, grid, fourier = _grids(data["artifact"], params)
+    p = grid.shape[-1]
+    bound = float(np.abs(grid).max()) or 1.0  # one symmetric range for every frame
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.22,
+        subplot_titles=(f"neuron {neuron}: activation", "|2D Fourier transform|"),
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=grid[-1],
+            x=np.arange(p),
+            y=np.arange(p),
+            zmin=-bound,
+            zmax=bound,
+            zmid=0,
+            colorscale=params["colorscale"],
+            colorbar={"title": "act", "x": 0.40, "thickness": 12},
+            hovertemplate="a %{y}, b %{x}<br>activation %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Heatmap(
+            z=fourier[-1],
+            x=np.arange(p),
+            y=np.arange(p),
+            zmin=0,
+            zmax=float(fourier.max()) or 1.0,
+            colorscale=params["fourier_colorscale"],
+            colorbar={"title": "|F|", "x": 1.0, "thickness": 12},
+            hovertemplate="row %{y}, col %{x}<br>|F| %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_layout(title=title, width=params["width"], height=params["height"], showlegend=False)
+    fig.update_xaxes(title_text="b", row=1, col=1, constrain="domain")
+    fig.update_yaxes(title_text="a", row=1, col=1, scaleanchor="x", constrain="domain", autorange="reversed")
+    # Fourier components in the basis order: 0 constant, 2k-1 cos k, 2k sin k.
+    fig.update_xaxes(title_text="component of b (2k-1 cos k, 2k sin k)", row=1, col=2, constrain="domain")
+    fig.update_yaxes(title_text="component of a", row=1, col=2, scaleanchor="x2", constrain="domain", autorange="reversed")
+    return fig
+
+
+def frames(data: dict, params: dict) -> Frames:
+    """Both heat maps (traces 0, 1) at each shown grid epoch."""
+    _, epochs, grid, fourier = _grids(data["artifact"], params)
+    updates = [{"z": [rounded(g, 4), rounded(f, 4)]} for g, f in zip(grid, fourier, strict=True)]
+    return Frames(epochs=[int(e) for e in epochs], traces=[0, 1], updates=updates)

@@ -1,0 +1,49 @@
+"""Progress measures as losses (Nanda et al. 2023, fig. 7): train and test loss with the
+restricted loss (only the key frequencies' directions kept, all grid rows) and the excluded
+loss (the key directions removed, train rows) per checkpoint, log scale."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from tdw.figures.epochs import add_epoch_indicator, epoch_range
+
+CURVES = (
+    ("train_loss", "train", "train_color", "solid"),
+    ("test_loss", "test", "test_color", "solid"),
+    ("restricted_loss", "restricted", "restricted_color", "dash"),
+    ("excluded_loss_all", "excluded", "excluded_color", "dot"),
+)
+
+
+def build(data: dict, params: dict, title: str) -> go.Figure:
+    """data: the ``progress_measures`` artifact (epoch, train_loss, test_loss,
+    restricted_loss, excluded_loss_all)."""
+    art = data["artifact"]
+    epochs = art["epoch"]
+    fig = go.Figure()
+    for key, name, color, dash in CURVES:
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=art[key],
+                name=name,
+                mode="lines+markers" if len(epochs) < 30 else "lines",
+                marker={"size": 4},
+                line={"color": params[color], "dash": dash},
+                hovertemplate=f"epoch %{{x}}<br>{name} loss %{{y:.3e}}<extra></extra>",
+            )
+        )
+    add_epoch_indicator(fig, int(epochs[-1]))
+    fig.update_layout(
+        title=title,
+        width=params["width"],
+        height=params["height"],
+        xaxis_title="epoch",
+        yaxis_title="cross-entropy loss",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0, "font": {"size": 11}},
+        margin={"t": 70},
+    )
+    fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
+    fig.update_xaxes(range=epoch_range(epochs))
+    return fig

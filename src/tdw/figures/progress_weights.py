@@ -1,0 +1,52 @@
+"""Progress measures of the weights (Nanda et al. 2023, fig. 7): the Gini coefficient of
+the Fourier component norms of W_E and of W_L = W_out W_U, and the total sum of squared
+weights, over training."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from tdw.figures.epochs import add_epoch_indicator, epoch_range
+
+
+def build(data: dict, params: dict, title: str) -> go.Figure:
+    """data: the ``progress_measures`` artifact (epoch, gini_embed, gini_unembed,
+    total_sum_sq_weights)."""
+    art = data["artifact"]
+    epochs = art["epoch"]
+    mode = "lines+markers" if len(epochs) < 30 else "lines"
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.14, subplot_titles=("Gini of Fourier norms", "sum of squared weights")
+    )
+    for key, name, color in (("gini_embed", "W_E", params["embed_color"]), ("gini_unembed", "W_L", params["unembed_color"])):
+        fig.add_trace(
+            go.Scatter(x=epochs, y=art[key], name=name, mode=mode, marker={"size": 4}, line={"color": color}), row=1, col=1
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=art["total_sum_sq_weights"],
+            name="total",
+            mode=mode,
+            marker={"size": 4},
+            line={"color": params["norm_color"]},
+            showlegend=False,
+        ),
+        row=1,
+        col=2,
+    )
+    for col in (1, 2):
+        axis = "" if col == 1 else str(col)
+        add_epoch_indicator(fig, int(epochs[-1]), xref=f"x{axis}", yref=f"y{axis} domain")
+        fig.update_xaxes(title_text="epoch", range=epoch_range(epochs), row=1, col=col)
+    fig.update_yaxes(title_text="Gini coefficient", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="sum of squares", row=1, col=2)
+    fig.update_layout(
+        title=title,
+        width=params["width"],
+        height=params["height"],
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "left", "x": 0.0, "font": {"size": 11}},
+        margin={"t": 90},
+    )
+    return fig
