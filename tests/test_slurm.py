@@ -158,6 +158,8 @@ def test_killed_controller_leaves_jobs_running_and_rerun_completes(cluster, tmp_
     jobs = slurm_job_ids(transcript.read_text())
     squeue = ["squeue", "-h", "-j", ",".join(map(str, jobs))]
     wait_for(lambda: not subprocess.run(squeue, capture_output=True, text=True).stdout.strip(), 180, "the orphaned jobs")
+    # squeue forgets a job before accounting records its end: wait for sacct to settle too
+    wait_for(lambda: not {"RUNNING", "PENDING", "COMPLETING"} & set(sacct(jobs, "State").values()), 60, "accounting")
     assert set(sacct(jobs, "State").values()) == {"COMPLETED"}
 
     refused = run_snakemake(cluster_dir, config_slurm, *SLURM)
