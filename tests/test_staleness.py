@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(repo: Path, *args: str) -> str:
-    proc = subprocess.run([SNAKEMAKE, "--configfile", "config.yaml", *args], cwd=repo, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [SNAKEMAKE, "--configfile", "config.yaml", *args], cwd=repo, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc.stdout + proc.stderr
 
@@ -104,17 +106,17 @@ def test_adding_a_seed_trains_only_the_new_variant(repo):
 
 
 def test_adding_checkpoint_epochs_resumes_training(repo):
-    """A longer schedule re-runs training, which continues from the kept state (epoch 10)
-    instead of starting over; the old checkpoints are unchanged."""
+    """A longer schedule re-runs training, which continues from the state kept at the old
+    last epoch (10) instead of starting over; the old checkpoints are unchanged."""
     old = (repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors").read_bytes()
     set_config(repo, checkpoints=[0, 5, 10, 15])
     try:
         snakemake(repo, "--cores", "2", "results/modadd/p13_seed0/metadata.json")
         log = (repo / "logs/modadd/train/p13_seed0.log").read_text()
-        assert "resuming from the snapshot at epoch 10" not in log  # epoch 10 was the last: no snapshot
+        assert "resuming from the snapshot at epoch 10" in log
         meta = json.loads((repo / "results/modadd/p13_seed0/metadata.json").read_text())
         assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10, 15]
-        assert meta["timings"]["resumed_from_epoch"] == 5
+        assert meta["timings"]["resumed_from_epoch"] == 10
         new = (repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors").read_bytes()
         assert new == old
     finally:

@@ -281,8 +281,8 @@ def train_variants(
         if epoch in schedule:
             for i, job in enumerate(jobs):
                 save_checkpoint(stores[i] / checkpoint_name(epoch), state.weights(i), ckpt_meta[i] | {"epoch": epoch})
-                if epoch < last_epoch:
-                    state.save(i, job.out_dir / "train_state" / "snapshot.safetensors", keys[i])
+                # also at the last epoch: a longer schedule later continues from here
+                state.save(i, job.out_dir / "train_state" / "snapshot.safetensors", keys[i])
         losses = stacked_cross_entropy(stacked_logits(state.params, cfg, x_train, vectorize), y_train)  # [S]
         for i, value in enumerate(losses.tolist()):
             state.train_loss[i].append(value)
