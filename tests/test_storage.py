@@ -51,7 +51,7 @@ def test_hard_linked_checkpoints_count_once(tmp_path):
 
 @pytest.mark.slow
 def test_dropped_caches_rerun_nothing_when_caches_are_temporary(tmp_path):
-    config = write_config(tmp_path, [11], [0])
+    config = write_config(tmp_path, [11], [0], analyzers=["embedding_frequencies"])
     epochs = variant_epochs(config)["p11_seed0"]
     base = "results/modadd/p11_seed0"
     artifact = f"{base}/artifacts/{PROBE}/embedding_frequencies.h5"

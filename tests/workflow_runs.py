@@ -29,8 +29,11 @@ ANALYZER = "embedding_frequencies"
 LOCKED = "Directory cannot be locked"
 
 
-def write_config(workdir: Path, primes: list[int], seeds: list[int], epochs: list | None = None, legacy=None) -> Path:
-    """A sweep config in ``workdir``; ``legacy`` is a list of legacy entries (dicts)."""
+def write_config(
+    workdir: Path, primes: list[int], seeds: list[int], epochs: list | None = None, legacy=None, analyzers=None
+) -> Path:
+    """A sweep config in ``workdir``; ``legacy`` is a list of legacy entries (dicts);
+    ``analyzers`` restricts the family's analyzers."""
     config = {
         "family": FAMILY,
         "sweep": {"p": primes, "seed": seeds},
@@ -39,6 +42,8 @@ def write_config(workdir: Path, primes: list[int], seeds: list[int], epochs: lis
     }
     if legacy:
         config["legacy"] = legacy
+    if analyzers:
+        config["analyzers"] = analyzers
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "sweep.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
