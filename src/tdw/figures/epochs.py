@@ -90,3 +90,22 @@ def frame_indices(n: int, max_frames: int) -> np.ndarray:
     if n <= max_frames:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, max(max_frames, 2)).round().astype(int))
+
+
+def loss_layout(fig: go.Figure, title: str, params: dict, x_range: list[float]) -> go.Figure:
+    """Layout shared by loss-over-epochs views: a one-line legend above the plot, out of the
+    data's way; log or linear loss axis; a fixed epoch range, so that moving the indicator
+    does not recompute the autorange."""
+    fig.update_layout(
+        title=title,
+        width=params["width"],
+        height=params["height"],
+        xaxis_title="epoch",
+        yaxis_title="cross-entropy loss",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0, "font": {"size": 11}},
+        margin={"t": 70},
+        hovermode="closest",
+    )
+    fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
+    fig.update_xaxes(range=x_range)
+    return fig

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from tdw.figures.epochs import add_epoch_indicator, nearest_index
+from tdw.figures.epochs import add_epoch_indicator, loss_layout, nearest_index
 
 HOVER = (
     "epoch %{x}<br>%{fullData.name} loss %{y:.3e}<br>nearest checkpoint #%{customdata[0]} (epoch %{customdata[1]})<extra></extra>"
@@ -50,19 +50,5 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         )
     )
     add_epoch_indicator(fig, int(ckpt[-1]))
-    fig.update_layout(
-        title=title,
-        width=params["width"],
-        height=params["height"],
-        xaxis_title="epoch",
-        yaxis_title="cross-entropy loss",
-        # A one-line legend above the plot area, out of the data's way.
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0, "font": {"size": 11}},
-        margin={"t": 70},
-        hovermode="closest",
-    )
-    fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
-    # A fixed epoch range lets Plotly move the indicator without recomputing autorange.
     last = max(int(h["train_epoch"][-1]), int(h["test_epoch"][-1]), int(ckpt[-1]))
-    fig.update_xaxes(range=[-0.01 * last, 1.01 * last])
-    return fig
+    return loss_layout(fig, title, params, [-0.01 * last, 1.01 * last])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.figures.epochs import add_epoch_indicator, epoch_range, loss_layout
 
 CURVES = (
     ("train_loss", "train", "train_color", "solid"),
@@ -35,15 +35,4 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             )
         )
     add_epoch_indicator(fig, int(epochs[-1]))
-    fig.update_layout(
-        title=title,
-        width=params["width"],
-        height=params["height"],
-        xaxis_title="epoch",
-        yaxis_title="cross-entropy loss",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0, "font": {"size": 11}},
-        margin={"t": 70},
-    )
-    fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
-    fig.update_xaxes(range=epoch_range(epochs))
-    return fig
+    return loss_layout(fig, title, params, epoch_range(epochs))
