@@ -47,6 +47,25 @@ def views_frame(page, previous=None):
     raise AssertionError("no views frame")
 
 
+def move_slider(page, frame, index: int):
+    """Move the report's slider to ``index`` and read every view's indicator position. Under
+    load the page can still be replacing the frame it just showed (Gradio re-renders the
+    HTML component); then the move is retried on the frame that replaced it."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(3):
+        try:
+            frame.eval_on_selector("#tdw-slider", f"el => {{ el.value = {index}; el.dispatchEvent(new Event('input')); }}")
+            frame.wait_for_function(f"() => window.tdwReport.current() === {index}")
+            frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            return frame, frame.evaluate("() => window.tdwReport.views.map(v => v.div.layout.shapes[0].x0)")
+        except PlaywrightError as err:
+            if "destroyed" not in str(err) and "detached" not in str(err):
+                raise
+            frame = views_frame(page)
+    raise AssertionError("the views frame kept reloading")
+
+
 def choose(page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option).click()
@@ -64,10 +83,7 @@ def test_browse_views_with_the_global_slider(browser, dashboard):
     frame = views_frame(page)
     assert time.perf_counter() - t0 < 5.0  # the 2 s target is measured by bench/bench_views.py on a quiet machine
     epochs = json.loads((workdir / "results/modadd/p13_seed0/metadata.json").read_text())["checkpoints"]
-    frame.eval_on_selector("#tdw-slider", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")
-    frame.wait_for_function("() => window.tdwReport.current() === 1")
-    frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    x0 = frame.evaluate("() => window.tdwReport.views.map(v => v.div.layout.shapes[0].x0)")
+    frame, x0 = move_slider(page, frame, 1)
     assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
     # A visual change re-renders from the artifacts.
     page.fill("#params textarea", json.dumps({"loss_curves": {"train_color": "#00aa00"}}))
