@@ -10,12 +10,7 @@ for _i, _legacy, _epochs, _names in epoch_classes():
         input:
             checkpoints=get_checkpoints,
         output:
-            caches=cache_outputs(
-                expand(
-                    f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/cache/{{{{probe}}}}/epoch_{{epoch:05d}}.h5",
-                    epoch=_epochs,
-                )
-            ),
+            caches=cache_outputs([cache_file("{variant}", "{probe}", e) for e in _epochs]),
         log:
             f"{LOGS}/forward_cache/{{variant}}_{{probe}}.log",
         benchmark:

@@ -9,6 +9,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from tdw import config as tdw_config
+from tdw.checkpoint import checkpoint_name
 from tdw.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
@@ -62,7 +63,8 @@ wildcard_constraints:
 
 
 def checkpoint_file(variant, epoch):
-    return f"{WB.results}/{FAMILY.name}/{variant}/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
+    """A checkpoint's path; ``variant="{variant}"`` gives the wildcard pattern rules declare."""
+    return f"{WB.results}/{FAMILY.name}/{variant}/checkpoints/{checkpoint_name(epoch)}"
 
 
 def cache_outputs(paths):

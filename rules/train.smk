@@ -4,10 +4,7 @@
 
 rule train:
     output:
-        checkpoints=expand(
-            f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/checkpoints/checkpoint_epoch_{{epoch:05d}}.safetensors",
-            epoch=TRAIN_EPOCHS,
-        ),
+        checkpoints=[checkpoint_file("{variant}", e) for e in TRAIN_EPOCHS],
         history=f"{VDIR}/history.h5",
         metadata=f"{VDIR}/metadata.json",
         config=f"{VDIR}/config.json",
@@ -65,10 +62,7 @@ for _i, _legacy, _epochs, _names in epoch_classes():
         input:
             get_legacy_path,
         output:
-            checkpoints=expand(
-                f"{WB.results}/{FAMILY.name}/{{{{variant}}}}/checkpoints/checkpoint_epoch_{{epoch:05d}}.safetensors",
-                epoch=_epochs,
-            ),
+            checkpoints=[checkpoint_file("{variant}", e) for e in _epochs],
             history=f"{VDIR}/history.h5",
             metadata=f"{VDIR}/metadata.json",
             config=f"{VDIR}/config.json",

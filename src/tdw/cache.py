@@ -8,7 +8,6 @@ is cached under that name.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -65,10 +64,6 @@ def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict
                 kept = _select(name, cache[name], want["positions"])
                 out[name].append(kept.cpu().numpy().astype(DTYPES[want["dtype"]]))
     return {name: np.concatenate(parts) for name, parts in out.items()}
-
-
-def cache_path(variant_dir: str | os.PathLike, probe: str, epoch: int) -> Path:
-    return Path(variant_dir) / "cache" / probe / f"epoch_{epoch:05d}.h5"
 
 
 def cache_checkpoints(

@@ -81,7 +81,3 @@ def load_torch(path: str | os.PathLike) -> dict:
     import torch
 
     return {k: torch.from_numpy(v.copy()) for k, v in load_weights(path).items()}
-
-
-def checkpoint_paths(directory: str | os.PathLike, epochs: list[int]) -> list[Path]:
-    return [Path(directory) / checkpoint_name(e) for e in epochs]

@@ -169,9 +169,6 @@ class Workbench:
                 return v
         raise ConfigError(f"{self.source}: no variant named {name!r}; variants: {[v.name for v in self.variants]}")
 
-    def figure_params(self, figure: str) -> dict:
-        return self.figures[figure]
-
 
 def _names_known(values: list[str], known: list[str], source: str, key: str) -> None:
     for v in values:

@@ -46,7 +46,10 @@ def read_legacy(path: str | Path) -> dict:
 def final_epoch(path: str | Path) -> int:
     """Epoch of the final model in a legacy file: its ``epoch`` field, else the length of its
     train-loss history minus one."""
-    obj = read_legacy(path)
+    return _final_epoch(read_legacy(path), path)
+
+
+def _final_epoch(obj: dict, path: str | Path) -> int:
     if "epoch" in obj:
         return int(obj["epoch"])
     if "train_losses" in obj:
@@ -109,7 +112,7 @@ def convert_state(state: dict, cfg: ModelConfig, path: str | Path) -> dict[str, 
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
-def loss_history(obj: dict, final: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def loss_history(obj: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_loss, train_epoch, test_loss, test_epoch); a test history shorter than the
     train history is taken as evenly spaced (e.g. every 10 epochs)."""
     train = np.asarray([float(x) for x in obj.get("train_losses", [])], dtype=np.float64)
@@ -141,7 +144,7 @@ def import_variant(path: str | Path, family, variant, out_dir: Path) -> dict:
     from tdw.provenance import provenance
 
     obj = read_legacy(path)
-    final = int(obj["epoch"]) if "epoch" in obj else len(obj.get("train_losses", [0])) - 1
+    final = _final_epoch(obj, path)
     available = legacy_checkpoints(obj, final)
     cfg = family.model_config(variant.p)
     prov = provenance()
@@ -162,7 +165,7 @@ def import_variant(path: str | Path, family, variant, out_dir: Path) -> dict:
         weights = convert_state(available[epoch], cfg, path)
         meta = {"family": family.name, "variant": variant.name, "epoch": epoch, "config": run_config, "provenance": prov}
         save_checkpoint(out_dir / "checkpoints" / checkpoint_name(epoch), weights, meta)
-    train, train_epoch, test, test_epoch = loss_history(obj, final)
+    train, train_epoch, test, test_epoch = loss_history(obj)
     write_history(
         out_dir / "history.h5", train, train_epoch, test, test_epoch, {"variant": variant.name, "legacy_source": str(path)}
     )
