@@ -98,11 +98,17 @@ def test_second_invocation_is_refused_while_first_finishes(reference, tmp_path):
     first = start(tmp_path, config, "--cores", "2")
     locks = tmp_path / ".snakemake" / "locks"
     wait_for(lambda: locks.is_dir() and any(locks.iterdir()), 60, "the first invocation to take its lock")
-
-    second = run_snakemake(tmp_path, config, "--cores", "2")
-    assert second.returncode != 0
+    # Suspend the first invocation (as Ctrl-Z would) while it holds its lock, so that the
+    # second one meets it mid-run however fast this machine is; resume it afterwards.
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        assert not all((tmp_path / t).exists() for t in targets(config)), "the first invocation finished before it was suspended"
+        second = run_snakemake(tmp_path, config, "--cores", "2")
+        assert first.poll() is None, "the first invocation ended before the second was refused"
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert second.returncode != 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert LOCKED in second.stderr
-    assert first.poll() is None, "the first invocation ended before the second was refused"
 
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out[-2000:]
