@@ -1,8 +1,10 @@
 """Training speed of the paper's model (p = 113, 30 % train, full batch, test loss every
 epoch): the workbench's fast path against the full hooked forward (all positions), side by
-side in one process.
+side in one process; with ``--seeds S``, also S seeds trained as one stacked model (the
+``batch_seeds`` mode), one kernel per seed ("loop", the CPU default) and as one vmapped
+call ("vmap", the CUDA default), against one seed in the same process.
 
-    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda]
+    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda] [--seeds 8]
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from tdw.train import _State, stacked_cross_entropy, stacked_logits  # noqa: E40
 from tdw.weights import init_params  # noqa: E402
 
 
-def epoch_time(forward, params, tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:
-    """Seconds per epoch: train loss (with grad), test loss (no grad), one AdamW step."""
-    state = _State([params], tc)
+def epoch_time(forward, params: list[dict], tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:
+    """Seconds per epoch of S stacked models: train loss (with grad), test loss (no grad),
+    one AdamW step."""
+    state = _State(params, tc)
     x_tr, y_tr, x_te, y_te = tensors
     sync = torch.cuda.synchronize if x_tr.is_cuda else (lambda: None)
     for i in range(warmup + epochs):
@@ -44,21 +47,30 @@ def epoch_time(forward, params, tc: TrainConfig, tensors, epochs: int, warmup: i
     return (time.perf_counter() - t0) / epochs
 
 
+def seed_tensors(seeds: int, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """Train tokens, train labels, test tokens, test labels of seeds 0..S-1 (each its own
+    split, all of one size), stacked on a leading axis."""
+    splits = [data.split(113, 0.3, seed) for seed in range(seeds)]
+    return tuple(
+        torch.stack([torch.from_numpy(f(113, s[part])) for s in splits]).to(dev)
+        for part, f in ((0, data.tokens), (0, data.labels), (1, data.tokens), (1, data.labels))
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seeds", type=int, default=1, help="also time this many seeds trained as one stacked model")
+    ap.add_argument("--skip-full", action="store_true", help="do not time the full hooked forward")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg, tc = ModelConfig(p=113), TrainConfig(train_frac=0.3)
     dev = torch.device(args.device)
-    train, test = data.split(113, 0.3, 0)
-    tensors = tuple(
-        torch.from_numpy(a).to(dev)[None]  # a stack of one model
-        for a in (data.tokens(113, train), data.labels(113, train), data.tokens(113, test), data.labels(113, test))
-    )
-    params = {k: v.to(dev) for k, v in init_params(cfg, 0).items()}
+    params = [{k: v.to(dev) for k, v in init_params(cfg, seed).items()} for seed in range(max(args.seeds, 1))]
+    tensors = seed_tensors(max(args.seeds, 1), dev)
+    one = tuple(t[:1] for t in tensors)  # a stack of one model
     model = HookedModAdd(cfg).to(dev)
 
     def full(p, x):  # every position through attention, MLP and unembed, then the last one
@@ -67,15 +79,17 @@ def main() -> None:
     def fast(p, x):
         return stacked_logits(p, cfg, x)
 
-    t_fast = epoch_time(fast, params, tc, tensors, args.epochs)
-    t_full = epoch_time(full, params, tc, tensors, max(args.epochs // 5, 10))
-    result = {
-        "device": str(dev),
-        "threads": args.threads,
-        "fast_ms_per_epoch": round(1000 * t_fast, 2),
-        "full_forward_ms_per_epoch": round(1000 * t_full, 2),
-        "speedup": round(t_full / t_fast, 2),
-    }
+    t_fast = epoch_time(fast, params[:1], tc, one, args.epochs)
+    result = {"device": str(dev), "threads": args.threads, "fast_ms_per_epoch": round(1000 * t_fast, 2)}
+    if args.seeds > 1:
+        for mode, vectorize in (("loop", False), ("vmap", True)):
+            t = epoch_time(lambda p, x, v=vectorize: stacked_logits(p, cfg, x, vectorize=v), params, tc, tensors, args.epochs)
+            result[f"{args.seeds}_seeds_{mode}_ms_per_epoch"] = round(1000 * t, 2)
+            result[f"{args.seeds}_seeds_{mode}_vs_one"] = round(t / t_fast, 2)
+    if not args.skip_full:
+        t_full = epoch_time(full, params[:1], tc, one, max(args.epochs // 5, 10))
+        result["full_forward_ms_per_epoch"] = round(1000 * t_full, 2)
+        result["speedup"] = round(t_full / t_fast, 2)
     print(json.dumps(result))
 
 
