@@ -17,6 +17,7 @@ from workflow_runs import (
     result_files,
     run_snakemake,
     snakemake_cmd,
+    snapshot_epoch,
     targets,
     wait_for,
     write_config,
@@ -24,8 +25,9 @@ from workflow_runs import (
 
 pytestmark = pytest.mark.slow
 
-# Long enough (~1.5 s of training for p = 11) to be killed in the middle of it.
-EPOCHS = [0, 40, 80, 120]
+# Long enough (~2 s of training for p = 11) to be killed in the middle of it: the kill comes
+# once the state of epoch 20 is saved, 180 epochs before training ends.
+EPOCHS = [0, 20, 40, 200]
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +65,11 @@ def descendants(pid: int) -> list[int]:
 
 def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
     config = write_config(tmp_path, [11, 13], [0], EPOCHS)
-    state = tmp_path / "results" / "modadd" / "p11_seed0" / "train_state" / "checkpoints"
+    variant = tmp_path / "results" / "modadd" / "p11_seed0"
     proc = start(tmp_path, config, "--cores", "2")
-    # Kill once training has written some checkpoints of a variant but not all of them.
-    wait_for(lambda: len(list(state.glob("*.safetensors"))) >= 2, 60, "training to write two checkpoints")
+    # Kill once training has saved its state at epoch 20 (checkpoints 0 and 20 written, not 40, 200).
+    wait_for(lambda: snapshot_epoch(variant) >= 20, 60, "training to save its state at epoch 20", interval=0.01)
+    os.killpg(proc.pid, signal.SIGSTOP)  # freeze everything at once, then find and kill it all
     pids = [proc.pid, *descendants(proc.pid)]
     os.killpg(proc.pid, signal.SIGKILL)
     for pid in pids:  # any job that left the process group
@@ -75,7 +78,9 @@ def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
         except ProcessLookupError:
             pass
     proc.wait(timeout=10)
-    assert not (tmp_path / "results" / "modadd" / "p11_seed0" / "metadata.json").exists(), "killed too late"
+    assert not (variant / "metadata.json").exists(), "killed too late"
+    killed_at = snapshot_epoch(variant)
+    assert 20 <= killed_at < 200
     assert list((tmp_path / ".snakemake" / "locks").iterdir()), "a killed run leaves its locks"
 
     # The stale lock refuses the rerun, with the way out in the message ...
@@ -87,7 +92,10 @@ def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     rerun = run_snakemake(tmp_path, config, "--cores", "2")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "resuming from the snapshot" in (tmp_path / "logs" / "modadd" / "train" / "p11_seed0.log").read_text()
+    assert (
+        f"resuming from the snapshot at epoch {killed_at}"
+        in (tmp_path / "logs" / "modadd" / "train" / "p11_seed0.log").read_text()
+    )
     assert len(result_files(tmp_path)) == 2 * (len(EPOCHS) * 2 + 1)
     assert compare_trees(reference, tmp_path) == []
     assert not list((tmp_path / "results").rglob(".tmp-*"))

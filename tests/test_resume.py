@@ -11,7 +11,7 @@ import numpy as np
 import psutil
 import pytest
 import yaml
-from safetensors import safe_open
+from workflow_runs import snapshot_epoch
 
 from tdw.checkpoint import load_weights
 
@@ -24,6 +24,7 @@ CONFIG = {
     "checkpoints": [{"from": 0, "to": 3000, "every": 250}],
 }
 TARGET = "results/modadd/p31_seed3/metadata.json"
+VARIANT = "results/modadd/p31_seed3"
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +33,6 @@ def start(workdir: Path) -> subprocess.Popen:
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "config.yaml", "--cores", "2", TARGET]
     return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def snapshot_epoch(workdir: Path) -> int:
-    path = workdir / "results/modadd/p31_seed3/train_state/snapshot.safetensors"
-    try:
-        with safe_open(str(path), framework="numpy") as fh:
-            return int(fh.metadata()["epoch"])
-    except Exception:  # not written yet, or being replaced
-        return -1
 
 
 def training_process(parent: psutil.Process) -> psutil.Process | None:
@@ -61,14 +53,14 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
 
     proc = start(killed)
     deadline = time.time() + 300
-    while snapshot_epoch(killed) < 1000 and time.time() < deadline and proc.poll() is None:
+    while snapshot_epoch(killed / VARIANT) < 1000 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     victim = training_process(psutil.Process(proc.pid))
     assert victim is not None, "training finished before it could be killed; lengthen the schedule"
     victim.kill()
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, out
-    killed_at = snapshot_epoch(killed)
+    killed_at = snapshot_epoch(killed / VARIANT)
     assert 1000 <= killed_at < 3000
     assert not (killed / TARGET).exists()
 

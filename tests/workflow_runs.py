@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import yaml
+from safetensors import safe_open
 from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,9 +157,18 @@ def mtimes(workdir: Path, prefix: str) -> dict[str, int]:
     return {str(p): (workdir / p).stat().st_mtime_ns for p in result_files(workdir) if str(p).startswith(prefix)}
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def snapshot_epoch(variant_dir: Path) -> int:
+    """The epoch of a variant's training snapshot (``train_state/``), -1 while there is none."""
+    try:
+        with safe_open(str(variant_dir / "train_state" / "snapshot.safetensors"), framework="numpy") as fh:
+            return int(fh.metadata()["epoch"])
+    except Exception:  # not written yet, or being replaced
+        return -1
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
