@@ -61,9 +61,9 @@ def targets(n: int, p: int) -> list[str]:
     return out
 
 
-def snakemake(workdir: Path, config: Path, targets: list[str], *options: str) -> tuple[float, str]:
+def snakemake(workdir: Path, config: Path, wanted: list[str], *options: str) -> tuple[float, str]:
     cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config)]
-    cmd += ["--set-threads", "train=1", "--cores", "1", *options, "--", *targets]
+    cmd += ["--set-threads", "train=1", "--cores", "1", *options, "--", *wanted]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0

@@ -47,12 +47,12 @@ def epoch_time(forward, params: list[dict], tc: TrainConfig, tensors, epochs: in
     return (time.perf_counter() - t0) / epochs
 
 
-def seed_tensors(seeds: int, dev: torch.device) -> tuple[torch.Tensor, ...]:
+def seed_tensors(p: int, train_frac: float, seeds: int, dev: torch.device) -> tuple[torch.Tensor, ...]:
     """Train tokens, train labels, test tokens, test labels of seeds 0..S-1 (each its own
     split, all of one size), stacked on a leading axis."""
-    splits = [data.split(113, 0.3, seed) for seed in range(seeds)]
+    splits = [data.split(p, train_frac, seed) for seed in range(seeds)]
     return tuple(
-        torch.stack([torch.from_numpy(f(113, s[part])) for s in splits]).to(dev)
+        torch.stack([torch.from_numpy(f(p, s[part])) for s in splits]).to(dev)
         for part, f in ((0, data.tokens), (0, data.labels), (1, data.tokens), (1, data.labels))
     )
 
@@ -68,8 +68,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg, tc = ModelConfig(p=113), TrainConfig(train_frac=0.3)
     dev = torch.device(args.device)
-    params = [{k: v.to(dev) for k, v in init_params(cfg, seed).items()} for seed in range(max(args.seeds, 1))]
-    tensors = seed_tensors(max(args.seeds, 1), dev)
+    seeds = max(args.seeds, 1)
+    params = [{k: v.to(dev) for k, v in init_params(cfg, seed).items()} for seed in range(seeds)]
+    tensors = seed_tensors(cfg.p, tc.train_frac, seeds, dev)
     one = tuple(t[:1] for t in tensors)  # a stack of one model
     model = HookedModAdd(cfg).to(dev)
 

@@ -23,8 +23,8 @@ CONFIG = {
     "train": {"train_frac": 0.4},
     "checkpoints": [{"from": 0, "to": 3000, "every": 250}],
 }
-TARGET = "results/modadd/p31_seed3/metadata.json"
 VARIANT = "results/modadd/p31_seed3"
+TARGET = f"{VARIANT}/metadata.json"
 
 pytestmark = pytest.mark.slow
 
