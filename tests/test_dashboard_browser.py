@@ -4,7 +4,6 @@ and re-render after a visual-parameter change."""
 
 import json
 import socket
-import time
 
 import pytest
 
@@ -35,16 +34,26 @@ def dashboard(tmp_path_factory):
     app.close()
 
 
-def views_frame(page, previous=None):
-    """The report frame the dashboard shows now (not a detached earlier one), once ready."""
+def views_frame(page, name: str | None = None):
+    """The report frame the dashboard shows now, once its report is ready. Gradio keeps the
+    iframe element and changes its ``src``, so the same frame navigates from one report to the
+    next: pass the file ``name`` the frame must show (not the one it showed before)."""
     for _ in range(200):
-        frames = [f for f in page.frames if "/dashboard/views/" in f.url and not f.is_detached() and f.url != previous]
+        frames = [
+            f
+            for f in page.frames
+            if "/dashboard/views/" in f.url and not f.is_detached() and (name is None or f.url.endswith("/" + name))
+        ]
         if frames:
             frames[0].wait_for_function("() => window.tdwReport !== undefined")
             frames[0].evaluate("() => window.tdwReport.ready")
             return frames[0]
         page.wait_for_timeout(50)
-    raise AssertionError("no views frame")
+    raise AssertionError(f"no views frame showing {name or 'a report'}")
+
+
+def shown_file(page) -> str:
+    return page.evaluate("() => document.querySelector('#tdw-views').src.split('/').pop()")
 
 
 def move_slider(page, frame, index: int):
@@ -78,25 +87,19 @@ def test_browse_views_with_the_global_slider(browser, dashboard):
     page.get_by_role("tab", name="Views").click()
     choose(page, "variant", "modadd/p13_seed0")
     page.wait_for_function("() => document.querySelector('#params textarea').value.includes('train_color')")
-    t0 = time.perf_counter()
-    page.click("#show")
+    page.click("#show")  # how fast it shows is measured by bench/bench_views.py, not here
     frame = views_frame(page)
-    assert time.perf_counter() - t0 < 5.0  # the 2 s target is measured by bench/bench_views.py on a quiet machine
     epochs = json.loads((workdir / "results/modadd/p13_seed0/metadata.json").read_text())["checkpoints"]
     frame, x0 = move_slider(page, frame, 1)
     assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
-    # A visual change re-renders from the artifacts.
+    # A visual change re-renders from the artifacts into a new file (read the old name before
+    # the click: the frame may navigate to the new one before the status text is seen).
+    before = shown_file(page)
     page.fill("#params textarea", json.dumps({"loss_curves": {"train_color": "#00aa00"}}))
     page.click("#show")
     page.wait_for_function("() => document.querySelector('#views-status').textContent.includes('00aa00')")
-    page.wait_for_function(
-        "() => document.querySelector('#tdw-views') && !document.querySelector('#tdw-views').src.endsWith('"
-        + frame.url.rsplit("/", 1)[1]
-        + "')"
-    )
-    frame = views_frame(page)
-    frame.wait_for_function("() => window.tdwReport !== undefined")
-    frame.evaluate("() => window.tdwReport.ready")
+    page.wait_for_function(f"() => !document.querySelector('#tdw-views').src.endsWith('/{before}')")
+    frame = views_frame(page, shown_file(page))
     assert frame.evaluate("() => window.tdwReport.views[0].div.data[0].line.color") == "#00aa00"
     page.close()
 
