@@ -4,6 +4,17 @@ embeddings, the real embedding_frequencies analyzer). Measures re-rendering ever
 step in headless Chromium, and (with --dashboard) the dashboard's time to show the views.
 
     python bench/bench_views.py [--out bench/out/views] [--dashboard]
+
+With ``--artifacts DIR`` it measures the family's default report over real artifacts instead:
+DIR is the output of bench/bench_analyzers.py (400 p = 113 checkpoints and every analyzer's
+artifact), laid out as a variant under DIR/views; the report is built as the dashboard and the
+report job build it, then timed in the browser with each view's share of a step.
+
+    python bench/bench_analyzers.py --out /tmp/tdw_bench
+    python bench/bench_views.py --artifacts /tmp/tdw_bench
+    python bench/bench_views.py --artifacts /tmp/tdw_bench --against OTHER.html  # side by side
+
+OTHER.html is the report file the same command printed at another commit.
 """
 
 from __future__ import annotations
@@ -56,31 +67,102 @@ def rerender(variant: Path, figures: dict) -> float:
     return time.perf_counter() - t0
 
 
-def slider_steps(report: Path, n: int = 40) -> list[float]:
+STEPS_JS = """async (n) => { const t = [], N = window.tdwReport.epochs.length;
+    for (let k = 0; k < n; k++) { const i = Math.floor((k * 7919) % N);
+      const t0 = performance.now(); await window.tdwReport.show(i);
+      await new Promise(r => requestAnimationFrame(r)); t.push(performance.now() - t0); }
+    return t; }"""
+
+# Each view alone: the script time of its update over the same steps (the paint of a step is
+# shared by all views and small: the rest of a full step's time).
+PER_VIEW_JS = """async (n) => { const r = window.tdwReport, N = r.epochs.length, out = {};
+    for (const v of r.views) { const t = [];
+      for (let k = 0; k < n; k++) { const i = Math.floor((k * 7919) % N);
+        const t0 = performance.now(); await r.update(v, i); t.push(performance.now() - t0); }
+      t.sort((a, b) => a - b); out[v.figure] = t[Math.floor(n / 2)]; }
+    return out; }"""
+
+
+def slider_steps(report: Path, n: int = 40, per_view: bool = False) -> list[float] | tuple[list[float], dict]:
+    """Step times (ms) of ``n`` slider moves to spread checkpoints, each until every view is
+    updated and painted; with ``per_view`` also each view's median step time alone."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(report.as_uri())
         page.evaluate("() => window.tdwReport.ready")
-        ms = page.evaluate(
-            """async (n) => { const t = [], N = window.tdwReport.epochs.length;
-            for (let k = 0; k < n; k++) { const i = Math.floor((k * 7919) % N);
-              const t0 = performance.now(); await window.tdwReport.show(i);
-              await new Promise(r => requestAnimationFrame(r)); t.push(performance.now() - t0); }
-            return t; }""",
-            n,
-        )
+        ms = page.evaluate(STEPS_JS, n)
+        views = page.evaluate(PER_VIEW_JS, n) if per_view else None
         browser.close()
-    return ms
+    return (ms, views) if per_view else ms
+
+
+def real_variant(artifacts: Path) -> tuple[Path, Path]:
+    """bench_analyzers' output as a results tree: (workdir, variant directory)."""
+    from tdw.checkpoint import read_metadata
+
+    workdir = artifacts / "views"
+    vdir = workdir / "results/modadd/p113_bench"
+    (vdir / "artifacts").mkdir(parents=True, exist_ok=True)
+    for link, target in ((vdir / "history.h5", artifacts / "history.h5"), (vdir / "artifacts/full", artifacts / "artifacts")):
+        if not link.is_symlink():
+            link.symlink_to(target.resolve())
+    ckpts = sorted((artifacts / "checkpoints").glob("*.safetensors"))
+    epochs = [read_metadata(c)["epoch"] for c in ckpts]
+    legacy = json.loads((artifacts / "legacy/metadata.json").read_text())
+    meta = legacy | {
+        "variant": vdir.name,
+        "checkpoints": [
+            {"index": i, "epoch": e, "file": f"checkpoints/{c.name}"} for i, (e, c) in enumerate(zip(epochs, ckpts, strict=True))
+        ],
+    }
+    (vdir / "metadata.json").write_text(json.dumps(meta))
+    return workdir, vdir
+
+
+def main_real(artifacts: Path, against: Path | None, rounds: int) -> None:
+    from tdw.dashboard import jobs
+
+    workdir, vdir = real_variant(artifacts)
+    key = f"modadd/{vdir.name}"
+    # Named by the report code too, so a report built by another commit stays beside this one.
+    jobs.render_variant_report(workdir, key, "default", {}).unlink()
+    t0 = time.perf_counter()
+    report = jobs.render_variant_report(workdir, key, "default", {})
+    print(
+        f"default report over real artifacts ({len(json.loads((vdir / 'metadata.json').read_text())['checkpoints'])} checkpoints)"
+    )
+    print(f"report build: {time.perf_counter() - t0:.1f} s, size {report.stat().st_size / 1e6:.1f} MB: {report}")
+    ms, views = slider_steps(report, per_view=True)
+    q = statistics.quantiles(ms, n=10)
+    print(f"slider step: median {statistics.median(ms):.0f} ms, p90 {q[-1]:.0f} ms, max {max(ms):.0f} ms over {len(ms)} steps")
+    for name, t in sorted(views.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:28s} {t:6.1f} ms (median script time of its update)")
+    if against:
+        # Side by side on a noisy machine: alternate the two reports, same steps, same browser build.
+        steps = {against: [], report: []}
+        for _ in range(rounds):
+            for path in steps:
+                steps[path] += slider_steps(path)
+        for path, t in steps.items():
+            q = statistics.quantiles(t, n=10)
+            print(f"{path.name}: median {statistics.median(t):.0f} ms, p90 {q[-1]:.0f} ms, max {max(t):.0f} ms ({len(t)} steps)")
+        ratio = statistics.median(steps[report]) / statistics.median(steps[against])
+        print(f"median step, this report / {against.name}: {ratio:.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "bench/out/views"))
     ap.add_argument("--dashboard", action="store_true")
+    ap.add_argument("--artifacts", type=Path, help="bench_analyzers.py's output: time the default report over real artifacts")
+    ap.add_argument("--against", type=Path, help="with --artifacts: a report built by another commit, timed alternately")
+    ap.add_argument("--rounds", type=int, default=3, help="with --against: alternations of the two reports")
     args = ap.parse_args()
+    if args.artifacts:
+        return main_real(args.artifacts, args.against, args.rounds)
     out = Path(args.out)
     t0 = time.perf_counter()
     variant = make_variant(out / "results/modadd", p=113, n_checkpoints=400, n_epochs=20000, key=(4, 14, 35, 41, 42, 52))

@@ -67,7 +67,7 @@ def move_slider(page, frame, index: int):
             frame.eval_on_selector("#tdw-slider", f"el => {{ el.value = {index}; el.dispatchEvent(new Event('input')); }}")
             frame.wait_for_function(f"() => window.tdwReport.current() === {index}")
             frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-            return frame, frame.evaluate("() => window.tdwReport.views.map(v => v.div.layout.shapes[0].x0)")
+            return frame, frame.evaluate("() => window.tdwReport.views.map(v => Number(v.marks[0].el.dataset.epoch))")
         except PlaywrightError as err:
             if "destroyed" not in str(err) and "detached" not in str(err):
                 raise

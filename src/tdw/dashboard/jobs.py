@@ -107,8 +107,11 @@ def available_figures(variant_dir: Path, family_spec: dict, probe: str) -> dict:
 
 def render_variant_report(workdir: Path, key: str, report: str, overrides: dict) -> Path:
     """The variant's report with per-view parameter ``overrides`` ({figure: {param: value}}),
-    written under ``<workdir>/dashboard/views/`` (named by content, so unchanged parameters
-    reuse the file)."""
+    written under ``<workdir>/dashboard/views/``, named by what it is made of (spec, the
+    variant's files, the report code), so unchanged parameters reuse the file and an upgraded
+    workbench does not."""
+    from tdw.codehash import code_hash
+    from tdw.figures import REGISTRY
     from tdw.report import write_report
     from tdw.report_spec import load_report_spec
 
@@ -127,7 +130,8 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
         figures[name]["params"] |= params
     spec = load_report_spec(FAMILIES / family / "reports" / f"{report}.json", figures, spec_family["figures"])
     stamp = [str((vdir / f).stat().st_mtime_ns) for f in ("metadata.json", "history.h5")]
-    digest = hashlib.sha256(json.dumps([spec, stamp], sort_keys=True).encode()).hexdigest()[:12]
+    code = code_hash("tdw.report", "tdw.report_spec", *(REGISTRY[v["figure"]] for v in spec["views"]))
+    digest = hashlib.sha256(json.dumps([spec, stamp, code], sort_keys=True).encode()).hexdigest()[:12]
     out = Path(workdir) / "dashboard" / "views" / f"{variant}-{report}-{digest}.html"
     if not out.exists():
         views = []

@@ -13,8 +13,8 @@ HOVER = (
 )
 
 
-# SVG lines rather than WebGL: hover labels work everywhere (also without WebGL), and moving
-# the epoch indicator redraws only the shape, not the curves.
+# SVG lines rather than WebGL: hover labels work everywhere (also without WebGL). The report
+# moves its own line over the figure for the epoch indicator, so the curves are not redrawn.
 def _curve(epochs: np.ndarray, loss: np.ndarray, ckpt: np.ndarray, name: str, color: str) -> go.Scatter:
     nearest = nearest_index(ckpt, epochs)  # [epoch]
     return go.Scatter(
