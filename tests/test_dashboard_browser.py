@@ -3,6 +3,7 @@
 and re-render after a visual-parameter change."""
 
 import json
+import re
 import socket
 
 import pytest
@@ -119,7 +120,10 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
     page.click("#launch")
     page.wait_for_function("() => /finished|FAILED/.test(document.querySelector('#run-status textarea').value)", timeout=120_000)
     status = page.input_value("#run-status textarea")
-    assert status.startswith("finished"), page.input_value("#run-log textarea")[-2000:]
+    assert re.fullmatch(r"finished in \d+ s: (\d+) of \1 jobs done", status), (
+        status,
+        page.input_value("#run-log textarea")[-2000:],
+    )
     meta = json.loads((workdir / "results/modadd/p13_seed1/metadata.json").read_text())
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]

@@ -2,7 +2,10 @@
 the file, a visual change or new report code makes a new one (an upgraded workbench never shows
 a report its old code rendered)."""
 
+import subprocess
+
 import pytest
+from workflow_runs import SNAKEMAKE
 
 from tdw.synthetic import make_variant
 
@@ -32,3 +35,30 @@ def test_views_file_follows_parameters_and_code(workdir, monkeypatch):
     upgraded = render_variant_report(workdir, key, "default", {})
     assert upgraded not in (first, recoloured)
     assert "tdw.report" in calls[0] and "tdw.figures.loss_curves" in calls[0]  # the report code and its views' code
+
+
+SNAKEFILE = """
+rule all:
+    input: expand("out/{x}.txt", x=["a", "b", "c"])
+rule make:
+    output: "out/{x}.txt"
+    shell: "test {wildcards.x} != b || test -e allow_b; echo {wildcards.x} > {output}"
+"""
+
+
+def test_progress_read_from_snakemake_output(tmp_path):
+    """The status line the dashboard shows, from a real Snakemake run's output: jobs done out
+    of the total, which failed, and a rerun that has nothing left to do."""
+    from tdw.dashboard.jobs import progress
+
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+
+    def run():
+        cmd = [SNAKEMAKE, "--cores", "1", "--keep-going"]
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+        return done.returncode, progress((done.stdout + done.stderr).splitlines())
+
+    assert run() == (1, "2 of 4 jobs done; failed: make (out/b.txt)")
+    (tmp_path / "allow_b").touch()
+    assert run() == (0, "2 of 2 jobs done")  # b and the aggregate: only what was missing
+    assert run() == (0, "nothing to be done")

@@ -14,10 +14,14 @@ from tdw.config import ConfigError
 from tdw.dashboard import jobs
 
 
-def _status(code: int | None, started: float) -> str:
+def _status(code: int | None, started: float, progress: str) -> str:
     if code is None:
-        return f"running ({time.monotonic() - started:.0f} s)"
-    return f"finished in {time.monotonic() - started:.0f} s" if code == 0 else f"FAILED (exit code {code}): see the log"
+        state = f"running ({time.monotonic() - started:.0f} s)"
+    elif code == 0:
+        state = f"finished in {time.monotonic() - started:.0f} s"
+    else:
+        state = f"FAILED (exit code {code}), see the log"
+    return f"{state}: {progress}" if progress else state
 
 
 def _iframe(path: Path) -> str:
@@ -39,8 +43,8 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         except ConfigError as err:
             yield "", f"NOT STARTED: {err}"
             return
-        for log, code in jobs.run_snakemake(workdir, config, what, cores):
-            yield log, _status(code, started)
+        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores):
+            yield log, _status(code, started, progress)
 
     def refresh():
         return gr.update(choices=jobs.variants(workdir))
@@ -51,8 +55,8 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         if not config.exists():
             yield "", f"NOT STARTED: no config {name!r} launched from this dashboard"
             return
-        for log, code in jobs.run_snakemake(workdir, config, "reports", cores):
-            yield log, _status(code, started)
+        for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores):
+            yield log, _status(code, started, progress)
 
     def load_params(key, report):
         if not key:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,8 +73,32 @@ def targets(config: Path, what: str) -> list[str]:
     return [f"{base}/{v.name}/reports/{r}.html" for v in wb.variants for r in wb.reports]
 
 
-def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Iterator[tuple[str, int | None]]:
-    """Yield (output so far, exit code or None while running)."""
+STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done")
+TOTAL = re.compile(r"^total\s+(\d+)$")
+FAILED = re.compile(r"^Error in rule (\S+):")
+
+
+def progress(lines: list[str]) -> str:
+    """What Snakemake's output says so far: 'k of n jobs done', the jobs that failed (rule and
+    first output), or that nothing was stale."""
+    done = total = None
+    failed = []
+    for n, line in enumerate(lines):
+        if m := STEPS.match(line):
+            done, total = int(m[1]), int(m[2])
+        elif (m := TOTAL.match(line)) and total is None:
+            done, total = 0, int(m[1])
+        elif m := FAILED.match(line):
+            output = next((ln.split(":", 1)[1].strip() for ln in lines[n + 1 : n + 8] if ln.strip().startswith("output:")), "")
+            failed.append(f"{m[1]} ({output})" if output else m[1])
+    if total is None:
+        return "nothing to be done" if any(ln.startswith("Nothing to be done") for ln in lines) else ""
+    text = f"{done} of {total} jobs done"
+    return text + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
+def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Iterator[tuple[str, int | None, str]]:
+    """Yield (output so far, exit code or None while running, progress so far)."""
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     cmd = [snakemake, *targets(config, what), "--snakefile", str(ROOT / "Snakefile"), "--cores", str(cores)]
     cmd += ["--configfile", str(config)]
@@ -81,8 +106,8 @@ def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Ite
     lines = [f"$ {' '.join(cmd)}"]
     for line in proc.stdout:
         lines.append(line.rstrip())
-        yield "\n".join(lines[-400:]), None
-    yield "\n".join(lines[-400:]), proc.wait()
+        yield "\n".join(lines[-400:]), None, progress(lines)
+    yield "\n".join(lines[-400:]), proc.wait(), progress(lines)
 
 
 def variants(workdir: Path) -> list[str]:
