@@ -23,10 +23,10 @@ from tdw.weights import init_params
 
 def test_families_offer_only_applicable_analyzers(root):
     sub, two = load_family("modsub", str(root / "families")), load_family("modadd_2layer", str(root / "families"))
-    assert sub.operation == "sub" and "progress_measures" not in sub.spec["analyzers"]
+    assert sub.operation == "sub" and "progress_measures" in sub.spec["analyzers"]
     assert "ablations" not in two.spec["analyzers"]
-    bad = dict(sub.spec) | {"analyzers": sub.spec["analyzers"] | {"progress_measures": {}}}
-    with pytest.raises(ConfigError, match="supports tasks \\['add'\\]"):
+    bad = dict(sub.spec) | {"task": {"operation": "mul"}}
+    with pytest.raises(ConfigError, match="supports tasks \\['add', 'sub'\\], not 'mul'"):
         check_family_analyzers(bad, "modsub")
     for name in ("modsub", "modadd_2layer"):
         wb = load(root / "tests" / "configs" / f"tiny_{name}.yaml", str(root / "families"))
@@ -69,3 +69,40 @@ def test_two_layer_analyzers(root, tmp_path):
     sel = grid["neuron"]
     expected = cache["blocks.1.mlp.hook_post"][:, -1].numpy()[:, sel].T.reshape(len(sel), p, p)
     np.testing.assert_allclose(grid["grid"][-1], expected, atol=5e-3)
+
+
+def test_subtraction_progress_measures(root, tmp_path):
+    """progress_measures on a - b: a random modsub model's logits (torch forward) projected by
+    explicit least squares onto cos/sin(w_k (a - b)) per class give the artifact's key share and
+    restricted loss; the a + b directions give another share."""
+    family = load_family("modsub", str(root / "families"))
+    p, keys = 11, [2, 5]
+    cfg = ModelConfig(p=p, **family.spec["architecture"])
+    config = {"task": {"operation": "sub", "p": p}, "seed": 0, "architecture": cfg.to_dict(), "train": {"train_frac": 0.3}}
+    weights = {k: v.numpy() for k, v in init_params(cfg, 3).items()}
+    ckpt = tmp_path / checkpoint_name(0)
+    save_checkpoint(ckpt, weights, {"epoch": 0, "config": config})
+    caches = write_caches([ckpt], tmp_path / "cache", spec=family.spec["cache"])
+    run_analyzer("progress_measures", {"key_frequencies": keys}, [ckpt], caches, tmp_path / "pm.h5", {})
+    art = load_artifact(tmp_path / "pm.h5")
+    model = HookedModAdd.from_params(cfg, {k: torch.from_numpy(v) for k, v in weights.items()})
+    a, b = np.divmod(np.arange(p * p), p)
+    with torch.no_grad():
+        logits = model(torch.tensor(np.stack([a, b, np.full_like(a, p)], 1)))[:, -1, :p].double().numpy()
+    labels = (a - b) % p
+
+    def ce(z):
+        z = z - z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(z)), labels]))
+
+    def project(t):
+        design = np.stack([f(2 * np.pi * k * t / p) for k in keys for f in (np.cos, np.sin)], 1)
+        centred = logits - logits.mean(0)
+        fit = design @ np.linalg.lstsq(design, centred, rcond=None)[0]
+        return np.sum(fit**2) / np.sum(centred**2), ce(fit + logits.mean(0))
+
+    share, restricted = project(a - b)
+    assert art["logit_key_fraction"][0] == pytest.approx(share, rel=1e-4)
+    assert art["restricted_loss"][0] == pytest.approx(restricted, rel=1e-4)
+    wrong_share, _ = project(a + b)  # the addition directions: a share almost twice as large here
+    assert not 0.67 < wrong_share / share < 1.5

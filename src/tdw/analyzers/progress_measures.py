@@ -2,7 +2,9 @@
 Fourier norms, weight norms, key-frequency shares of logits and neurons, logit periodicity.
 
 Key frequencies come from the final checkpoint (``tdw.keyfreq``) and are reused for every
-checkpoint. With D the unit sum directions c_k, s_k of the key frequencies over the grid:
+checkpoint. With D the unit directions c_k, s_k of the key frequencies over the grid, along
+cos/sin(w_k t) of the target residue t (a + b, or a - b for subtraction, where the logits of
+class c go as cos(w_k (a - b - c)) and lie in the same span):
 restricted logits = D D^T L + mean_rows(L); excluded logits = L - D_k D_k^T L (per key k,
 and for all keys at once). Losses are cross-entropies with the `=` class dropped; train and
 test rows come from the run's seeded split.
@@ -57,7 +59,6 @@ class ProgressMeasures(Analyzer):
     name = "progress_measures"
     reads = (LOGITS, POST)
     needs_full_grid = True
-    operations = ("add",)
     description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"
     dims = {
         "train_loss": "",

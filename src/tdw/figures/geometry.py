@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from tdw.figures.epochs import Frames, frame_indices, rounded
 
-ROWS = (("embed_circle", "embed_circularity", "token x"), ("neuron_circle", "neuron_circularity", "residue a+b"))
+ROWS = (("embed_circle", "embed_circularity", "token x"), ("neuron_circle", "neuron_circularity", "residue (a + b or a - b)"))
 
 
 def build(data: dict, params: dict, title: str) -> go.Figure:
