@@ -36,13 +36,8 @@ from conftest import CHROMIUM_ARGS  # noqa: E402
 from tdw.config import load_family  # noqa: E402
 from tdw.render import render_figure  # noqa: E402
 from tdw.report import write_report  # noqa: E402
+from tdw.report_spec import available_figures, view_inputs  # noqa: E402
 from tdw.synthetic import make_variant  # noqa: E402
-
-
-def inputs(variant: Path, source: str) -> dict:
-    if source == "history":
-        return {"history": variant / "history.h5", "metadata": variant / "metadata.json"}
-    return {"artifact": variant / "artifacts/full" / f"{source}.h5"}
 
 
 def rerender(variant: Path, figures: dict) -> float:
@@ -50,9 +45,15 @@ def rerender(variant: Path, figures: dict) -> float:
     t0 = time.perf_counter()
     for name, fig in figures.items():
         outs = {ext: variant / "figures" / f"{name}.{ext}" for ext in ("html", "png", "svg")}
-        render_figure(name, fig["source"], inputs(variant, fig["source"]), fig["params"], name, outs)
+        render_figure(name, fig["source"], view_inputs(variant, fig["source"], "full"), fig["params"], name, outs)
     views = [
-        {"figure": n, "title": n, "source": f["source"], "params": f["params"], "inputs": inputs(variant, f["source"])}
+        {
+            "figure": n,
+            "title": n,
+            "source": f["source"],
+            "params": f["params"],
+            "inputs": view_inputs(variant, f["source"], "full"),
+        }
         for n, f in figures.items()
     ]
     meta = json.loads((variant / "metadata.json").read_text())
@@ -167,8 +168,6 @@ def main() -> None:
     t0 = time.perf_counter()
     variant = make_variant(out / "results/modadd", p=113, n_checkpoints=400, n_epochs=20000, key=(4, 14, 35, 41, 42, 52))
     print(f"synthetic variant (p=113, 400 checkpoints, 20000 epochs): {time.perf_counter() - t0:.1f} s")
-    from tdw.dashboard.jobs import available_figures
-
     # The synthetic variant has the history and the embedding_frequencies artifact: its two views.
     figures = available_figures(variant, load_family("modadd", str(ROOT / "families")).spec, "full")
     figures["embedding_frequencies"]["params"]["colorscale"] = "Magma"  # the visual change

@@ -1,6 +1,7 @@
 """Only what is stale re-runs, and content decides: checked on a copy of the checkout (so
 that package modules can be edited as a researcher would) with dry runs after a real run."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,8 +60,15 @@ def repo(tmp_path_factory):
     return repo
 
 
-def edit(path: Path, line: str = "\n# an edit\n") -> None:
-    path.write_text(path.read_text() + line)
+@contextlib.contextmanager
+def edited(path: Path, line: str = "\n# an edit\n"):
+    """``path`` with a line appended, as a researcher's edit; restored afterwards."""
+    original = path.read_text()
+    path.write_text(original + line)
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 def set_config(repo: Path, **changes) -> None:
@@ -75,27 +83,17 @@ def test_touching_everything_reruns_nothing(repo):
 
 
 def test_editing_an_analyzer_reruns_it_and_its_views_only(repo):
-    module = repo / "src/tdw/analyzers/attention.py"
-    original = module.read_text()
-    edit(module)
-    try:
+    with edited(repo / "src/tdw/analyzers/attention.py"):
         jobs = plan(repo)
         assert jobs.get("analyze") == 1, jobs
         assert set(jobs) <= {"analyze", "render", "report", "compare", "all"}, jobs
-    finally:
-        module.write_text(original)
     assert plan(repo) == {}
 
 
 def test_editing_render_code_reruns_renders_only(repo):
-    module = repo / "src/tdw/figures/loss_curves.py"
-    original = module.read_text()
-    edit(module)
-    try:
+    with edited(repo / "src/tdw/figures/loss_curves.py"):
         jobs = plan(repo)
         assert jobs.get("render", 0) >= 1 and set(jobs) <= {"render", "report", "compare", "all"}, jobs
-    finally:
-        module.write_text(original)
 
 
 def test_adding_a_seed_trains_only_the_new_variant(repo):

@@ -18,6 +18,8 @@ import yaml
 
 from tdw.architecture import ModelConfig
 
+FAMILIES_DIR = Path(__file__).resolve().parents[2] / "families"  # the checkout's family declarations
+
 
 class ConfigError(ValueError):
     """A config or family file that does not describe a valid workbench setup."""

@@ -11,35 +11,21 @@ import json
 from pathlib import Path
 
 from tdw.atomic import write_json, write_text
-from tdw.config import load_family
+from tdw.config import FAMILIES_DIR, load_family
 from tdw.provenance import provenance
 from tdw.render import export_static
 from tdw.report import write_report
-from tdw.report_spec import load_report_spec, report_title
+from tdw.report_spec import report_title, variant_report
 from tdw.views import load_view
 
-FAMILIES = Path(__file__).resolve().parents[2] / "families"
 
-
-def export_bundle(variant_dir: Path, report: str, out: Path, families: Path = FAMILIES) -> list[Path]:
+def export_bundle(variant_dir: Path, report: str, out: Path, families: Path = FAMILIES_DIR) -> list[Path]:
     """Write ``out/report.html``, ``out/<n>_<figure>.{png,svg}``, ``out/index.md`` and
     ``out/provenance.json``; returns the files written."""
-    from tdw.dashboard.jobs import available_figures
-
     variant_dir, out = Path(variant_dir), Path(out)
     meta = json.loads((variant_dir / "metadata.json").read_text())
     family = meta["family"]
-    spec_family = load_family(family, str(families)).spec
-    probe = spec_family["default_probe"]
-    figures = available_figures(variant_dir, spec_family, probe)
-    spec = load_report_spec(Path(families) / family / "reports" / f"{report}.json", figures, spec_family["figures"])
-    views = []
-    for v in spec["views"]:
-        if v["source"] == "history":
-            inputs = {"history": variant_dir / "history.h5", "metadata": variant_dir / "metadata.json"}
-        else:
-            inputs = {"artifact": variant_dir / "artifacts" / probe / f"{v['source']}.h5"}
-        views.append(v | {"inputs": inputs})
+    spec, views = variant_report(variant_dir, family, load_family(family, str(families)).spec, families, report)
     written = [out / "report.html"]
     write_report(written[0], spec=spec, variant=meta["variant"], family=family, views=views, metadata=meta)
     figs, paths, lines = [], [], []

@@ -88,3 +88,42 @@ def load_report_spec(path: str | Path, figures: dict, family_figures: dict) -> d
 
 def report_title(spec: dict, family: str, variant: str) -> str:
     return spec["title"].replace("{variant}", variant).replace("{family}", family)
+
+
+def view_inputs(variant_dir: Path, source: str, probe: str) -> dict[str, Path]:
+    """The files a view draws from in a variant folder: the history and metadata, or the
+    artifact of analyzer ``source`` for ``probe``."""
+    if source == "history":
+        return {"history": variant_dir / "history.h5", "metadata": variant_dir / "metadata.json"}
+    return {"artifact": variant_dir / "artifacts" / probe / f"{source}.h5"}
+
+
+def available_figures(variant_dir: Path, family_spec: dict, probe: str) -> dict:
+    """The family's figures whose source exists in this variant folder: name -> {source, params}."""
+    out = {}
+    for name, fig in family_spec["figures"].items():
+        if all(p.exists() for p in view_inputs(variant_dir, fig["source"], probe).values()):
+            out[name] = {"source": fig["source"], "params": dict(fig.get("params", {}))}
+    return out
+
+
+def variant_report(
+    variant_dir: Path, family: str, family_spec: dict, families_dir: Path, report: str, overrides: dict | None = None
+) -> tuple[dict, list[dict]]:
+    """A report of one variant folder outside a workflow run (dashboard, export): the checked
+    spec over the figures the variant has, with per-view parameter ``overrides``
+    ({figure: {param: value}}), and its views with their input files."""
+    probe = family_spec["default_probe"]
+    figures = available_figures(Path(variant_dir), family_spec, probe)
+    for name, params in (overrides or {}).items():
+        if name not in figures:
+            raise ConfigError(f"parameters for {name!r}: not a view of this variant; views: {sorted(figures)}")
+        unknown = set(params) - set(figures[name]["params"])
+        if unknown:
+            raise ConfigError(
+                f"{name}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(figures[name]['params'])}"
+            )
+        figures[name]["params"] |= params
+    spec = load_report_spec(Path(families_dir) / family / "reports" / f"{report}.json", figures, family_spec["figures"])
+    views = [v | {"inputs": view_inputs(Path(variant_dir), v["source"], probe)} for v in spec["views"]]
+    return spec, views

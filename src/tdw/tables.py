@@ -121,8 +121,14 @@ def tables(path: Path, datasets: Datasets) -> dict[tuple[str, ...], Table]:
 
 
 def _json_safe(value):
-    if isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value] if value.ndim else _json_safe(value[()])
+    if isinstance(value, np.ndarray):  # whole arrays at once: nested lists of Python values
+        if value.dtype.kind == "S":
+            return np.char.decode(value).tolist()
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            out = value.astype(object)
+            out[np.isnan(value)], out[np.isposinf(value)], out[np.isneginf(value)] = None, "inf", "-inf"
+            return out.tolist()
+        return value.tolist()
     if isinstance(value, bytes | np.bytes_):
         return value.decode()
     if isinstance(value, np.generic):

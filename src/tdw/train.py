@@ -197,21 +197,17 @@ def _log(msg: str) -> None:
 MIN_ROWS_PER_EXTRA_THREAD = 2048
 
 
+def _shared(job: TrainJob) -> tuple:
+    """What variants trained together must share: all but the seed."""
+    v = job.variant
+    return (job.family, job.operation, job.model, job.train, v.p, v.train_frac, v.epochs)
+
+
 def _check_batchable(jobs: list[TrainJob]) -> None:
-    first = jobs[0]
     for job in jobs[1:]:
-        same = (job.family, job.operation, job.model, job.train, job.variant.p, job.variant.train_frac, job.variant.epochs)
-        if same != (
-            first.family,
-            first.operation,
-            first.model,
-            first.train,
-            first.variant.p,
-            first.variant.train_frac,
-            first.variant.epochs,
-        ):
+        if _shared(job) != _shared(jobs[0]):
             raise ValueError(
-                f"variants {first.variant.name} and {job.variant.name} differ in more than the seed: train them apart"
+                f"variants {jobs[0].variant.name} and {job.variant.name} differ in more than the seed: train them apart"
             )
 
 

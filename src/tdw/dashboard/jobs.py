@@ -15,10 +15,10 @@ from pathlib import Path
 import yaml
 
 from tdw.atomic import write_text
+from tdw.config import FAMILIES_DIR as FAMILIES
 from tdw.config import ConfigError, load_family, resolve
 
-ROOT = Path(__file__).resolve().parents[3]  # the workbench checkout (Snakefile, families/)
-FAMILIES = ROOT / "families"
+ROOT = FAMILIES.parent  # the workbench checkout (Snakefile, families/)
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -120,16 +120,6 @@ def report_names(family: str) -> list[str]:
     return sorted(p.stem for p in (FAMILIES / family / "reports").glob("*.json"))
 
 
-def available_figures(variant_dir: Path, family_spec: dict, probe: str) -> dict:
-    """The family's figures whose source exists for this variant."""
-    out = {}
-    for name, fig in family_spec["figures"].items():
-        src = fig["source"]
-        if src == "history" or (variant_dir / "artifacts" / probe / f"{src}.h5").exists():
-            out[name] = {"source": src, "params": dict(fig.get("params", {}))}
-    return out
-
-
 def render_variant_report(workdir: Path, key: str, report: str, overrides: dict) -> Path:
     """The variant's report with per-view parameter ``overrides`` ({figure: {param: value}}),
     written under ``<workdir>/dashboard/views/``, named by what it is made of (spec, the
@@ -138,36 +128,16 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
     from tdw.codehash import code_hash
     from tdw.figures import REGISTRY
     from tdw.report import write_report
-    from tdw.report_spec import load_report_spec
+    from tdw.report_spec import variant_report
 
     family, variant = key.split("/")
     vdir = Path(workdir) / "results" / family / variant
-    spec_family = load_family(family, str(FAMILIES)).spec
-    figures = available_figures(vdir, spec_family, spec_family["default_probe"])
-    for name, params in overrides.items():
-        if name not in figures:
-            raise ConfigError(f"parameters for {name!r}: not a view of this variant; views: {sorted(figures)}")
-        unknown = set(params) - set(figures[name]["params"])
-        if unknown:
-            raise ConfigError(
-                f"{name}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(figures[name]['params'])}"
-            )
-        figures[name]["params"] |= params
-    spec = load_report_spec(FAMILIES / family / "reports" / f"{report}.json", figures, spec_family["figures"])
+    spec, views = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report, overrides)
     stamp = [str((vdir / f).stat().st_mtime_ns) for f in ("metadata.json", "history.h5")]
     code = code_hash("tdw.report", "tdw.report_spec", *(REGISTRY[v["figure"]] for v in spec["views"]))
     digest = hashlib.sha256(json.dumps([spec, stamp, code], sort_keys=True).encode()).hexdigest()[:12]
     out = Path(workdir) / "dashboard" / "views" / f"{variant}-{report}-{digest}.html"
     if not out.exists():
-        views = []
-        for v in spec["views"]:
-            src = v["source"]
-            inputs = (
-                {"history": vdir / "history.h5", "metadata": vdir / "metadata.json"}
-                if src == "history"
-                else {"artifact": vdir / "artifacts" / spec_family["default_probe"] / f"{src}.h5"}
-            )
-            views.append(v | {"inputs": inputs})
         meta = json.loads((vdir / "metadata.json").read_text())
         write_report(out, spec=spec, variant=variant, family=family, views=views, metadata=meta)
     return out
@@ -175,10 +145,9 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
 
 def view_params(workdir: Path, key: str, report: str) -> dict:
     """The current visual parameters of a report's views, as the editor's starting point."""
-    from tdw.report_spec import load_report_spec
+    from tdw.report_spec import variant_report
 
     family, variant = key.split("/")
-    spec_family = load_family(family, str(FAMILIES)).spec
-    figures = available_figures(Path(workdir) / "results" / family / variant, spec_family, spec_family["default_probe"])
-    spec = load_report_spec(FAMILIES / family / "reports" / f"{report}.json", figures, spec_family["figures"])
+    vdir = Path(workdir) / "results" / family / variant
+    spec, _ = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report)
     return {v["figure"]: v["params"] for v in spec["views"]}
