@@ -27,10 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tdw.cache import cache_checkpoints  # noqa: E402
-from tdw.checkpoint import checkpoint_name, load_weights, read_metadata, save_checkpoint  # noqa: E402
+from tdw.cache.forward import cache_checkpoints  # noqa: E402
 from tdw.config import Variant, load_family  # noqa: E402
-from tdw.legacy import import_variant  # noqa: E402
+from tdw.io.checkpoint import checkpoint_name, load_weights, read_metadata, save_checkpoint  # noqa: E402
+from tdw.train.legacy import import_variant  # noqa: E402
 
 # What Snakemake sets for a job with ``threads: 1`` (rules/analyze.smk)
 THREADS = dict.fromkeys(["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"], "1")
@@ -40,7 +40,7 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {src!r})
 from pathlib import Path
-from tdw.analysis import run_analyzer
+from tdw.analyzers.runner import run_analyzer
 args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 run_analyzer(args["name"], args["params"], [Path(p) for p in args["ckpts"]], [Path(p) for p in args["caches"]],

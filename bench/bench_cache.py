@@ -16,10 +16,10 @@ from pathlib import Path
 t_import = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tdw.cache import cache_checkpoints  # noqa: E402
-from tdw.checkpoint import save_checkpoint  # noqa: E402
+from tdw.cache.forward import cache_checkpoints  # noqa: E402
 from tdw.config import Variant, load_family  # noqa: E402
-from tdw.weights import init_params  # noqa: E402
+from tdw.io.checkpoint import save_checkpoint  # noqa: E402
+from tdw.models.weights import init_params  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t_import
 

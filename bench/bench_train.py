@@ -19,12 +19,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tdw import data  # noqa: E402
-from tdw.architecture import ModelConfig  # noqa: E402
 from tdw.config import TrainConfig  # noqa: E402
-from tdw.model import HookedModAdd  # noqa: E402
-from tdw.train import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
-from tdw.weights import init_params  # noqa: E402
+from tdw.models.architecture import ModelConfig  # noqa: E402
+from tdw.models.hooked import HookedModAdd  # noqa: E402
+from tdw.models.weights import init_params  # noqa: E402
+from tdw.tasks import modular as data  # noqa: E402
+from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
 
 
 def epoch_time(forward, params: list[dict], tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM_ARGS  # noqa: E402
 
 from tdw.config import load_family  # noqa: E402
-from tdw.render import render_figure  # noqa: E402
-from tdw.report import write_report  # noqa: E402
-from tdw.report_spec import available_figures, view_inputs  # noqa: E402
-from tdw.synthetic import make_variant  # noqa: E402
+from tdw.figures.render import render_figure  # noqa: E402
+from tdw.pages.report import write_report  # noqa: E402
+from tdw.pages.report_spec import available_figures, view_inputs  # noqa: E402
+from tdw.train.synthetic import make_variant  # noqa: E402
 
 
 def rerender(variant: Path, figures: dict) -> float:
@@ -102,7 +102,7 @@ def slider_steps(report: Path, n: int = 40, per_view: bool = False) -> list[floa
 
 def real_variant(artifacts: Path) -> tuple[Path, Path]:
     """bench_analyzers' output as a results tree: (workdir, variant directory)."""
-    from tdw.checkpoint import read_metadata
+    from tdw.io.checkpoint import read_metadata
 
     workdir = artifacts / "views"
     vdir = workdir / "results/modadd/p113_bench"
@@ -124,7 +124,7 @@ def real_variant(artifacts: Path) -> tuple[Path, Path]:
 
 
 def main_real(artifacts: Path, against: Path | None, rounds: int) -> None:
-    from tdw.dashboard import jobs
+    from tdw.pages.dashboard import jobs
 
     workdir, vdir = real_variant(artifacts)
     key = f"modadd/{vdir.name}"

@@ -15,7 +15,7 @@ from conftest import CHROMIUM_ARGS
 def time_to_views(results: Path) -> float:
     from playwright.sync_api import sync_playwright
 
-    from tdw.dashboard.app import build_app
+    from tdw.pages.dashboard.app import build_app
 
     workdir = Path(results).parent
     shutil.rmtree(workdir / "dashboard" / "views", ignore_errors=True)

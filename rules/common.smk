@@ -9,8 +9,8 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from tdw import config as tdw_config
-from tdw.checkpoint import checkpoint_name
-from tdw.codehash import code_hash
+from tdw.io.checkpoint import checkpoint_name
+from tdw.workflow.codehash import code_hash
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
 WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
@@ -191,7 +191,7 @@ def report_file(report):
 def report_spec(report):
     """A report configuration, checked against the family and this config (unknown view,
     missing artifact, unknown parameter: an error before any job runs)."""
-    from tdw.report_spec import load_report_spec
+    from tdw.pages.report_spec import load_report_spec
 
     return load_report_spec(report_file(report), WB.figures, FAMILY.spec["figures"])
 
@@ -218,7 +218,7 @@ def get_report_spec(wildcards):
 def get_report_code(wildcards):
     from tdw.figures import REGISTRY
 
-    return get_code("report.py", "tdw.report_spec", *(REGISTRY[v["figure"]] for v in report_views(wildcards.report)))
+    return get_code("report.py", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in report_views(wildcards.report)))
 
 
 def get_compare_inputs(wildcards):

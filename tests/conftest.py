@@ -80,6 +80,6 @@ def browser():
 @pytest.fixture(scope="session")
 def synthetic_variant(tmp_path_factory) -> Path:
     """A p = 13 variant with 6 checkpoints (history, metadata, embedding artifact)."""
-    from tdw.synthetic import make_variant
+    from tdw.train.synthetic import make_variant
 
     return make_variant(tmp_path_factory.mktemp("variants"), p=13, n_checkpoints=6, n_epochs=100)

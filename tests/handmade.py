@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdw.checkpoint import checkpoint_name, save_checkpoint
+from tdw.io.checkpoint import checkpoint_name, save_checkpoint
 
 J = 16  # phases per key frequency
 N_DEAD = 6
@@ -119,15 +119,15 @@ CACHE_SPEC = {
 
 def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = None, spec: dict | None = None) -> list[Path]:
     """Forward caches of checkpoints over flat pair indices (default: the full grid), in the
-    layout ``tdw.cache`` writes (torch forward of the hooked model)."""
+    layout ``tdw.cache.forward`` writes (torch forward of the hooked model)."""
     import torch
 
-    from tdw.architecture import ModelConfig
-    from tdw.cache import forward_cache, hook_dims
-    from tdw.checkpoint import load_torch, read_metadata
-    from tdw.data import tokens
-    from tdw.h5io import write_h5
-    from tdw.model import HookedModAdd
+    from tdw.cache.forward import forward_cache, hook_dims
+    from tdw.io.checkpoint import load_torch, read_metadata
+    from tdw.io.h5 import write_h5
+    from tdw.models.architecture import ModelConfig
+    from tdw.models.hooked import HookedModAdd
+    from tdw.tasks.modular import tokens
 
     paths = []
     for ckpt in checkpoints:

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from tdw.config import load_family
-from tdw.report import write_report
-from tdw.report_spec import load_report_spec
+from tdw.pages.report import write_report
+from tdw.pages.report_spec import load_report_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from handmade import N_DEAD, J, fourier_weights, run_config, write_caches, write_run
 
-from tdw.analysis import load_artifact, run_analyzer
 from tdw.analyzers import REGISTRY
 from tdw.analyzers.dimensionality import dimension_metrics, singular_values
-from tdw.architecture import ModelConfig
+from tdw.analyzers.fourier import gini
+from tdw.analyzers.losses import cross_entropy, periodicity
+from tdw.analyzers.runner import load_artifact, run_analyzer
 from tdw.config import load_family
-from tdw.fourier import gini
-from tdw.history import write_history
-from tdw.losses import cross_entropy, periodicity
-from tdw.model import HookedModAdd
+from tdw.io.history import write_history
+from tdw.models.architecture import ModelConfig
+from tdw.models.hooked import HookedModAdd
 
 P, KEYS = 23, (3, 7)
 PARAMS = {"transitions": {"window": 3}}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdw.analysis import load_artifact, run_analyzer
-from tdw.cache import cache_checkpoints
+from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
-from tdw.history import read_history
-from tdw.legacy import final_epoch, import_variant
+from tdw.io.history import read_history
+from tdw.train.legacy import final_epoch, import_variant
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tdw.atomic import atomic_path
-from tdw.checkpoint import CorruptFileError, is_complete, load_weights, read_metadata, save_checkpoint
-from tdw.h5io import open_h5, write_h5
+from tdw.io.atomic import atomic_path
+from tdw.io.checkpoint import CorruptFileError, is_complete, load_weights, read_metadata, save_checkpoint
+from tdw.io.h5 import open_h5, write_h5
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path):

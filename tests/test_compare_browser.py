@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tdw.compare import write_compare
-from tdw.synthetic import make_variant
+from tdw.pages.compare import write_compare
+from tdw.train.synthetic import make_variant
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from tdw.synthetic import make_variant
+from tdw.train.synthetic import make_variant
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     pytest.importorskip("gradio")
-    from tdw.dashboard.app import build_app
+    from tdw.pages.dashboard.app import build_app
 
     workdir = tmp_path_factory.mktemp("dash")
     make_variant(workdir / "results" / "modadd", p=13, n_checkpoints=6, n_epochs=100)
@@ -127,5 +127,5 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
     meta = json.loads((workdir / "results/modadd/p13_seed1/metadata.json").read_text())
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
-    assert "modadd/p13_seed1" in __import__("tdw.dashboard.jobs").dashboard.jobs.variants(workdir)
+    assert "modadd/p13_seed1" in __import__("tdw.pages.dashboard.jobs").dashboard.jobs.variants(workdir)
     page.close()

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from workflow_runs import SNAKEMAKE
 
-from tdw.synthetic import make_variant
+from tdw.train.synthetic import make_variant
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def workdir(tmp_path_factory):
 
 
 def test_views_file_follows_parameters_and_code(workdir, monkeypatch):
-    from tdw import codehash
-    from tdw.dashboard.jobs import render_variant_report
+    from tdw.pages.dashboard.jobs import render_variant_report
+    from tdw.workflow import codehash
 
     key = "modadd/p13_seed0"
     first = render_variant_report(workdir, key, "default", {})
@@ -34,7 +34,7 @@ def test_views_file_follows_parameters_and_code(workdir, monkeypatch):
     monkeypatch.setattr(codehash, "code_hash", lambda *e: (calls.append(e), real(*e) + "-edited")[1])
     upgraded = render_variant_report(workdir, key, "default", {})
     assert upgraded not in (first, recoloured)
-    assert "tdw.report" in calls[0] and "tdw.figures.loss_curves" in calls[0]  # the report code and its views' code
+    assert "tdw.pages.report" in calls[0] and "tdw.figures.loss_curves" in calls[0]  # the report code and its views' code
 
 
 SNAKEFILE = """
@@ -49,7 +49,7 @@ rule make:
 def test_progress_read_from_snakemake_output(tmp_path):
     """The status line the dashboard shows, from a real Snakemake run's output: jobs done out
     of the total, which failed, and a rerun that has nothing left to do."""
-    from tdw.dashboard.jobs import progress
+    from tdw.pages.dashboard.jobs import progress
 
     (tmp_path / "Snakefile").write_text(SNAKEFILE)
 

@@ -2,7 +2,7 @@
 
 import json
 
-from tdw.export import export_bundle
+from tdw.pages.export import export_bundle
 
 
 def test_bundle_has_every_view_as_images(synthetic_variant, tmp_path):

@@ -12,13 +12,13 @@ import pytest
 import torch
 from handmade import write_caches
 
-from tdw.analysis import load_artifact, run_analyzer
 from tdw.analyzers import check_family_analyzers
-from tdw.architecture import ModelConfig
-from tdw.checkpoint import checkpoint_name, save_checkpoint
+from tdw.analyzers.runner import load_artifact, run_analyzer
 from tdw.config import ConfigError, load, load_family
-from tdw.model import HookedModAdd
-from tdw.weights import init_params
+from tdw.io.checkpoint import checkpoint_name, save_checkpoint
+from tdw.models.architecture import ModelConfig
+from tdw.models.hooked import HookedModAdd
+from tdw.models.weights import init_params
 
 
 def test_families_offer_only_applicable_analyzers(root):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from handmade import J, write_caches, write_run
 
-from tdw.analysis import load_artifact, run_analyzer
+from tdw.analyzers.runner import load_artifact, run_analyzer
 from tdw.config import load_family
 from tdw.figures import REGISTRY, builder, frames_builder
-from tdw.history import write_history
-from tdw.views import build_view
+from tdw.figures.views import build_view
+from tdw.io.history import write_history
 
 P, KEYS, EPOCHS = 23, (3, 7), (0, 10, 20)
 ANALYZER_PARAMS = {"transitions": {"window": 3}}
@@ -80,7 +80,7 @@ def test_optional_views_drop_out_where_the_artifact_is_missing():
     """The default reports list every view as optional: a config running only some
     analyzers gets those views; a non-optional missing view is still an error."""
     from tdw.config import ConfigError
-    from tdw.report_spec import load_report_spec
+    from tdw.pages.report_spec import load_report_spec
 
     family = load_family("modadd")
     figures = {

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tdw import data
-from tdw.cache import cache_checkpoints
-from tdw.checkpoint import load_weights, read_metadata
+from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
-from tdw.h5io import open_h5
-from tdw.history import read_history
-from tdw.legacy import LegacyFormatError, final_epoch, import_variant, read_legacy
-from tdw.tail import finish_forward
+from tdw.io.checkpoint import load_weights, read_metadata
+from tdw.io.h5 import open_h5
+from tdw.io.history import read_history
+from tdw.models.tail import finish_forward
+from tdw.tasks import modular as data
+from tdw.train.legacy import LegacyFormatError, final_epoch, import_variant, read_legacy
 
 FIXTURES = {"mod_addition_no_wd.pth": 4999, "low_precision_mod_addition.pth": 49999}
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from tdw import data
-from tdw.architecture import ModelConfig
-from tdw.fastpath import last_logits
-from tdw.fourier import basis_names, fourier_2d, fourier_basis, frequency_norms
-from tdw.model import HookedModAdd
-from tdw.tail import finish_forward, tail_hooks
-from tdw.weights import init_params, param_shapes
+from tdw.analyzers.fourier import basis_names, fourier_2d, fourier_basis, frequency_norms
+from tdw.models.architecture import ModelConfig
+from tdw.models.fastpath import last_logits
+from tdw.models.hooked import HookedModAdd
+from tdw.models.tail import finish_forward, tail_hooks
+from tdw.models.weights import init_params, param_shapes
+from tdw.tasks import modular as data
 
 
 @pytest.mark.parametrize("p", [3, 13, 113])
@@ -145,15 +145,15 @@ def test_tail_from_cached_resid_mid_equals_run_with_cache(cfg):
 
 def _seed_job(seed, root, epochs=(0, 30, 60)):
     from tdw.config import TrainConfig, Variant
-    from tdw.train import TrainJob
+    from tdw.train.trainer import TrainJob
 
     variant = Variant(f"p23_seed{seed}", 23, seed, 0.5, epochs)
     return TrainJob("modadd", "add", ModelConfig(p=23), TrainConfig(train_frac=0.5), variant, root / variant.name)
 
 
 def _compare_runs(root_a, root_b, seeds, epochs, **tol):
-    from tdw.checkpoint import load_weights
-    from tdw.history import read_history
+    from tdw.io.checkpoint import load_weights
+    from tdw.io.history import read_history
 
     check = np.testing.assert_allclose if tol else np.testing.assert_array_equal
     for seed in seeds:
@@ -171,7 +171,7 @@ def _compare_runs(root_a, root_b, seeds, epochs, **tol):
 def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path):
     """Three seeds trained in one process (stacked parameters, one AdamW) end exactly where
     each ends when trained alone (CPU)."""
-    from tdw.train import train_variant, train_variants
+    from tdw.train.trainer import train_variant, train_variants
 
     together = train_variants([_seed_job(s, tmp_path / "stacked") for s in (0, 1, 2)], threads=1)
     assert together[0]["timings"]["trained_together"] == ["p23_seed0", "p23_seed1", "p23_seed2"]
@@ -189,7 +189,7 @@ def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path):
 def test_vmapped_seeds_match_single_runs(tmp_path):
     """The vectorized (vmap) path, the default on CUDA, agrees with single runs to float32
     rounding over 20 steps (Adam amplifies rounding differences as training goes on)."""
-    from tdw.train import train_variant, train_variants
+    from tdw.train.trainer import train_variant, train_variants
 
     train_variants([_seed_job(s, tmp_path / "vmap", (0, 10, 20)) for s in (0, 1)], threads=1, vectorize=True)
     for seed in (0, 1):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from reporting import make_report
 
-from tdw.analysis import load_artifact
+from tdw.analyzers.runner import load_artifact
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ import pytest
 from reporting import ROOT, family_figures
 
 from tdw.config import ConfigError
-from tdw.report_spec import load_report_spec
+from tdw.pages.report_spec import load_report_spec
 
 
 def write(tmp_path, spec) -> str:

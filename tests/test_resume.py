@@ -13,7 +13,7 @@ import pytest
 import yaml
 from workflow_runs import snapshot_epoch
 
-from tdw.checkpoint import load_weights
+from tdw.io.checkpoint import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -77,7 +77,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
         a, b = load_weights(clean / name), load_weights(killed / name)
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
-    from tdw.history import read_history
+    from tdw.io.history import read_history
 
     ha = read_history(clean / "results/modadd/p31_seed3/history.h5")
     hb = read_history(killed / "results/modadd/p31_seed3/history.h5")

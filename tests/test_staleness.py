@@ -109,7 +109,7 @@ def test_adding_a_seed_trains_only_the_new_variant(repo):
 def test_adding_checkpoint_epochs_resumes_training(repo):
     """A longer schedule re-runs training, which continues from the state kept at the old
     last epoch (10) instead of starting over; the old checkpoints are unchanged."""
-    from tdw.checkpoint import load_weights
+    from tdw.io.checkpoint import load_weights
 
     ck10 = repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors"
     old = load_weights(ck10)

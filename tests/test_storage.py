@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from workflow_runs import PROBE, SNAKEMAKE, job_counts, run_snakemake, variant_epochs, write_config
 
-from tdw import storage
+from tdw.io import storage
 
 
 def _write(path, size):

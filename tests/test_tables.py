@@ -1,4 +1,4 @@
-"""Artifacts and histories as CSV and JSON tables (``python -m tdw.tables``): checked against a
+"""Artifacts and histories as CSV and JSON tables (``python -m tdw.pages.tables``): checked against a
 hand-built artifact with known values, a real analyzer artifact and history, and bad input."""
 
 import csv
@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tdw.analysis import load_artifact
-from tdw.checkpoint import CorruptFileError
-from tdw.h5io import write_h5
-from tdw.tables import TablesError, export_csv, export_json
+from tdw.analyzers.runner import load_artifact
+from tdw.io.checkpoint import CorruptFileError
+from tdw.io.h5 import write_h5
+from tdw.pages.tables import TablesError, export_csv, export_json
 
 EPOCHS = np.array([0, 10, 25])
 HOOKS = np.array([b"blocks.0.hook_resid_mid", b"blocks.0.mlp.hook_post"])
@@ -128,7 +128,7 @@ def test_bad_input_is_named_and_nothing_is_lost(artifact, tmp_path):
 
 def test_command_line(artifact, tmp_path):
     path, _, _ = artifact
-    cmd = [sys.executable, "-m", "tdw.tables", str(path), "--out", str(tmp_path / "t"), "--format", "json"]
+    cmd = [sys.executable, "-m", "tdw.pages.tables", str(path), "--out", str(tmp_path / "t"), "--format", "json"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(tmp_path / "t/art.json")]
@@ -137,11 +137,11 @@ def test_command_line(artifact, tmp_path):
 
 
 def test_tables_written_in_chunks_are_the_same(artifact, tmp_path, monkeypatch):
-    import tdw.tables
+    import tdw.pages.tables
 
     path, _, _ = artifact
     export_csv(path, tmp_path / "whole")
-    monkeypatch.setattr(tdw.tables, "CHUNK", 5)  # 24 rows of fve in 5 chunks, the last one short
+    monkeypatch.setattr(tdw.pages.tables, "CHUNK", 5)  # 24 rows of fve in 5 chunks, the last one short
     export_csv(path, tmp_path / "chunks")
     for name in ("epoch__hook.csv", "epoch__neuron__frequency.csv"):
         assert (tmp_path / "chunks/art" / name).read_text() == (tmp_path / "whole/art" / name).read_text()

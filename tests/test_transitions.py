@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdw.jumps import bracket, detect_jumps, grokking_phases
+from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
 
 N, TRIALS = 400, 200
 

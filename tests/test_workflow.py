@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from tdw.analysis import load_artifact
-from tdw.architecture import ModelConfig
-from tdw.checkpoint import load_weights, read_metadata
-from tdw.h5io import open_h5, read_attrs
-from tdw.history import read_history
+from tdw.analyzers.runner import load_artifact
+from tdw.io.checkpoint import load_weights, read_metadata
+from tdw.io.h5 import open_h5, read_attrs
+from tdw.io.history import read_history
+from tdw.models.architecture import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -89,9 +89,9 @@ def test_trained_variant_outputs(run):
     # the recorded losses are those of the checkpoints: recompute with the hooked full forward
     import torch
 
-    from tdw import data
-    from tdw.checkpoint import load_torch
-    from tdw.model import HookedModAdd
+    from tdw.io.checkpoint import load_torch
+    from tdw.models.hooked import HookedModAdd
+    from tdw.tasks import modular as data
 
     model = HookedModAdd(ModelConfig(**cfg["architecture"]))
     train, test = data.split(13, 0.5, 0)
@@ -205,7 +205,7 @@ def test_corrupt_cache_is_named_and_regenerated(run):
     cache = base / "cache" / "full" / "epoch_00005.h5"
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) // 3])
-    from tdw.checkpoint import CorruptFileError
+    from tdw.io.checkpoint import CorruptFileError
 
     with pytest.raises(CorruptFileError, match="epoch_00005.h5"):
         with open_h5(cache):

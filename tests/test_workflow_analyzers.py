@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tdw.analysis import load_artifact
+from tdw.analyzers.runner import load_artifact
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from tdw.architecture import ModelConfig
+from tdw.models.architecture import ModelConfig
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "families"  # the checkout's family declarations
 
@@ -202,7 +202,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         if "epoch" in entry:
             epoch = entry["epoch"]
         else:
-            from tdw.legacy import final_epoch
+            from tdw.train.legacy import final_epoch
 
             epoch = final_epoch(path)
         variants.append(

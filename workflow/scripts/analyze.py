@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from tdw.analysis import run_analyzer
-from tdw.joblog import job_log
+from tdw.analyzers.runner import run_analyzer
+from tdw.workflow.joblog import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}"):  # noqa: F821

@@ -3,9 +3,9 @@
 
 from pathlib import Path
 
-from tdw.cache import cache_checkpoints
+from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
-from tdw.joblog import job_log
+from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
 with job_log(snakemake.log[0], f"forward_cache {run['variant']} {snakemake.wildcards.probe}"):  # noqa: F821

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from tdw.compare import write_compare
-from tdw.joblog import job_log
+from tdw.pages.compare import write_compare
+from tdw.workflow.joblog import job_log
 
 with job_log(snakemake.log[0], f"compare {snakemake.wildcards.report}"):  # noqa: F821
     files = dict(snakemake.input.items())  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from tdw.joblog import job_log
-from tdw.render import render_figure
+from tdw.figures.render import render_figure
+from tdw.workflow.joblog import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"render {wc.variant} {wc.figure}"):  # noqa: F821

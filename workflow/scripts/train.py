@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from tdw.joblog import job_log
-from tdw.train import TrainJob, train_variant
+from tdw.train.trainer import TrainJob, train_variant
+from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
 with job_log(snakemake.log[0], f"train {run['variant']['name']}"):  # noqa: F821

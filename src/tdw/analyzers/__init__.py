@@ -29,9 +29,9 @@ def get(name: str) -> Analyzer:
 
 def cache_provides(spec: dict, hook: str) -> bool:
     """Whether a family's cache holds ``hook`` (stored, or finished from the last block's
-    cached ``hook_resid_mid`` at the last position, see ``tdw.tail``)."""
-    from tdw.architecture import ModelConfig
-    from tdw.tail import source_hook, tail_hooks
+    cached ``hook_resid_mid`` at the last position, see ``tdw.models.tail``)."""
+    from tdw.models.architecture import ModelConfig
+    from tdw.models.tail import source_hook, tail_hooks
 
     cfg = ModelConfig(p=3, **spec["architecture"])
     hook = hook.replace("{last}", str(cfg.n_layers - 1))

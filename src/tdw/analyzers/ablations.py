@@ -5,7 +5,7 @@ Neuron ablation is exact from the cache: with W_L = W_out W_U, replacing post[:,
 changes the logits by -(post[:, S] - r) @ W_L[S]. Head ablation recomputes the forward
 pass in numpy from the weights: the head's output o_h = (sum_j pattern_j v_j) W_O[h] at the
 `=` position, with v_j = (W_E[token_j] + W_pos[j]) W_V[h] and the cached pattern, is
-replaced in the residual stream, then the MLP and unembedding run again (``tdw.tail``).
+replaced in the residual stream, then the MLP and unembedding run again (``tdw.models.tail``).
 Both need the paper's shape (one block, no LayerNorm). Losses are over all grid rows and
 the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
 spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.losses import cross_entropy
 from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
-from tdw.data import tokens
-from tdw.losses import cross_entropy
-from tdw.tail import finish_forward
+from tdw.models.tail import finish_forward
+from tdw.tasks.modular import tokens
 
 PRE, POST, LOGITS = "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post", "logits"
 PATTERN, RESID = "blocks.0.attn.hook_pattern", "blocks.0.hook_resid_mid"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tdw.architecture import ModelConfig
-from tdw.checkpoint import load_weights
-from tdw.h5io import open_h5
-from tdw.tail import finish_forward, source_hook, tail_hooks
+from tdw.io.checkpoint import load_weights
+from tdw.io.h5 import open_h5
+from tdw.models.architecture import ModelConfig
+from tdw.models.tail import finish_forward, source_hook, tail_hooks
 
 
 def resolve_hook(hook: str, model: ModelConfig) -> str:
@@ -58,14 +58,14 @@ class CheckpointView:
         return len(index) == self.p**2 and bool(np.all(index == np.arange(self.p**2)))
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train and test flat pair indices of this run (seeded split, ``tdw.data.split``)."""
-        from tdw.data import split
+        """Train and test flat pair indices of this run (seeded split, ``tdw.tasks.modular.split``)."""
+        from tdw.tasks.modular import split
 
         return split(self.p, float(self.config["train"]["train_frac"]), int(self.config["seed"]))
 
     def labels(self) -> np.ndarray:
         """Correct answer of each cached row, shape [batch]."""
-        from tdw.data import labels
+        from tdw.tasks.modular import labels
 
         return labels(self.p, self.pair_index, self.operation)
 
@@ -81,7 +81,7 @@ class CheckpointView:
         """A cached tensor by hook name, rows in probe order (see ``pair_index``).
 
         Hooks after the last block's ``hook_resid_mid`` (its MLP hooks, ``logits``) are
-        finished from the cached residual stream and the weights (``tdw.tail``).
+        finished from the cached residual stream and the weights (``tdw.models.tail``).
         """
         hook = resolve_hook(hook, self.model)
         if hook in self._arrays:

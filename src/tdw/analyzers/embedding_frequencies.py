@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.fourier import basis_names, fourier_basis, frequency_norms
+from tdw.analyzers.fourier import basis_names, fourier_basis, frequency_norms
 
 
 class EmbeddingFrequencies(Analyzer):

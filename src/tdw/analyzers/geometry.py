@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.keyfreq import key_frequencies
+from tdw.analyzers.keyfreq import key_frequencies
 
 POST = "blocks.{last}.mlp.hook_post"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.fourier import fourier_2d_fast, fourier_basis
 from tdw.analyzers.neuron_clusters import POST, assign_clusters, neuron_fve
-from tdw.fourier import fourier_2d_fast, fourier_basis
 
 
 def select_neurons(fve: np.ndarray, threshold: float, per_cluster: int, first_k: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.fourier import block_fve, fourier_2d_fast, fourier_basis
+from tdw.analyzers.fourier import block_fve, fourier_2d_fast, fourier_basis
 
 POST = "blocks.{last}.mlp.hook_post"
 

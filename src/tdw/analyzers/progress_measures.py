@@ -1,7 +1,7 @@
 """Progress measures (Nanda et al. 2023, section 5): restricted and excluded loss, Gini of
 Fourier norms, weight norms, key-frequency shares of logits and neurons, logit periodicity.
 
-Key frequencies come from the final checkpoint (``tdw.keyfreq``) and are reused for every
+Key frequencies come from the final checkpoint (``tdw.analyzers.keyfreq``) and are reused for every
 checkpoint. With D the unit directions c_k, s_k of the key frequencies over the grid, along
 cos/sin(w_k t) of the target residue t (a + b, or a - b for subtraction, where the logits of
 class c go as cos(w_k (a - b - c)) and lie in the same span):
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.fourier import fourier_basis, gini, sum_directions
-from tdw.keyfreq import key_frequencies
-from tdw.losses import cross_entropy, periodicity
+from tdw.analyzers.fourier import fourier_basis, gini, sum_directions
+from tdw.analyzers.keyfreq import key_frequencies
+from tdw.analyzers.losses import cross_entropy, periodicity
 
 LOGITS, POST = "logits", "blocks.0.mlp.hook_post"
 

@@ -3,7 +3,7 @@
 Curves: log10 train and test loss (``history.h5``, every logged epoch) and, per
 checkpoint, log10 of the total sum of squared weights and the Gini coefficient of the
 embedding's Fourier norms. Phase boundaries (end of memorisation, grokking onset = start of
-cleanup, end of cleanup) and jumps (``tdw.jumps``) are reported as epoch intervals bounded
+cleanup, end of cleanup) and jumps (``tdw.analyzers.jumps``) are reported as epoch intervals bounded
 by the surrounding checkpoints, with their evidence (loss at the boundary, jump size and
 z-score).
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.fourier import fourier_basis, gini
-from tdw.history import read_history
-from tdw.jumps import bracket, detect_jumps, grokking_phases
+from tdw.analyzers.fourier import fourier_basis, gini
+from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
+from tdw.io.history import read_history
 
 BOUNDARIES = ("memorisation_end", "cleanup_start", "cleanup_end")
 

@@ -1,0 +1,87 @@
+"""Running one analyzer over a variant's checkpoints, streaming, into one artifact file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tdw import analyzers
+from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.io.checkpoint import read_metadata
+from tdw.io.h5 import write_h5
+from tdw.io.provenance import provenance
+from tdw.models.architecture import ModelConfig
+
+
+def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
+    """A lazy view of one checkpoint (weights and cache load on first use)."""
+    meta = read_metadata(ckpt)
+    model = ModelConfig(**meta["config"]["architecture"])
+    return CheckpointView(
+        epoch=int(meta["epoch"]), model=model, checkpoint=ckpt, cache=cache, config=meta["config"], history=history
+    )
+
+
+def check_view(analyzer: Analyzer, view: CheckpointView) -> None:
+    """Refuse inputs an analyzer cannot use, with a message that says what to change."""
+    if view.operation not in analyzer.operations:
+        raise ValueError(
+            f"analyzer {analyzer.name!r} supports tasks {list(analyzer.operations)}; {view.checkpoint} is {view.operation!r}"
+        )
+    if analyzer.needs_full_grid and view.cache is not None and not view.is_full_grid:
+        raise ValueError(
+            f"analyzer {analyzer.name!r} needs the full (a, b) grid ({view.p**2} inputs in row-major order); "
+            f"{view.cache} holds {len(view.pair_index)} rows: use a probe of kind 'grid'"
+        )
+    if analyzer.needs_history and (view.history is None or not Path(view.history).exists()):
+        raise ValueError(f"analyzer {analyzer.name!r} needs the variant's history.h5; got {view.history}")
+
+
+def run_analyzer(
+    name: str,
+    params: dict,
+    checkpoints: list[Path],
+    caches: list[Path] | None,
+    out: Path,
+    attrs: dict,
+    history: Path | None = None,
+) -> float:
+    """Step through checkpoints one at a time (memory stays at one checkpoint's data, plus
+    what ``prepare`` derives from the final one), combine, write ``out`` atomically.
+    Returns the seconds spent."""
+    t0 = time.perf_counter()
+    analyzer = analyzers.get(name)
+    if analyzer.reads and not caches:
+        raise ValueError(f"analyzer {name!r} reads {list(analyzer.reads)}: give the checkpoints' caches")
+    caches = list(caches) if caches else [None] * len(checkpoints)
+    views = (checkpoint_view(c, h, history) for c, h in zip(checkpoints, caches, strict=True))
+    final = checkpoint_view(checkpoints[-1], caches[-1], history)
+    check_view(analyzer, final)
+    epochs = np.array([int(read_metadata(c)["epoch"]) for c in checkpoints])
+    run_params = params | analyzer.prepare(final, epochs, params)
+    del final
+    steps = []
+    for view in views:
+        check_view(analyzer, view)
+        steps.append(analyzer.step(view, run_params))
+        view.drop_activations()
+    datasets = analyzer.finalize(epochs, steps, run_params)
+    meta_attrs = attrs | {
+        "analyzer": name,
+        "params": params,
+        "description": analyzer.description,
+        "p": checkpoint_view(checkpoints[-1], None).p,
+        "provenance": provenance(),
+    }
+    write_h5(out, datasets, meta_attrs, compress=True)
+    return time.perf_counter() - t0
+
+
+def load_artifact(path: str | Path) -> dict[str, np.ndarray]:
+    """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
+    from tdw.io.h5 import open_h5, read_attrs
+
+    with open_h5(path) as fh:
+        return {k: fh[k][()] for k in fh} | {"attrs": read_attrs(fh)}

@@ -1,0 +1,38 @@
+"""The per-epoch loss history of a variant (``history.h5``).
+
+Datasets: ``train_loss`` [epoch] with ``train_epoch`` [epoch], ``test_loss`` [test_epoch]
+with ``test_epoch``; test losses may be sparser than train losses (legacy runs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tdw.io.h5 import open_h5, write_h5
+
+
+def write_history(
+    path: str | os.PathLike,
+    train_loss: np.ndarray,
+    train_epoch: np.ndarray,
+    test_loss: np.ndarray,
+    test_epoch: np.ndarray,
+    attrs: dict,
+) -> None:
+    write_h5(
+        path,
+        {
+            "train_loss": (np.asarray(train_loss, np.float64), "train_epoch"),
+            "train_epoch": (np.asarray(train_epoch, np.int64), "train_epoch"),
+            "test_loss": (np.asarray(test_loss, np.float64), "test_epoch"),
+            "test_epoch": (np.asarray(test_epoch, np.int64), "test_epoch"),
+        },
+        attrs,
+    )
+
+
+def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with open_h5(path) as fh:
+        return {k: fh[k][()] for k in ("train_loss", "train_epoch", "test_loss", "test_epoch")}

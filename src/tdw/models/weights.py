@@ -1,0 +1,74 @@
+"""Parameter names, shapes and initialisation of the family models (TransformerLens
+orientation), without importing transformer_lens."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tdw.models.architecture import ModelConfig
+
+
+def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """TransformerLens-oriented shape of every parameter, in creation order."""
+    d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
+    shapes: dict[str, tuple[int, ...]] = {
+        "embed.W_E": (cfg.d_vocab, d),
+        "pos_embed.W_pos": (cfg.n_ctx, d),
+    }
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        if cfg.layernorm:
+            shapes |= {b + "ln1.w": (d,), b + "ln1.b": (d,)}
+        shapes |= {
+            b + "attn.W_K": (h, d, e),
+            b + "attn.W_Q": (h, d, e),
+            b + "attn.W_V": (h, d, e),
+            b + "attn.W_O": (h, e, d),
+        }
+        if cfg.layernorm:
+            shapes |= {b + "ln2.w": (d,), b + "ln2.b": (d,)}
+        shapes |= {
+            b + "mlp.W_in": (d, cfg.d_mlp),
+            b + "mlp.b_in": (cfg.d_mlp,),
+            b + "mlp.W_out": (cfg.d_mlp, d),
+            b + "mlp.b_out": (d,),
+        }
+    if cfg.layernorm:
+        shapes |= {"ln_final.w": (d,), "ln_final.b": (d,)}
+    shapes["unembed.W_U"] = (d, cfg.d_vocab_out)
+    return shapes
+
+
+def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
+    """Initial weights: N(0,1)/sqrt(d_model) for every matrix, N(0,1)/sqrt(d_vocab) for W_U,
+    zero biases, unit LayerNorm gains.
+
+    Matrices are drawn under ``torch.manual_seed(seed)`` in the original code's orientation
+    ([d_model, d_vocab] for W_E, [heads, d_head, d_model] for W_Q/K/V, [d_model, heads*d_head]
+    for W_O, [d_mlp, d_model] for W_in, ...) and creation order, then transposed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
+    out: dict[str, torch.Tensor] = {}
+
+    def draw(shape: tuple[int, ...], scale: float) -> torch.Tensor:
+        return torch.randn(shape, generator=gen) / math.sqrt(scale)
+
+    out["embed.W_E"] = draw((d, cfg.d_vocab), d).T.contiguous()
+    out["pos_embed.W_pos"] = draw((cfg.n_ctx, d), d)
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        for name in ("W_K", "W_Q", "W_V"):
+            out[b + "attn." + name] = draw((h, e, d), d).transpose(1, 2).contiguous()
+        out[b + "attn.W_O"] = draw((d, h * e), d).T.reshape(h, e, d).contiguous()
+        out[b + "mlp.W_in"] = draw((cfg.d_mlp, d), d).T.contiguous()
+        out[b + "mlp.b_in"] = torch.zeros(cfg.d_mlp)
+        out[b + "mlp.W_out"] = draw((d, cfg.d_mlp), d).T.contiguous()
+        out[b + "mlp.b_out"] = torch.zeros(d)
+    out["unembed.W_U"] = draw((d, cfg.d_vocab_out), cfg.d_vocab)
+    for name, shape in param_shapes(cfg).items():
+        if name.endswith((".w", ".b")) and ".ln" in "." + name:
+            out[name] = torch.ones(shape) if name.endswith(".w") else torch.zeros(shape)
+    return {name: out[name] for name in param_shapes(cfg)}

@@ -1,0 +1,122 @@
+"""The Gradio UI over ``tdw.pages.dashboard.jobs``: Train, Analyze and Views tabs."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import gradio as gr
+
+from tdw.config import ConfigError
+from tdw.pages.dashboard import jobs
+
+
+def _status(code: int | None, started: float, progress: str) -> str:
+    if code is None:
+        state = f"running ({time.monotonic() - started:.0f} s)"
+    elif code == 0:
+        state = f"finished in {time.monotonic() - started:.0f} s"
+    else:
+        state = f"FAILED (exit code {code}), see the log"
+    return f"{state}: {progress}" if progress else state
+
+
+def _iframe(path: Path) -> str:
+    src = "/gradio_api/file=" + quote(str(path))
+    return f'<iframe id="tdw-views" src="{html.escape(src)}" style="width:100%;height:1500px;border:0"></iframe>'
+
+
+def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
+    workdir = Path(workdir).resolve()
+    (workdir / "dashboard" / "views").mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([str(workdir / "dashboard" / "views")])
+
+    def launch(name, family, moduli, seeds, checkpoints, lr, wd, frac, what):
+        started = time.monotonic()
+        try:
+            config = jobs.make_config(
+                workdir, name, family, moduli, seeds, checkpoints, {"lr": lr, "weight_decay": wd, "train_frac": frac}
+            )
+        except ConfigError as err:
+            yield "", f"NOT STARTED: {err}"
+            return
+        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores):
+            yield log, _status(code, started, progress)
+
+    def refresh():
+        return gr.update(choices=jobs.variants(workdir))
+
+    def analyze(name):
+        started = time.monotonic()
+        config = workdir / "dashboard" / f"{name}.yaml"
+        if not config.exists():
+            yield "", f"NOT STARTED: no config {name!r} launched from this dashboard"
+            return
+        for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores):
+            yield log, _status(code, started, progress)
+
+    def load_params(key, report):
+        if not key:
+            return "{}", ""
+        try:
+            return json.dumps(jobs.view_params(workdir, key, report), indent=2), ""
+        except ConfigError as err:
+            return "{}", f"error: {err}"
+
+    def show(key, report, params_text):
+        if not key:
+            return "", "choose a variant"
+        t0 = time.perf_counter()
+        try:
+            overrides = json.loads(params_text or "{}")
+            path = jobs.render_variant_report(workdir, key, report, overrides)
+        except (ConfigError, json.JSONDecodeError, KeyError, OSError) as err:
+            return "", f"error: {html.escape(str(err))}"
+        changed = html.escape(json.dumps(overrides)) if overrides else "family defaults"
+        return _iframe(path), f"rendered {key} / {report} in {time.perf_counter() - t0:.2f} s with {changed}"
+
+    with gr.Blocks(title="Training Dynamics Workbench") as app:
+        gr.Markdown("## Training Dynamics Workbench")
+        with gr.Tab("Train"):
+            with gr.Row():
+                name = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
+                family = gr.Dropdown(
+                    sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family"
+                )
+                moduli = gr.Textbox("113", label="modulus p (comma-separated)", elem_id="cfg-p")
+                seeds = gr.Textbox("0", label="seeds", elem_id="cfg-seeds")
+            with gr.Row():
+                checkpoints = gr.Textbox(
+                    "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
+                )
+                lr = gr.Number(1e-3, label="learning rate")
+                wd = gr.Number(1.0, label="weight decay")
+                frac = gr.Number(0.5, label="train fraction", elem_id="cfg-frac")
+                what = gr.Radio(["train", "reports", "all"], value="reports", label="run")
+            go_btn = gr.Button("launch", variant="primary", elem_id="launch")
+            status = gr.Textbox(label="status", elem_id="run-status")
+            log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
+            go_btn.click(launch, [name, family, moduli, seeds, checkpoints, lr, wd, frac, what], [log, status])
+        with gr.Tab("Analyze"):
+            a_name = gr.Textbox("sweep", label="config name (launched from this dashboard)")
+            a_btn = gr.Button("run analyzers and reports", elem_id="analyze")
+            a_status = gr.Textbox(label="status")
+            a_log = gr.Textbox(label="snakemake output", lines=14, max_lines=30)
+            a_btn.click(analyze, [a_name], [a_log, a_status])
+        with gr.Tab("Views"):
+            with gr.Row():
+                variant = gr.Dropdown(jobs.variants(workdir), value=None, label="variant", elem_id="variant")
+                report = gr.Dropdown(jobs.report_names("modadd"), value="default", label="report", elem_id="report")
+                refresh_btn = gr.Button("refresh list")
+            params = gr.Textbox("{}", lines=10, label="visual parameters per view, JSON (edit, then show)", elem_id="params")
+            show_btn = gr.Button("show", variant="primary", elem_id="show")
+            v_status = gr.Markdown(elem_id="views-status")
+            frame = gr.HTML(elem_id="views-frame")
+            refresh_btn.click(refresh, None, variant)
+            variant.change(load_params, [variant, report], [params, v_status])
+            report.change(load_params, [variant, report], [params, v_status])
+            show_btn.click(show, [variant, report, params], [frame, v_status])
+    return app

@@ -1,0 +1,343 @@
+"""Training variants with the paper's recipe, resumable and deterministic on CPU.
+
+Recipe: full batch (one AdamW step per epoch), lr warm-up ``lr * min(step / warmup, 1)``,
+cross-entropy on the last position with log-softmax in float64. Epoch e's checkpoint and
+losses belong to the model after e optimizer steps (epoch 0 is the initialisation).
+
+Resume: ``train_state/`` beside the outputs (not a Snakemake output, so it survives the
+deletion of outputs before a rerun) holds every checkpoint written so far and a snapshot of
+the full optimizer state at the latest checkpoint epoch. Checkpoint outputs are hard links
+into it. A rerun with the same training key continues from the snapshot and ends with
+bit-identical weights (CPU); a different key (architecture, recipe or training code
+changed) starts again from epoch 0.
+
+Several seeds of one configuration can train together in one process (``train_variants``):
+parameters stacked on a leading axis, the forward vmapped, one elementwise AdamW; each
+variant's files are the same as when it trains alone (numerically equal, tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from tdw.config import TrainConfig, Variant
+from tdw.io.atomic import atomic_path, link_or_copy, write_json
+from tdw.io.checkpoint import checkpoint_name, is_complete, save_checkpoint
+from tdw.io.history import write_history
+from tdw.io.provenance import provenance
+from tdw.models.architecture import ModelConfig
+from tdw.models.fastpath import last_logits
+from tdw.models.weights import init_params
+from tdw.tasks import modular as data
+
+
+@dataclass
+class TrainJob:
+    family: str
+    operation: str
+    model: ModelConfig
+    train: TrainConfig
+    variant: Variant
+    out_dir: Path
+    code_hash: str = ""
+
+    @classmethod
+    def from_params(cls, run: dict, out_dir: Path, code_hash: str) -> TrainJob:
+        """From the workflow's ``params.run`` (rules/common.smk: train_params)."""
+        v = run["variant"]
+        return cls(
+            family=run["family"],
+            operation=run["operation"],
+            model=ModelConfig(**run["model"]),
+            train=TrainConfig(**(run["train"] | {"betas": tuple(run["train"]["betas"])})),
+            variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"])),
+            out_dir=Path(out_dir),
+            code_hash=code_hash,
+        )
+
+    def run_config(self) -> dict:
+        """The variant's full description, written to config.json and into every checkpoint."""
+        return {
+            "family": self.family,
+            "variant": self.variant.name,
+            "task": {"operation": self.operation, "p": self.variant.p},
+            "seed": self.variant.seed,
+            "architecture": self.model.to_dict(),
+            "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
+            "checkpoint_epochs": list(self.variant.epochs),
+        }
+
+    def key(self) -> str:
+        """What the training trajectory depends on (not the schedule): resume only within it."""
+        cfg = self.run_config()
+        cfg.pop("checkpoint_epochs")
+        cfg.pop("variant")
+        blob = json.dumps(cfg, sort_keys=True) + self.code_hash
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class _State:
+    """Parameters of S variants stacked on a leading axis, one AdamW over them (Adam and its
+    decoupled weight decay are elementwise, so this is S independent optimizers), and each
+    variant's loss history. Snapshots are per variant and unstacked."""
+
+    def __init__(self, params: list[dict[str, torch.Tensor]], train: TrainConfig):
+        self.params = {k: torch.stack([p[k] for p in params]).requires_grad_(True) for k in params[0]}
+        self.opt = torch.optim.AdamW(
+            list(self.params.values()), lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay
+        )
+        n = len(params)
+        self.train_loss: list[list[float]] = [[] for _ in range(n)]
+        self.test_loss: list[list[float]] = [[] for _ in range(n)]
+        self.test_epoch: list[int] = []
+        self.epoch = 0
+
+    def weights(self, i: int) -> dict[str, np.ndarray]:
+        return {k: t[i].detach().cpu().numpy() for k, t in self.params.items()}
+
+    def save(self, i: int, path: Path, key: str) -> None:
+        """Variant i's parameters, AdamW moments and history up to (not including) ``epoch``."""
+        tensors = {f"param/{k}": v[i].detach().cpu() for k, v in self.params.items()}
+        for name, p in self.params.items():
+            st = self.opt.state.get(p, {})
+            for slot in ("exp_avg", "exp_avg_sq"):
+                if slot in st:
+                    tensors[f"{slot}/{name}"] = st[slot][i].cpu()
+        step = int(next(iter(self.opt.state.values()))["step"]) if self.opt.state else 0
+        tensors["train_loss"] = torch.tensor(self.train_loss[i], dtype=torch.float64)
+        tensors["test_loss"] = torch.tensor(self.test_loss[i], dtype=torch.float64)
+        tensors["test_epoch"] = torch.tensor(self.test_epoch, dtype=torch.int64)
+        meta = {"epoch": str(self.epoch), "step": str(step), "key": key}
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+    def load(self, paths: list[Path], device: torch.device) -> None:
+        """Restore every variant from its snapshot (all taken at the same epoch)."""
+        from safetensors import safe_open
+
+        snaps = [load_file(str(p)) for p in paths]
+        with safe_open(str(paths[0]), framework="pt") as fh:
+            meta = fh.metadata()
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(torch.stack([s[f"param/{name}"] for s in snaps]))
+        step = int(meta["step"])
+        if step:
+            for name, p in self.params.items():
+                self.opt.state[p] = {
+                    "step": torch.tensor(float(step)),
+                    "exp_avg": torch.stack([s[f"exp_avg/{name}"] for s in snaps]).to(device),
+                    "exp_avg_sq": torch.stack([s[f"exp_avg_sq/{name}"] for s in snaps]).to(device),
+                }
+        self.train_loss = [s["train_loss"].tolist() for s in snaps]
+        self.test_loss = [s["test_loss"].tolist() for s in snaps]
+        self.test_epoch = snaps[0]["test_epoch"].tolist()
+        self.epoch = int(meta["epoch"])
+
+
+def stacked_logits(
+    params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor, vectorize: bool | None = None
+) -> torch.Tensor:
+    """Last-position logits [S, batch, d_vocab_out] of S stacked models on their own tokens
+    [S, batch, 3].
+
+    ``vectorize`` (default: on CUDA) runs the S models as one ``torch.func.vmap`` call: few
+    large kernels, but batched matmuls round differently from single ones. Otherwise each
+    model runs on its slice with exactly the kernels of a single run, so stacked training on
+    the CPU is bit-identical to training one variant at a time.
+    """
+    if vectorize is None:
+        vectorize = tokens.is_cuda
+    if vectorize and tokens.shape[0] > 1:
+        return torch.func.vmap(lambda p, x: last_logits(p, cfg, x))(params, tokens)
+    return torch.stack([last_logits({k: v[i] for k, v in params.items()}, cfg, tokens[i]) for i in range(tokens.shape[0])])
+
+
+def stacked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-model mean cross-entropy [S] of logits [S, batch, vocab], in float64."""
+    logprobs = logits.to(torch.float64).log_softmax(-1)
+    return -logprobs.gather(-1, labels[..., None]).squeeze(-1).mean(-1)
+
+
+def _prepare_state_dir(state_dir: Path, key: str) -> dict | None:
+    """Keep ``state_dir`` if it belongs to this training key, else empty it. Returns the
+    snapshot's metadata, or None if training starts from scratch."""
+    key_file = state_dir / "key.json"
+    if key_file.exists() and json.loads(key_file.read_text()).get("key") == key:
+        snap = state_dir / "snapshot.safetensors"
+        if snap.exists():
+            from safetensors import safe_open
+
+            with safe_open(str(snap), framework="pt") as fh:
+                return fh.metadata()
+        return None
+    shutil.rmtree(state_dir, ignore_errors=True)
+    (state_dir / "checkpoints").mkdir(parents=True)
+    write_json(key_file, {"key": key})
+    return None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# Below this many training rows a second thread costs more in synchronisation than it
+# gains, and on a busy machine far more (measured: p = 31 took 410 ms/epoch on 2 threads
+# against 37 ms on 1 while other jobs ran).
+MIN_ROWS_PER_EXTRA_THREAD = 2048
+
+
+def _shared(job: TrainJob) -> tuple:
+    """What variants trained together must share: all but the seed."""
+    v = job.variant
+    return (job.family, job.operation, job.model, job.train, v.p, v.train_frac, v.epochs)
+
+
+def _check_batchable(jobs: list[TrainJob]) -> None:
+    for job in jobs[1:]:
+        if _shared(job) != _shared(jobs[0]):
+            raise ValueError(
+                f"variants {jobs[0].variant.name} and {job.variant.name} differ in more than the seed: train them apart"
+            )
+
+
+def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
+    """The epoch every variant can resume from (0: start over)."""
+    if any(s is None for s in snaps) or len({s["epoch"] for s in snaps}) != 1:
+        return 0
+    epoch = int(snaps[0]["epoch"])
+    for job in jobs:
+        store = job.out_dir / "train_state" / "checkpoints"
+        if epoch > max(job.variant.epochs) or not all(
+            is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= epoch
+        ):
+            return 0
+    return epoch
+
+
+def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Stacked train/test tokens [S, batch, 3] and labels [S, batch]."""
+    parts: list[list[np.ndarray]] = [[], [], [], []]
+    for job in jobs:
+        v = job.variant
+        train_idx, test_idx = data.split(v.p, v.train_frac, v.seed)
+        for i, (idx, fn) in enumerate(((train_idx, data.tokens), (train_idx, None), (test_idx, data.tokens), (test_idx, None))):
+            parts[i].append(fn(v.p, idx) if fn else data.labels(v.p, idx, job.operation))
+    return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
+
+
+def train_variant(job: TrainJob, threads: int = 2, progress_seconds: float = 5.0) -> dict:
+    """Train one variant (see ``train_variants``)."""
+    return train_variants([job], threads, progress_seconds)[0]
+
+
+def train_variants(
+    jobs: list[TrainJob], threads: int = 2, progress_seconds: float = 5.0, vectorize: bool | None = None
+) -> list[dict]:
+    """Train variants that differ only in their seed in one process, stacked, and write each
+    one's checkpoints, history.h5, metadata.json and config.json, as training it alone does.
+    ``vectorize``: see ``stacked_logits``."""
+    _check_batchable(jobs)
+    t_start = time.perf_counter()
+    v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train
+    n_train = len(jobs) * int(v0.train_frac * v0.p**2)
+    threads = max(1, min(threads, 1 + n_train // MIN_ROWS_PER_EXTRA_THREAD))
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    names = ", ".join(j.variant.name for j in jobs)
+    keys = [job.key() for job in jobs]
+    snaps = [_prepare_state_dir(job.out_dir / "train_state", key) for job, key in zip(jobs, keys, strict=True)]
+    stores = [job.out_dir / "train_state" / "checkpoints" for job in jobs]
+    schedule, last_epoch = set(v0.epochs), max(v0.epochs)
+
+    state = _State([{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], tc)
+    start = _resume_epoch(jobs, snaps)
+    if start:
+        state.load([job.out_dir / "train_state" / "snapshot.safetensors" for job in jobs], device)
+        _log(f"[train {names}] resuming from the snapshot at epoch {start}")
+    elif any(snaps):
+        _log(f"[train {names}] snapshots do not cover the schedule; starting at epoch 0")
+
+    x_train, y_train, x_test, y_test = _split_tensors(jobs, device)
+    prov = provenance()
+    ckpt_meta = [{"family": j.family, "variant": j.variant.name, "config": j.run_config(), "provenance": prov} for j in jobs]
+    t_loop, t_last_log = time.perf_counter(), time.perf_counter()
+    for epoch in range(start, last_epoch + 1):
+        state.epoch = epoch
+        if epoch in schedule:
+            for i, job in enumerate(jobs):
+                save_checkpoint(stores[i] / checkpoint_name(epoch), state.weights(i), ckpt_meta[i] | {"epoch": epoch})
+                # also at the last epoch: a longer schedule later continues from here
+                state.save(i, job.out_dir / "train_state" / "snapshot.safetensors", keys[i])
+        losses = stacked_cross_entropy(stacked_logits(state.params, cfg, x_train, vectorize), y_train)  # [S]
+        for i, value in enumerate(losses.tolist()):
+            state.train_loss[i].append(value)
+        if epoch % tc.test_loss_every == 0 or epoch == last_epoch:
+            with torch.no_grad():
+                test = stacked_cross_entropy(stacked_logits(state.params, cfg, x_test, vectorize), y_test).tolist()
+            for i, value in enumerate(test):
+                state.test_loss[i].append(value)
+            state.test_epoch.append(epoch)
+        if time.perf_counter() - t_last_log > progress_seconds or epoch == last_epoch:
+            rate = (epoch - start + 1) / (time.perf_counter() - t_loop)
+            _log(
+                f"[train {names}] epoch {epoch}/{last_epoch} train {max(s[-1] for s in state.train_loss):.3e} "
+                f"test {max(s[-1] for s in state.test_loss):.3e} (worst of {len(jobs)}) {rate:.1f} epochs/s"
+            )
+            t_last_log = time.perf_counter()
+        if epoch == last_epoch:
+            break
+        for group in state.opt.param_groups:
+            group["lr"] = tc.lr * (min(epoch / tc.warmup_steps, 1.0) if tc.warmup_steps else 1.0)
+        losses.sum().backward()  # each model's gradient is that of its own loss
+        state.opt.step()
+        state.opt.zero_grad(set_to_none=True)
+    timings = {
+        "train_seconds": time.perf_counter() - t_loop,
+        "epochs_trained": last_epoch - start,
+        "resumed_from_epoch": start,
+        "device": str(device),
+        "threads": threads,
+        "trained_together": [j.variant.name for j in jobs],
+        "vectorized": bool(vectorize if vectorize is not None else device.type == "cuda") and len(jobs) > 1,
+    }
+    timings["ms_per_epoch"] = 1000 * timings["train_seconds"] / max(last_epoch - start, 1)
+    return [_finish(job, state, i, stores[i], timings, prov, t_start) for i, job in enumerate(jobs)]
+
+
+def _finish(job: TrainJob, state: _State, i: int, store: Path, timings: dict, prov: dict, t_start: float) -> dict:
+    """Link the checkpoints into place and write history.h5, config.json, metadata.json."""
+    v, out = job.variant, job.out_dir
+    for e in v.epochs:
+        link_or_copy(store / checkpoint_name(e), out / "checkpoints" / checkpoint_name(e))
+    train_loss, test_loss = state.train_loss[i], state.test_loss[i]
+    write_history(
+        out / "history.h5",
+        np.array(train_loss),
+        np.arange(len(train_loss)),
+        np.array(test_loss),
+        np.array(state.test_epoch),
+        {"variant": v.name, "provenance": json.dumps(prov)},
+    )
+    summary = {
+        "family": job.family,
+        "variant": v.name,
+        "source": "trained",
+        "checkpoints": [{"index": k, "epoch": e, "file": f"checkpoints/{checkpoint_name(e)}"} for k, e in enumerate(v.epochs)],
+        "final": {"epoch": max(v.epochs), "train_loss": train_loss[-1], "test_loss": test_loss[-1]},
+        "timings": timings | {"total_seconds": time.perf_counter() - t_start},
+        "provenance": prov,
+    }
+    write_json(out / "config.json", job.run_config())
+    write_json(out / "metadata.json", summary)
+    return summary
