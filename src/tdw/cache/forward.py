@@ -57,11 +57,9 @@ def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
-def cache_checkpoints(
-    family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path], threads: int = 1
-) -> list[float]:
-    """Write one cache file per checkpoint; returns seconds spent per checkpoint."""
-    torch.set_num_threads(threads)
+def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path]) -> list[float]:
+    """Write one cache file per checkpoint; returns seconds spent per checkpoint. Runs on as
+    many threads as torch has: the entry point sets them."""
     cfg = family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
     index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.seed)
