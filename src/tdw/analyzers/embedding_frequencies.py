@@ -1,4 +1,4 @@
-"""Dominant embedding frequencies (REQ_004): the token embedding in the Fourier basis.
+"""Dominant embedding frequencies: the token embedding in the Fourier basis, to see which frequencies emerge.
 
 Per checkpoint: component norms n_j = ||(F W_E)_j|| over the basis rows (const, cos 1,
 sin 1, ...) and per-frequency norms N_k = sqrt(n_{2k-1}^2 + n_{2k}^2). A frequency is

@@ -1,4 +1,4 @@
-"""Neuron frequency clusters (REQ_006): which MLP neurons specialise in which frequency.
+"""Neuron frequency clusters: which MLP neurons specialise in which frequency.
 
 Per neuron n and frequency k = 1..p//2 (p//2 included): centre the neuron's activation over
 all p^2 inputs, take the 2D Fourier transform of its p x p grid, and
