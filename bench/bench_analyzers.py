@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -87,7 +88,8 @@ def main() -> None:
         ckpts, family = synthesise(args.out, args.checkpoints)
     caches = [args.out / "cache" / c.with_suffix(".h5").name for c in ckpts]
     if not args.reuse:
-        cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches, threads=2)
+        torch.set_num_threads(2)
+        cache_checkpoints(family, Variant("bench", 113, 0, 0.3, ()), "full", ckpts, caches)
     print(f"{len(ckpts)} checkpoints and caches: {time.perf_counter() - t0:.1f} s", flush=True)
     t1 = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:  # like `snakemake --cores N` over the analyze jobs

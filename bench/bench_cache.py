@@ -16,6 +16,8 @@ from pathlib import Path
 t_import = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import torch  # noqa: E402
+
 from tdw.cache.forward import cache_checkpoints  # noqa: E402
 from tdw.config import Variant, load_family  # noqa: E402
 from tdw.io.checkpoint import save_checkpoint  # noqa: E402
@@ -28,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    torch.set_num_threads(1)  # as the cache job with threads: 1
     root = Path(__file__).resolve().parents[1]
     family = load_family("modadd", str(root / "families"))
     variant = Variant("bench", 113, 0, 0.3, tuple(range(args.repeats)))
@@ -41,7 +44,7 @@ def main() -> None:
             outs.append(tmp / f"epoch_{i:05d}.h5")
             save_checkpoint(ckpts[-1], weights, {"epoch": i, "config": {"task": {"p": 113}}})
         t0 = time.perf_counter()
-        seconds = cache_checkpoints(family, variant, "full", ckpts, outs, threads=1)
+        seconds = cache_checkpoints(family, variant, "full", ckpts, outs)
         total = time.perf_counter() - t0
         size = outs[0].stat().st_size
     print(

@@ -1,4 +1,4 @@
-"""Workflow overhead (issue 5): what the DAG, the scheduler and per-job process start-up cost,
+"""Workflow overhead: what the DAG, the scheduler and per-job process start-up cost,
 for sweeps of n variants x 200 checkpoints: with p = 5 (the default) the work is tiny and
 the numbers show the machinery alone; with ``--p 113`` (the paper's modulus) they show its
 share in a sweep a researcher would run.

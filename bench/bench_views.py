@@ -1,4 +1,4 @@
-"""Views benchmark (issue 4): a p = 113 variant with 400 checkpoints (synthetic history and
+"""Views benchmark: a p = 113 variant with 400 checkpoints (synthetic history and
 embeddings, the real embedding_frequencies analyzer). Measures re-rendering every figure
 (HTML + PNG + SVG) and the report after a visual change, the report's size, the slider
 step in headless Chromium, and (with --dashboard) the dashboard's time to show the views.

@@ -168,15 +168,24 @@ def _compare_runs(root_a, root_b, seeds, epochs, **tol):
             check(hb[key], ha[key], **({"rtol": 1e-4} if tol else {}))
 
 
-def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Training runs on torch's thread count, which the entry point sets; these runs use one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path, one_thread):
     """Three seeds trained in one process (stacked parameters, one AdamW) end exactly where
     each ends when trained alone (CPU)."""
     from tdw.train.trainer import train_variant, train_variants
 
-    together = train_variants([_seed_job(s, tmp_path / "stacked") for s in (0, 1, 2)], threads=1)
+    together = train_variants([_seed_job(s, tmp_path / "stacked") for s in (0, 1, 2)])
     assert together[0]["timings"]["trained_together"] == ["p23_seed0", "p23_seed1", "p23_seed2"]
     for seed in (0, 1, 2):
-        train_variant(_seed_job(seed, tmp_path / "single"), threads=1)
+        train_variant(_seed_job(seed, tmp_path / "single"))
     _compare_runs(tmp_path / "single", tmp_path / "stacked", (0, 1, 2), (0, 30, 60))
     with pytest.raises(ValueError, match="differ in more than the seed"):
         from tdw.config import Variant
@@ -186,12 +195,12 @@ def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path):
         train_variants([_seed_job(1, tmp_path / "x"), other])
 
 
-def test_vmapped_seeds_match_single_runs(tmp_path):
+def test_vmapped_seeds_match_single_runs(tmp_path, one_thread):
     """The vectorized (vmap) path, the default on CUDA, agrees with single runs to float32
     rounding over 20 steps (Adam amplifies rounding differences as training goes on)."""
     from tdw.train.trainer import train_variant, train_variants
 
-    train_variants([_seed_job(s, tmp_path / "vmap", (0, 10, 20)) for s in (0, 1)], threads=1, vectorize=True)
+    train_variants([_seed_job(s, tmp_path / "vmap", (0, 10, 20)) for s in (0, 1)], vectorize=True)
     for seed in (0, 1):
-        train_variant(_seed_job(seed, tmp_path / "single", (0, 10, 20)), threads=1)
+        train_variant(_seed_job(seed, tmp_path / "single", (0, 10, 20)))
     _compare_runs(tmp_path / "single", tmp_path / "vmap", (0, 1), (0, 10, 20), rtol=1e-3, atol=2e-5)

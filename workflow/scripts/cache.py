@@ -3,11 +3,14 @@
 
 from pathlib import Path
 
+import torch
+
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
 from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
+torch.set_num_threads(snakemake.threads)  # noqa: F821
 with job_log(snakemake.log[0], f"forward_cache {run['variant']} {snakemake.wildcards.probe}"):  # noqa: F821
     family = load_family(snakemake.config["family"], str(Path(snakemake.scriptdir).parents[1] / "families"))  # noqa: F821
     variant = Variant(run["variant"], run["p"], run["seed"], run["train_frac"], ())
@@ -17,6 +20,5 @@ with job_log(snakemake.log[0], f"forward_cache {run['variant']} {snakemake.wildc
         snakemake.wildcards.probe,  # noqa: F821
         [Path(p) for p in snakemake.input.checkpoints],  # noqa: F821
         [Path(p) for p in snakemake.output.caches],  # noqa: F821
-        threads=snakemake.threads,  # noqa: F821
     )
     print(f"{len(seconds)} checkpoints, {sum(seconds):.2f} s, max {max(seconds):.3f} s per checkpoint")

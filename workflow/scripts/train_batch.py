@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from tdw.train.trainer import TrainJob, train_variants
+import torch
+
+from tdw.train.trainer import TrainJob, train_variants, training_threads
 from tdw.workflow.joblog import job_log
 
 runs = snakemake.params.runs  # noqa: F821
@@ -11,4 +13,5 @@ with job_log(snakemake.log[0], "train_batch " + ", ".join(r["variant"]["name"] f
         TrainJob.from_params(run, Path(metadata).parent, snakemake.params.code)  # noqa: F821
         for run, metadata in zip(runs, snakemake.output.metadata, strict=True)  # noqa: F821
     ]
-    train_variants(jobs, threads=snakemake.threads)  # noqa: F821
+    torch.set_num_threads(training_threads(jobs, snakemake.threads))  # noqa: F821
+    train_variants(jobs)

@@ -31,10 +31,11 @@ def cache_provides(spec: dict, hook: str) -> bool:
     """Whether a family's cache holds ``hook`` (stored, or finished from the last block's
     cached ``hook_resid_mid`` at the last position, see ``tdw.models.tail``)."""
     from tdw.models.architecture import ModelConfig
+    from tdw.models.hooks import resolve
     from tdw.models.tail import source_hook, tail_hooks
 
     cfg = ModelConfig(p=3, **spec["architecture"])
-    hook = hook.replace("{last}", str(cfg.n_layers - 1))
+    hook = resolve(hook, cfg)
     if hook in spec["cache"]:
         return True
     return hook in tail_hooks(cfg) and spec["cache"].get(source_hook(cfg), {}).get("positions") == "last"

@@ -20,11 +20,13 @@ from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.analyzers.losses import cross_entropy
 from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
+from tdw.analyzers.weightmath import neuron_logit_map
+from tdw.models import hooks
 from tdw.models.tail import finish_forward
 from tdw.tasks.modular import tokens
 
-PRE, POST, LOGITS = "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post", "logits"
-PATTERN, RESID = "blocks.0.attn.hook_pattern", "blocks.0.hook_resid_mid"
+PRE, POST, LOGITS = hooks.hook(0, hooks.MLP_PRE), hooks.hook(0, hooks.MLP_POST), hooks.LOGITS
+PATTERN, RESID = hooks.hook(0, hooks.PATTERN), hooks.hook(0, hooks.RESID_MID)
 MODES, SUBSETS = ("zero", "mean"), ("all", "train", "test")
 
 
@@ -54,7 +56,7 @@ class Ablations(Analyzer):
             raise ValueError("ablations: exact neuron and head ablation assume one block, no LayerNorm, ReLU")
         post = final.activation(POST)
         _, cluster = assign_clusters(neuron_fve(post, final.p), float(params.get("threshold", 0.85)))
-        w_l = final.weights["blocks.0.mlp.W_out"] @ final.weights["unembed.W_U"]
+        w_l = neuron_logit_map(final.weights, 0)
         size = np.linalg.norm(post, axis=0) * np.linalg.norm(w_l, axis=1)
         top = np.argsort(-size)[: int(params.get("top_neurons", 5))]
         compare = [int(e) for e in params.get("compare") or [epochs[0], epochs[-1]]]
@@ -76,14 +78,14 @@ class Ablations(Analyzer):
         rows, labels, p = [np.arange(view.p**2), train, test], view.labels(), view.p
         logits = view.activation(LOGITS).astype(np.float64)
         base = subset_losses(logits, labels, rows, p)
-        w_l = view.weights["blocks.0.mlp.W_out"].astype(np.float64) @ view.weights["unembed.W_U"]
+        w_l = neuron_logit_map(view.weights, 0)
         change = np.empty((len(groups), len(MODES), len(SUBSETS)))
         for g, (name, members) in enumerate(groups):
             for m, mode in enumerate(MODES):
                 if name.startswith("head_"):
                     o = head_outputs(view, members)
                     resid = view.activation(RESID) - o + (o.mean(0) if mode == "mean" else 0.0)
-                    new = finish_forward(resid, view.weights, view.model)["logits"].astype(np.float64)
+                    new = finish_forward(resid, view.weights, view.model)[LOGITS].astype(np.float64)
                 else:
                     act = post[:, members].astype(np.float64)
                     new = logits - (act - (act.mean(0) if mode == "mean" else 0.0)) @ w_l[members]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.models import hooks
 
-PATTERN = "blocks.0.attn.hook_pattern"
+PATTERN = hooks.hook(0, hooks.PATTERN)
 
 
 def frequency_design(index: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from tdw.io.checkpoint import load_weights
 from tdw.io.h5 import open_h5
+from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward, source_hook, tail_hooks
 
@@ -18,7 +19,7 @@ from tdw.models.tail import finish_forward, source_hook, tail_hooks
 def resolve_hook(hook: str, model: ModelConfig) -> str:
     """Hook names may say ``blocks.{last}.`` for the last block, so one analyzer serves
     families of any depth."""
-    return hook.replace("{last}", str(model.n_layers - 1))
+    return hooks.resolve(hook, model)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class CheckpointView:
                 raise KeyError(f"{self.cache}: no dataset {hook!r}; cached: {sorted(fh)}")
             if source not in self._arrays:
                 self._arrays[source] = fh[source][()]
-        mlp_only = hook.endswith(("mlp.hook_pre", "mlp.hook_post"))
+        mlp_only = hook.endswith((hooks.MLP_PRE, hooks.MLP_POST))
         self._arrays |= finish_forward(self._arrays[source], self.weights, self.model, mlp_only=mlp_only)
         return self._arrays[hook]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, resolve_hook
+from tdw.models import hooks
 
-DEFAULT_HOOKS = ("blocks.{last}.hook_resid_mid", "blocks.{last}.hook_resid_post", "blocks.{last}.mlp.hook_post")
+DEFAULT_HOOKS = tuple(hooks.hook(hooks.LAST, h) for h in (hooks.RESID_MID, hooks.RESID_POST, hooks.MLP_POST))
 METRICS = ("stable_rank", "participation_ratio", "effective_rank", "energy_rank", "nuclear_ratio")
 
 

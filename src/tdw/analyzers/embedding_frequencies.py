@@ -1,4 +1,4 @@
-"""Dominant embedding frequencies (REQ_004): the token embedding in the Fourier basis.
+"""Dominant embedding frequencies: the token embedding in the Fourier basis, to see which frequencies emerge.
 
 Per checkpoint: component norms n_j = ||(F W_E)_j|| over the basis rows (const, cos 1,
 sin 1, ...) and per-frequency norms N_k = sqrt(n_{2k-1}^2 + n_{2k}^2). A frequency is
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.analyzers.fourier import basis_names, fourier_basis, frequency_norms
+from tdw.analyzers.fourier import basis_names, embedding_component_norms, frequency_norms
 
 
 class EmbeddingFrequencies(Analyzer):
@@ -20,9 +20,7 @@ class EmbeddingFrequencies(Analyzer):
     dims = {"component_norm": "fourier_component", "frequency_norm": "frequency", "dominant": "frequency"}
 
     def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
-        w_e = view.weights["embed.W_E"][: view.p].astype(np.float64)  # [p, d_model]
-        components = fourier_basis(view.p) @ w_e  # [fourier_component, d_model]
-        norms = np.linalg.norm(components, axis=1)
+        norms = embedding_component_norms(view.weights["embed.W_E"], view.p)  # [fourier_component]
         freq = frequency_norms(norms)  # [frequency]: entry k-1 is frequency k
         return {
             "component_norm": norms,

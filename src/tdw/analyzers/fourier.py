@@ -51,12 +51,33 @@ def fourier_2d(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 def fourier_2d_fast(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """``fourier_2d`` for a grid [p, p, d] as two BLAS products (same dtype as ``grid``)."""
-    p, d = grid.shape[0], int(np.prod(grid.shape[2:], dtype=int))
+    """``fourier_2d`` for a grid [p, p, ...] as two BLAS products (same dtype as ``grid``).
+
+    basis: [r, p], all rows of ``fourier_basis(p)`` or a subset of them; returns [r, r, ...].
+    """
+    p, d, r = grid.shape[0], int(np.prod(grid.shape[2:], dtype=int)), basis.shape[0]
     basis = basis.astype(grid.dtype)
     half = basis @ grid.reshape(p, -1)  # transform over a: [i, b * d]
-    half = half.reshape(p, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, d), b]: one GEMM over b
-    return (half @ basis.T).reshape(p, d, p).transpose(0, 2, 1).reshape(grid.shape)  # [i, j, ...]
+    half = half.reshape(r, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, d), b]: one GEMM over b
+    return (half @ basis.T).reshape(r, d, r).transpose(0, 2, 1).reshape((r, r, *grid.shape[2:]))  # [i, j, ...]
+
+
+def centred_grid(acts: np.ndarray, p: int) -> np.ndarray:
+    """Activations [p*p, d] (rows in row-major (a, b) order) -> the grid [p, p, d] in float32,
+    each feature's mean over all p^2 inputs subtracted."""
+    grid = acts.reshape(p, p, -1).astype(np.float32)
+    return grid - grid.mean(axis=(0, 1))
+
+
+def centred_fourier_2d(acts: np.ndarray, p: int) -> np.ndarray:
+    """2D Fourier transform F (M - mean M) F^T of each feature's centred grid: [p*p, d] -> [p, p, d], float32."""
+    return fourier_2d_fast(centred_grid(acts, p), fourier_basis(p))
+
+
+def embedding_component_norms(w_e: np.ndarray, p: int) -> np.ndarray:
+    """Norms n_j = ||(F W_E)_j|| of the embedding's Fourier components (rows of ``fourier_basis``),
+    float64, from W_E [d_vocab, d_model] with the `=` row dropped: [p]."""
+    return np.linalg.norm(fourier_basis(p) @ w_e[:p].astype(np.float64), axis=1)
 
 
 def block_fve(energy: np.ndarray) -> np.ndarray:

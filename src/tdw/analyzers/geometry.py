@@ -15,8 +15,9 @@ import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.analyzers.keyfreq import key_frequencies
+from tdw.models import hooks
 
-POST = "blocks.{last}.mlp.hook_post"
+POST = hooks.hook(hooks.LAST, hooks.MLP_POST)
 
 
 def circle_plane(x: np.ndarray, theta: np.ndarray) -> np.ndarray:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.fourier import fourier_basis, frequency_norms
+from tdw.analyzers.fourier import embedding_component_norms, frequency_norms
 
 DEFAULT_FRACTION = 0.3
 
 
 def embedding_frequency_norms(w_e: np.ndarray, p: int) -> np.ndarray:
     """N_k for k = 1..p//2 from W_E [d_vocab, d_model] (the `=` row dropped); [p//2]."""
-    components = fourier_basis(p) @ w_e[:p].astype(np.float64)
-    return frequency_norms(np.linalg.norm(components, axis=1))
+    return frequency_norms(embedding_component_norms(w_e, p))
 
 
 def key_frequencies(weights: dict[str, np.ndarray], p: int, params: dict) -> np.ndarray:

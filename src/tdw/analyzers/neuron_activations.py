@@ -1,6 +1,6 @@
-"""Neuron activations over the input grid (REQ_005): heat-map data for chosen neurons.
+"""Neuron activations over the (a, b) input grid: heat-map data for chosen neurons.
 
-Per checkpoint: the p x p activation grid (``blocks.0.mlp.hook_post`` at the `=` position,
+Per checkpoint: the p x p activation grid (``blocks.{last}.mlp.hook_post`` at the `=` position,
 y axis a, x axis b) of the selected neurons and its 2D Fourier transform F M F^T, plus the
 mean 2D Fourier energy over all neurons. Selection (``neurons`` in params, else derived
 from the final checkpoint): the ``per_cluster`` highest-FVE neurons of each frequency

@@ -1,4 +1,4 @@
-"""Neuron frequency clusters (REQ_006): which MLP neurons specialise in which frequency.
+"""Neuron frequency clusters: which MLP neurons specialise in which frequency.
 
 Per neuron n and frequency k = 1..p//2 (p//2 included): centre the neuron's activation over
 all p^2 inputs, take the 2D Fourier transform of its p x p grid, and
@@ -12,16 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.analyzers.fourier import block_fve, fourier_2d_fast, fourier_basis
+from tdw.analyzers.fourier import block_fve, centred_fourier_2d
+from tdw.models import hooks
 
-POST = "blocks.{last}.mlp.hook_post"
+POST = hooks.hook(hooks.LAST, hooks.MLP_POST)
 
 
 def neuron_fve(post: np.ndarray, p: int) -> np.ndarray:
     """post [p*p, d_mlp] (rows in row-major (a, b) order) -> FVE [d_mlp, p//2]."""
-    grid = post.reshape(p, p, -1).astype(np.float32)
-    grid = grid - grid.mean(axis=(0, 1))
-    hat = fourier_2d_fast(grid, fourier_basis(p))  # [p, p, d_mlp]
+    hat = centred_fourier_2d(post, p)  # [p, p, d_mlp]
     return block_fve(hat.astype(np.float64) ** 2).T
 
 

@@ -15,23 +15,21 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.analyzers.fourier import fourier_basis, gini, sum_directions
+from tdw.analyzers.fourier import centred_grid, embedding_component_norms, fourier_2d_fast, fourier_basis, gini, sum_directions
 from tdw.analyzers.keyfreq import key_frequencies
 from tdw.analyzers.losses import cross_entropy, periodicity
+from tdw.analyzers.weightmath import neuron_logit_map, sum_sq
+from tdw.models import hooks
 
-LOGITS, POST = "logits", "blocks.0.mlp.hook_post"
+LOGITS, POST = hooks.LOGITS, hooks.hook(0, hooks.MLP_POST)
 
 
 def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
     """Share of each neuron-grid's centred energy in the blocks {0, 2k-1, 2k}^2 of the key
     frequencies, summed over neurons: [key] per key, computed on the 1 + 2K basis rows only."""
     rows = np.concatenate([[0], np.ravel([[2 * k - 1, 2 * k] for k in keys])])
-    basis = fourier_basis(p)[rows].astype(np.float32)  # [r, p]
-    grid = post.reshape(p, p, -1).astype(np.float32)
-    grid = grid - grid.mean(axis=(0, 1))
-    r, d = len(rows), grid.shape[-1]
-    sub = (basis @ grid.reshape(p, -1)).reshape(r, p, d).transpose(0, 2, 1).reshape(-1, p)  # [(i, neuron), b]
-    sub = (sub @ basis.T).reshape(r, d, r).transpose(0, 2, 1).astype(np.float64) ** 2  # [r, r, neuron]
+    grid = centred_grid(post, p)  # [a, b, neuron]
+    sub = fourier_2d_fast(grid, fourier_basis(p)[rows]).astype(np.float64) ** 2  # [r, r, neuron]
     total = float((grid.astype(np.float64) ** 2).sum())
     share = []
     for i in range(len(keys)):
@@ -43,13 +41,11 @@ def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
 def weight_measures(weights: dict[str, np.ndarray], p: int, names: list[str]) -> dict[str, np.ndarray]:
     """Gini of the Fourier component norms of W_E and of W_L = W_out W_U, and sums of
     squared weights."""
-    basis = fourier_basis(p)
-    w_e = weights["embed.W_E"][:p].astype(np.float64)
-    w_l = weights["blocks.0.mlp.W_out"].astype(np.float64) @ weights["unembed.W_U"][:, :p]  # [d_mlp, p]
-    sq = np.array([float(np.sum(weights[n].astype(np.float64) ** 2)) for n in names])
+    w_l = neuron_logit_map(weights, 0)[:, :p]  # [d_mlp, p]
+    sq = sum_sq(weights, names)
     return {
-        "gini_embed": np.float64(gini(np.linalg.norm(basis @ w_e, axis=1))),
-        "gini_unembed": np.float64(gini(np.linalg.norm(w_l @ basis.T, axis=0))),
+        "gini_embed": np.float64(gini(embedding_component_norms(weights["embed.W_E"], p))),
+        "gini_unembed": np.float64(gini(np.linalg.norm(w_l @ fourier_basis(p).T, axis=0))),
         "sum_sq_weights": sq,
         "total_sum_sq_weights": sq.sum(),
     }

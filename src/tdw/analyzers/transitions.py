@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
-from tdw.analyzers.fourier import fourier_basis, gini
+from tdw.analyzers.fourier import embedding_component_norms, gini
 from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
+from tdw.analyzers.weightmath import total_sum_sq
 from tdw.io.history import read_history
 
 BOUNDARIES = ("memorisation_end", "cleanup_start", "cleanup_end")
@@ -41,9 +42,9 @@ class Transitions(Analyzer):
 
     def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
         w = view.weights
-        norms = np.linalg.norm(fourier_basis(view.p) @ w["embed.W_E"][: view.p].astype(np.float64), axis=1)
+        norms = embedding_component_norms(w["embed.W_E"], view.p)
         return {
-            "total_sum_sq_weights": np.float64(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in w.values())),
+            "total_sum_sq_weights": total_sum_sq(w),
             "gini_embed": np.float64(gini(norms)),
         }
 

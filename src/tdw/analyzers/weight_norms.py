@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.weightmath import total_sum_sq
 
 
 class WeightNorms(Analyzer):
@@ -18,7 +19,7 @@ class WeightNorms(Analyzer):
 
     def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
         norms = np.array([np.linalg.norm(view.weights[n].astype(np.float64)) for n in params["_names"]])
-        return {"norm": norms, "total_sum_sq": np.float64(np.sum(norms**2))}
+        return {"norm": norms, "total_sum_sq": total_sum_sq(view.weights)}
 
     def finalize(self, epochs, steps, params):
         return super().finalize(epochs, steps, params) | {"parameter": (np.array(params["_names"], dtype="S"), "parameter")}

@@ -19,6 +19,7 @@ from tdw.io.checkpoint import load_torch, read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.hooked import HookedModAdd
+from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
 from tdw.tasks import modular as data
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -28,18 +29,8 @@ BATCH = 16384  # rows per forward pass; bounds memory for large probes
 def hook_dims(name: str, positions: str) -> str:
     """Axis names of a cached hook (TransformerLens conventions)."""
     leaf = name.rsplit(".", 1)[-1]
-    per_pos = {
-        "logits": "d_vocab_out",
-        "hook_pattern": "head key_pos",
-        "hook_attn_scores": "head key_pos",
-        "hook_q": "head d_head",
-        "hook_k": "head d_head",
-        "hook_v": "head d_head",
-        "hook_z": "head d_head",
-        "hook_pre": "d_mlp",
-        "hook_post": "d_mlp",
-    }.get(leaf, "d_model")
-    if leaf in ("hook_pattern", "hook_attn_scores"):
+    per_pos = LEAF_DIMS.get(leaf, "d_model")
+    if leaf in PER_QUERY:
         return "batch " + (per_pos.replace("head", "head query_pos") if positions == "all" else per_pos)
     return "batch " + ("pos " if positions == "all" else "") + per_pos
 
@@ -47,30 +38,28 @@ def hook_dims(name: str, positions: str) -> str:
 def _select(name: str, tensor: torch.Tensor, positions: str) -> torch.Tensor:
     if positions == "all":
         return tensor
-    if name.endswith(("hook_pattern", "hook_attn_scores")):
+    if name.endswith(PER_QUERY):
         return tensor[:, :, -1]  # [batch, head, query_pos, key_pos] -> the `=` query
     return tensor[:, -1]
 
 
 def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict[str, np.ndarray]:
     """Run the hooked model over ``tokens`` [batch, n_ctx] and keep what ``spec`` asks for."""
-    hooks = [h for h in spec if h != "logits"]
+    hooks = [h for h in spec if h != LOGITS]
     out: dict[str, list[np.ndarray]] = {name: [] for name in spec}
     with torch.no_grad():
         for start in range(0, len(tokens), BATCH):
             logits, cache = model.run_with_cache(tokens[start : start + BATCH], names_filter=hooks)
-            cache = dict(cache.items()) | {"logits": logits}
+            cache = dict(cache.items()) | {LOGITS: logits}
             for name, want in spec.items():
                 kept = _select(name, cache[name], want["positions"])
                 out[name].append(kept.cpu().numpy().astype(DTYPES[want["dtype"]]))
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
-def cache_checkpoints(
-    family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path], threads: int = 1
-) -> list[float]:
-    """Write one cache file per checkpoint; returns seconds spent per checkpoint."""
-    torch.set_num_threads(threads)
+def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path]) -> list[float]:
+    """Write one cache file per checkpoint; returns seconds spent per checkpoint. Runs on as
+    many threads as torch has: the entry point sets them."""
     cfg = family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
     index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.seed)

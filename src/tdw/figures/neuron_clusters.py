@@ -1,4 +1,4 @@
-"""Neuron frequency clusters (REQ_006): the fraction of each neuron's variance explained by
+"""Neuron frequency clusters, with a small legend beside the plot, off the data: the fraction of each neuron's variance explained by
 each frequency (heat map, neurons sorted by their cluster at the final checkpoint) per
 checkpoint through frames, and cluster sizes over training (each final cluster, the other
 clusters together, and the unclustered neurons; they sum to d_mlp).

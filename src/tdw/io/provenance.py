@@ -13,10 +13,10 @@ PACKAGES = ("tdw", "torch", "transformer-lens", "numpy", "h5py", "safetensors", 
 REPO = Path(__file__).resolve().parents[3]
 
 
-@functools.cache
 def git_commit() -> str:
     """HEAD of the workbench checkout, with ``+dirty`` if tracked files differ; ``unknown``
-    outside a git checkout."""
+    outside a git checkout. Asked anew each time (~7 ms): the checkout changes under a
+    long-running process such as the dashboard."""
     try:
         head = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
@@ -32,7 +32,7 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-@functools.cache
+@functools.cache  # read once per process: the versions of the code it has loaded
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from tdw.models.architecture import ModelConfig
+from tdw.models.hooks import block
 
 
 def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,8 @@ def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch
 
         return torch.func.functional_call(HookedModAdd(cfg), params, (tokens,), strict=False)[:, -1]
     W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
-    W_Q, W_K, W_V, W_O = (params[f"blocks.0.attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
+    blk = block(0) + "."  # the paper's shape has one block
+    W_Q, W_K, W_V, W_O = (params[f"{blk}attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
     x = W_E.unsqueeze(0) + W_pos.unsqueeze(1)  # [pos, d_vocab, d_model]: token v at position j
     x_eq = x[2, cfg.p]  # the residual at the last position before attention: [d_model]
     q = torch.einsum("d,hde->he", x_eq, W_Q) / math.sqrt(cfg.d_head)  # [head, d_head]
@@ -44,6 +46,6 @@ def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch
     v_b = F.embedding(b, values[1].reshape(cfg.d_vocab, hd)).view(n, cfg.n_heads, -1)
     z = w[..., 0, None] * v_a + w[..., 1, None] * v_b + w[..., 2, None] * values[2, cfg.p]  # [batch, head, d_head]
     resid_mid = torch.addmm(x_eq, z.reshape(n, hd), W_O.reshape(hd, cfg.d_model))  # [batch, d_model]
-    post = F.relu(torch.addmm(params["blocks.0.mlp.b_in"], resid_mid, params["blocks.0.mlp.W_in"]))
-    resid_post = resid_mid + torch.addmm(params["blocks.0.mlp.b_out"], post, params["blocks.0.mlp.W_out"])
+    post = F.relu(torch.addmm(params[blk + "mlp.b_in"], resid_mid, params[blk + "mlp.W_in"]))
+    resid_post = resid_mid + torch.addmm(params[blk + "mlp.b_out"], post, params[blk + "mlp.W_out"])
     return resid_post @ params["unembed.W_U"]

@@ -3,7 +3,8 @@
 Parameter names and orientations follow TransformerLens (``embed.W_E`` [d_vocab, d_model],
 ``blocks.0.attn.W_Q`` [n_heads, d_model, d_head], ...); every intermediate tensor passes a
 ``HookPoint`` whose name (``blocks.0.mlp.hook_post``) is the vocabulary of the whole
-workbench: cache datasets and analyzer inputs use the same strings. Training does not import
+workbench: cache datasets and analyzer inputs use the same strings. The hook points' leaf
+names come from ``tdw.models.hooks``, which gives the full names to code without torch. Training does not import
 this module (nor transformer_lens): it uses ``tdw.models.fastpath``, tested equal to this forward.
 """
 
@@ -17,6 +18,7 @@ from torch import nn
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.HookedRootModule import HookedRootModule
 
+from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.weights import param_shapes
 
@@ -38,7 +40,7 @@ class _Params(nn.Module):
 
 class LayerNorm(_Params):
     def __init__(self, d: int):
-        super().__init__({"w": (d,), "b": (d,)}, ("hook_scale", "hook_normalized"))
+        super().__init__({"w": (d,), "b": (d,)}, hooks.LN_LEAVES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_model]
         x = x - x.mean(-1, keepdim=True)
@@ -51,7 +53,7 @@ class Attention(_Params):
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
         super().__init__(
             {"W_K": (h, d, e), "W_Q": (h, d, e), "W_V": (h, d, e), "W_O": (h, e, d)},
-            ("hook_k", "hook_q", "hook_v", "hook_z", "hook_attn_scores", "hook_pattern"),
+            hooks.ATTN_LEAVES,
         )
         self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)))
 
@@ -71,7 +73,7 @@ class Attention(_Params):
 class MLP(_Params):
     def __init__(self, cfg: ModelConfig):
         d, m = cfg.d_model, cfg.d_mlp
-        super().__init__({"W_in": (d, m), "b_in": (m,), "W_out": (m, d), "b_out": (d,)}, ("hook_pre", "hook_post"))
+        super().__init__({"W_in": (d, m), "b_in": (m,), "W_out": (m, d), "b_out": (d,)}, hooks.MLP_LEAVES)
         self.act = _activation(cfg.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_model]
@@ -87,7 +89,7 @@ class Block(nn.Module):
             self.ln2 = LayerNorm(cfg.d_model)
         self.attn = Attention(cfg)
         self.mlp = MLP(cfg)
-        for name in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"):
+        for name in hooks.BLOCK_LEAVES:
             setattr(self, name, HookPoint())
         self.layernorm = cfg.layernorm
 

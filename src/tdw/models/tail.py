@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.models.architecture import ModelConfig
+from tdw.models.hooks import LOGITS, MLP_OUT, MLP_POST, MLP_PRE, RESID_MID, RESID_POST, block, hook, last_layer
 
 
 def _layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -27,12 +28,12 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 def tail_hooks(cfg: ModelConfig) -> tuple[str, ...]:
     """Hook names ``finish_forward`` produces."""
-    b = f"blocks.{cfg.n_layers - 1}."
-    return (b + "mlp.hook_pre", b + "mlp.hook_post", b + "hook_mlp_out", b + "hook_resid_post", "logits")
+    last = last_layer(cfg)
+    return (hook(last, MLP_PRE), hook(last, MLP_POST), hook(last, MLP_OUT), hook(last, RESID_POST), LOGITS)
 
 
 def source_hook(cfg: ModelConfig) -> str:
-    return f"blocks.{cfg.n_layers - 1}.hook_resid_mid"
+    return hook(last_layer(cfg), RESID_MID)
 
 
 def finish_forward(
@@ -41,13 +42,14 @@ def finish_forward(
     """resid_mid [batch, d_model] of the last block -> its MLP hooks and logits
     [batch, d_vocab_out], float32. ``mlp_only`` stops after ``mlp.hook_post`` (half the
     work, for readers of the MLP activations only)."""
-    b = f"blocks.{cfg.n_layers - 1}."
+    last = last_layer(cfg)
+    b = block(last) + "."  # parameter names share the hook names' block prefix
     x = resid_mid.astype(np.float32)
     mlp_in = _layernorm(x, weights[b + "ln2.w"], weights[b + "ln2.b"]) if cfg.layernorm else x
     pre = mlp_in @ weights[b + "mlp.W_in"] + weights[b + "mlp.b_in"]
     post = np.maximum(pre, 0) if cfg.act == "relu" else _gelu(pre)
     if mlp_only:
-        return {b + "mlp.hook_pre": pre, b + "mlp.hook_post": post}
+        return {hook(last, MLP_PRE): pre, hook(last, MLP_POST): post}
     mlp_out = post @ weights[b + "mlp.W_out"] + weights[b + "mlp.b_out"]
     resid_post = x + mlp_out
     final = _layernorm(resid_post, weights["ln_final.w"], weights["ln_final.b"]) if cfg.layernorm else resid_post

@@ -8,6 +8,7 @@ import math
 import torch
 
 from tdw.models.architecture import ModelConfig
+from tdw.models.hooks import block
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -18,7 +19,7 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         "pos_embed.W_pos": (cfg.n_ctx, d),
     }
     for i in range(cfg.n_layers):
-        b = f"blocks.{i}."
+        b = block(i) + "."
         if cfg.layernorm:
             shapes |= {b + "ln1.w": (d,), b + "ln1.b": (d,)}
         shapes |= {
@@ -59,7 +60,7 @@ def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
     out["embed.W_E"] = draw((d, cfg.d_vocab), d).T.contiguous()
     out["pos_embed.W_pos"] = draw((cfg.n_ctx, d), d)
     for i in range(cfg.n_layers):
-        b = f"blocks.{i}."
+        b = block(i) + "."
         for name in ("W_K", "W_Q", "W_V"):
             out[b + "attn." + name] = draw((h, e, d), d).transpose(1, 2).contiguous()
         out[b + "attn.W_O"] = draw((d, h * e), d).T.reshape(h, e, d).contiguous()

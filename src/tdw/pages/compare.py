@@ -1,4 +1,4 @@
-"""Sweep comparison (issue 4): one offline page across a family's variants: loss curves
+"""Sweep comparison: one offline page across a family's variants: loss curves
 overlaid, final losses side by side, key frequencies per variant (from the
 embedding_frequencies artifacts) and, where a ``transitions`` artifact exists, its epochs."""
 

@@ -1,6 +1,7 @@
-"""Per-variant HTML reports (REQ_008, REQ_009, REQ_020, REQ_024): one self-contained file
-that works offline (plotly.js embedded once), one global checkpoint slider moving every
-view, the epoch <-> checkpoint mapping beside it. Text from files is always HTML-escaped."""
+"""Per-variant HTML reports of the views a family's saved report configuration chooses: one
+self-contained file that works offline (plotly.js embedded once), one global checkpoint
+slider moving every view, the epoch <-> checkpoint mapping and a jump to an epoch beside it.
+Text from files is always HTML-escaped."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Report configurations (REQ_024): ``families/<family>/reports/<name>.json`` lists the
-views a report shows, each with optional visual-parameter overrides::
+"""Report configurations, saved per family and applicable to any of its variants:
+``families/<family>/reports/<name>.json`` lists the views a report shows, each with
+optional visual-parameter overrides::
 
     {"title": "Training dynamics: {variant}",
      "description": "...",

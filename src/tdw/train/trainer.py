@@ -197,6 +197,15 @@ def _log(msg: str) -> None:
 MIN_ROWS_PER_EXTRA_THREAD = 2048
 
 
+def training_threads(jobs: list[TrainJob], available: int) -> int:
+    """Threads worth giving torch to train ``jobs`` together, at most ``available``: one, plus
+    one per ``MIN_ROWS_PER_EXTRA_THREAD`` training rows. The entry point sets them
+    (``torch.set_num_threads`` is process-wide)."""
+    v0 = jobs[0].variant
+    n_train = len(jobs) * int(v0.train_frac * v0.p**2)
+    return max(1, min(available, 1 + n_train // MIN_ROWS_PER_EXTRA_THREAD))
+
+
 def _shared(job: TrainJob) -> tuple:
     """What variants trained together must share: all but the seed."""
     v = job.variant
@@ -236,23 +245,19 @@ def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Te
     return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
 
 
-def train_variant(job: TrainJob, threads: int = 2, progress_seconds: float = 5.0) -> dict:
+def train_variant(job: TrainJob, progress_seconds: float = 5.0) -> dict:
     """Train one variant (see ``train_variants``)."""
-    return train_variants([job], threads, progress_seconds)[0]
+    return train_variants([job], progress_seconds)[0]
 
 
-def train_variants(
-    jobs: list[TrainJob], threads: int = 2, progress_seconds: float = 5.0, vectorize: bool | None = None
-) -> list[dict]:
+def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectorize: bool | None = None) -> list[dict]:
     """Train variants that differ only in their seed in one process, stacked, and write each
     one's checkpoints, history.h5, metadata.json and config.json, as training it alone does.
-    ``vectorize``: see ``stacked_logits``."""
+    ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
+    ``training_threads``)."""
     _check_batchable(jobs)
     t_start = time.perf_counter()
     v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train
-    n_train = len(jobs) * int(v0.train_frac * v0.p**2)
-    threads = max(1, min(threads, 1 + n_train // MIN_ROWS_PER_EXTRA_THREAD))
-    torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = ", ".join(j.variant.name for j in jobs)
     keys = [job.key() for job in jobs]
@@ -307,7 +312,7 @@ def train_variants(
         "epochs_trained": last_epoch - start,
         "resumed_from_epoch": start,
         "device": str(device),
-        "threads": threads,
+        "threads": torch.get_num_threads(),
         "trained_together": [j.variant.name for j in jobs],
         "vectorized": bool(vectorize if vectorize is not None else device.type == "cuda") and len(jobs) > 1,
     }

@@ -28,7 +28,18 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """``tdw`` modules a file imports, and their parent packages. ``mtime_ns`` and ``size``
+    only key the cache, so an edited file is parsed again."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -38,21 +49,38 @@ def _imports(path: Path) -> set[str]:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
     parents = {".".join(m.split(".")[:i]) for m in found for i in range(2, m.count(".") + 1)}
-    return found | parents
+    return frozenset(found | parents)
 
 
-@functools.cache
-def closure(*entries: str) -> tuple[Path, ...]:
-    """Files reachable from entry files or ``tdw.*`` module names, sorted."""
+def _walk(entries: tuple[str, ...]) -> dict[Path, tuple[int, int]]:
+    """Every file reachable from ``entries``, with the (mtime_ns, size) it was read at."""
     todo = [Path(e) if e.endswith(".py") else _module_file(e) for e in entries]
-    seen: set[Path] = set()
+    seen: dict[Path, tuple[int, int]] = {}
     while todo:
         path = todo.pop()
         if path is None or path in seen:
             continue
-        seen.add(path)
-        todo += [_module_file(m) for m in _imports(path)]
-    return tuple(sorted(seen))
+        key = _stat(path)
+        if key is None:
+            raise FileNotFoundError(f"{path}: no such file (reached from {list(entries)})")
+        seen[path] = key
+        todo += [_module_file(m) for m in _imports(path, *key)]
+    return seen
+
+
+# entries -> (files with the (mtime_ns, size) they were read at, closure); an entry is reused
+# only while none of its files changed, so a long-running process (the dashboard) sees edits.
+_CLOSURES: dict[tuple[str, ...], tuple[dict[Path, tuple[int, int]], tuple[Path, ...]]] = {}
+
+
+def closure(*entries: str) -> tuple[Path, ...]:
+    """Files reachable from entry files or ``tdw.*`` module names, sorted."""
+    hit = _CLOSURES.get(entries)
+    if hit is not None and all(_stat(path) == key for path, key in hit[0].items()):
+        return hit[1]
+    files = _walk(entries)
+    _CLOSURES[entries] = (files, tuple(sorted(files)))
+    return _CLOSURES[entries][1]
 
 
 def code_hash(*entries: str) -> str:

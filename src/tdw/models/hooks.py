@@ -1,0 +1,77 @@
+"""Hook names: the one vocabulary of the cache's datasets, the analyzers' inputs and the figures' sources.
+
+``HookedModAdd`` (``tdw.models.hooked``) builds its ``HookPoint`` modules from the leaf names
+here and TransformerLens's ``setup()`` derives each full name from the module tree
+(``blocks.{i}`` + module + leaf). This module gives the same strings without torch or
+transformer_lens, for the numpy side (``tdw.models.tail``, the cache writer, analyzers);
+a test checks every name against the real model's ``hook_dict`` for one and two blocks.
+Analyzers declare their inputs before a model is known: ``LAST`` stands for the last block
+and ``resolve`` fills it in per model.
+"""
+
+from __future__ import annotations
+
+from tdw.models.architecture import ModelConfig
+
+LAST = "{last}"  # placeholder for the last block's index, filled in by ``resolve``
+
+EMBED, POS_EMBED = "hook_embed", "hook_pos_embed"
+LOGITS = "logits"  # the model's output: no hook point, cached under this name
+
+# Leaf names of each module's hook points, in creation order; HookedModAdd builds its HookPoints from these.
+BLOCK_LEAVES = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
+ATTN_LEAVES = ("hook_k", "hook_q", "hook_v", "hook_z", "hook_attn_scores", "hook_pattern")
+MLP_LEAVES = ("hook_pre", "hook_post")
+LN_LEAVES = ("hook_scale", "hook_normalized")
+
+# Names inside a block (pass them to ``hook``).
+RESID_PRE, ATTN_OUT, RESID_MID, MLP_OUT, RESID_POST = BLOCK_LEAVES
+Q, K, V, Z = "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z"
+ATTN_SCORES, PATTERN = "attn.hook_attn_scores", "attn.hook_pattern"  # [batch, head, query_pos, key_pos]
+MLP_PRE, MLP_POST = "mlp.hook_pre", "mlp.hook_post"  # [batch, pos, d_mlp]
+
+# Axes of one position of each hook leaf (the batch and position axes come first); d_model otherwise.
+LEAF_DIMS = {
+    LOGITS: "d_vocab_out",
+    "hook_pattern": "head key_pos",
+    "hook_attn_scores": "head key_pos",
+    "hook_q": "head d_head",
+    "hook_k": "head d_head",
+    "hook_v": "head d_head",
+    "hook_z": "head d_head",
+    "hook_pre": "d_mlp",
+    "hook_post": "d_mlp",
+}
+PER_QUERY = ("hook_pattern", "hook_attn_scores")  # leaves with a query-position axis after the head axis
+
+
+def block(layer: int | str) -> str:
+    """The module path of block ``layer`` (an index, or ``LAST``): ``blocks.0``; parameter names share it."""
+    return f"blocks.{layer}"
+
+
+def hook(layer: int | str, name: str) -> str:
+    """Full hook name of ``name`` inside block ``layer``: ``hook(0, MLP_POST)`` is
+    ``blocks.0.mlp.hook_post``; ``hook(LAST, MLP_POST)`` is ``blocks.{last}.mlp.hook_post``."""
+    return f"{block(layer)}.{name}"
+
+
+def last_layer(cfg: ModelConfig) -> int:
+    return cfg.n_layers - 1
+
+
+def resolve(name: str, cfg: ModelConfig) -> str:
+    """``name`` with ``LAST`` replaced by the model's last block index."""
+    return name.replace(LAST, str(last_layer(cfg)))
+
+
+def hook_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Every hook point of ``HookedModAdd(cfg)``."""
+    names = [EMBED, POS_EMBED]
+    for i in range(cfg.n_layers):
+        ln = [f"ln{j}.{leaf}" for j in (1, 2) for leaf in LN_LEAVES] if cfg.layernorm else []
+        inner = [f"attn.{leaf}" for leaf in ATTN_LEAVES] + [f"mlp.{leaf}" for leaf in MLP_LEAVES]
+        names += [hook(i, n) for n in (*BLOCK_LEAVES, *ln, *inner)]
+    if cfg.layernorm:
+        names += [f"ln_final.{leaf}" for leaf in LN_LEAVES]
+    return tuple(names)
