@@ -33,7 +33,7 @@ class Param:
 
     def __post_init__(self) -> None:
         if not conforms(self.default, self.type):
-            raise TypeError(f"parameter {self.name!r}: default {self.default!r} is not {type_name(self.type)}")
+            raise TypeError(f"parameter {self.name!r}: the default {self.default!r} is not {type_name(self.type)}")
 
 
 def conforms(value: object, tp: Any) -> bool:
@@ -90,11 +90,6 @@ def resolve_params(declared: tuple[Param, ...], given: dict, where: str) -> dict
     for p in declared:
         value = given.get(p.name, p.default)
         if not conforms(value, p.type):
-            raise ParamError(f"{where}: parameter {p.name!r}: {value!r} is not {type_name(p.type)} ({p.doc})")
+            raise ParamError(f"{where}: parameter {p.name!r}: expected {type_name(p.type)}, not {value!r} ({p.doc})")
         out[p.name] = _plain(value, p.type)
     return out
-
-
-def describe(declared: tuple[Param, ...]) -> str:
-    """The declarations as Markdown table rows: name, type, default, meaning."""
-    return "\n".join(f"| `{p.name}` | {type_name(p.type)} | `{p.default!r}` | {p.doc} |" for p in declared)
