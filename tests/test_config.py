@@ -1,6 +1,7 @@
 """Config and family validation: every error names the file, the key and what is expected."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -321,3 +322,46 @@ def test_sizes_that_fit_resolve():
     resolve(with_(sweep__p=[211], sweep__seed=[0, 1, 2, 3], train__train_frac=0.9), "cfg.yaml")  # apart: one model each
     resolve(with_(sweep__p=[211], sweep__seed=[0, 1, 2], train__train_frac=0.9, batch_seeds=True), "cfg.yaml")
     resolve(with_(sweep__p=[5], train__train_frac=0.05), "cfg.yaml")  # int(0.05 * 25) = 1 train pair
+
+
+def test_parameter_types():
+    """Booleans are not numbers, integers are numbers (made floats), lists check their items."""
+    from typing import Literal
+
+    from tdw.params import Param, ParamError, resolve_params
+
+    declared = (
+        Param("t", float, 0.5, "a share"),
+        Param("n", int, 2, "a count"),
+        Param("ks", Literal["final"] | list[int], "final", "keys"),
+        Param("on", bool, True, "a switch"),
+        Param("names", list[str], ("a", "b"), "names"),
+    )
+    out = resolve_params(declared, {"t": 1, "ks": [3, 4]}, "x")
+    assert out == {"t": 1.0, "n": 2, "ks": [3, 4], "on": True, "names": ["a", "b"]} and isinstance(out["t"], float)
+    out["names"].append("c")
+    assert resolve_params(declared, {}, "x")["names"] == ["a", "b"]  # defaults are not shared
+    for given, needle in (
+        ({"t": True}, "'t': expected number, not True"),
+        ({"n": 2.5}, "'n': expected integer, not 2.5"),
+        ({"on": 1}, "'on': expected boolean, not 1"),
+        ({"ks": [3, "4"]}, "expected 'final' | list[integer], not [3, '4']"),
+        ({"names": "a"}, "expected list[string], not 'a'"),
+    ):
+        with pytest.raises(ParamError, match=re.escape(needle)):
+            resolve_params(declared, given, "x")
+    with pytest.raises(TypeError, match="the default 'x' is not integer"):
+        Param("n", int, "x", "a count")
+
+
+def test_bad_figure_parameter_in_a_family_file(tmp_path, root):
+    families, path, spec = family_copy(tmp_path, root)
+    spec["figures"]["geometry"]["params"] = {"marker_size": "large"}
+    path.write_text(json.dumps(spec))
+    message = error_of(BASE, str(families))
+    for needle in (str(path), "'figures.geometry.params'", "figure 'geometry'", "'marker_size': expected integer, not 'large'"):
+        assert needle in message, message
+    spec["figures"]["geometry"] = {"source": "geometry"}
+    spec["figures"]["no_such_figure"] = {"source": "history"}
+    path.write_text(json.dumps(spec))
+    assert "'figures.no_such_figure': unknown figure" in error_of(BASE, str(families))
