@@ -365,3 +365,16 @@ def test_bad_figure_parameter_in_a_family_file(tmp_path, root):
     spec["figures"]["no_such_figure"] = {"source": "history"}
     path.write_text(json.dumps(spec))
     assert "'figures.no_such_figure': unknown figure" in error_of(BASE, str(families))
+
+
+def test_a_cache_larger_than_a_job_may_hold_stops_at_dag_build(tmp_path, root):
+    """Caching every position of the MLP activations and logits of a p = 307 grid (94,249
+    rows, about 2 GB kept twice over) exceeds what a cache job is held to; training fits."""
+    families, path, spec = family_copy(tmp_path, root)
+    everything = {"positions": "all", "dtype": "float32"}
+    spec["cache"] |= {"blocks.0.mlp.hook_post": everything, "logits": everything}
+    path.write_text(json.dumps(spec))
+    message = error_of(with_(sweep__p=[307]), str(families))
+    for needle in ("cfg.yaml", "'sweep.p'", "p = 307", "cache of probe 'full' (94249 rows)", "2000 MB a cache job"):
+        assert needle in message, message
+    resolve(with_(sweep__p=[307], probe="random", analyzers=["attention"]), "cfg.yaml", str(families))  # 2048 rows fit

@@ -387,6 +387,8 @@ def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dic
     """Analyzer -> resolved params. ``analyzers`` in a config is a list (the family's
     analyzers to run) or a mapping (those to run, each with parameter overrides, ``{}`` or
     null for none); absent: all the family offers."""
+    from tdw.analyzers import get
+
     selected = config.get("analyzers", list(spec["analyzers"]))
     overrides = selected if isinstance(selected, dict) else {}
     _names_known(list(selected), list(spec["analyzers"]), source, "analyzers")
@@ -395,8 +397,6 @@ def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dic
         allowed = spec["analyzers"][name].get("probes", list(spec["probes"]))
         if probe not in allowed:
             raise ConfigError(f"{source}: key 'probe': analyzer {name!r} does not accept probe {probe!r}; it accepts {allowed}")
-        from tdw.analyzers import get
-
         given = spec["analyzers"][name]["params"] | (overrides.get(name) or {})
         settings[name] = _params(get(name).params, given, f"{source}: key 'analyzers.{name}' (analyzer {name!r})")
     return settings
