@@ -6,12 +6,11 @@ A figure module defines
 - ``build(data, params, title) -> go.Figure``: the figure at the final checkpoint; an
   x axis in epochs carries an epoch indicator (``tdw.figures.epochs.add_epoch_indicator``)
   that reports and the dashboard move to the selected checkpoint;
+- ``PARAMS``: its visual parameters (``tdw.params.Param``: name, type, default, meaning),
+  which ``build`` and ``frames`` receive complete and checked; a family's or config's
+  ``figures.<name>`` gives overrides only;
 - optionally ``frames(data, params) -> Frames``: what changes per checkpoint, as Plotly
   restyle updates, so one global checkpoint slider can drive every view.
-
-and ``PARAMS``, its visual parameters (``tdw.params.Param``: name, type, default, meaning),
-which ``build`` and ``frames`` receive complete and checked; a family's or config's
-``figures.<name>`` gives overrides only.
 
 Adding a figure is one module, one line in ``REGISTRY`` and an entry in the family's
 ``figures`` section (its artifact source).
