@@ -153,3 +153,13 @@ def test_resolved_architectures_and_caches(root):
             ("blocks.0.attn.hook_pattern", last),
             (f"blocks.{block}.hook_resid_mid", last),
         ]
+
+
+def test_every_declared_analyzer_parameter_is_in_the_docs(root):
+    from tdw.analyzers import REGISTRY, get
+
+    text = (root / "docs" / "ANALYZERS.md").read_text()
+    table = text[text.index("| analyzer | parameter |") :]
+    for name in REGISTRY:
+        for param in get(name).params:
+            assert f"`{param.name}`" in table, (name, param.name)
