@@ -148,7 +148,7 @@ def get_analyzer_inputs(wildcards):
 
 
 def get_analyzer_params(wildcards):
-    return FAMILY.spec["analyzers"][wildcards.analyzer].get("params", {})
+    return WB.analyzer_params(wildcards.analyzer)
 
 
 def get_analyzer_code(wildcards):

@@ -18,7 +18,7 @@ rule train:
         ENV
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=tdw_config.TRAIN_MEM_MB,
     params:
         run=get_train_params,
         code=get_code("train.py"),
@@ -44,7 +44,7 @@ for _group in seed_batches():
             ENV
         threads: 2
         resources:
-            mem_mb=2000,
+            mem_mb=tdw_config.TRAIN_MEM_MB,
         params:
             runs=[train_params(v) for v in _group],
             code=get_code("train_batch.py"),

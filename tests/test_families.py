@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from family_params import MODADD_ANALYZERS, MODADD_FIGURES, TINY_ANALYZERS, TINY_FIGURES
 from handmade import write_caches
 
 from tdw.analyzers import check_family_analyzers
@@ -106,3 +107,59 @@ def test_subtraction_progress_measures(root, tmp_path):
     assert art["restricted_loss"][0] == pytest.approx(restricted, rel=1e-4)
     wrong_share, _ = project(a + b)  # the addition directions: a share almost twice as large here
     assert not 0.67 < wrong_share / share < 1.5
+
+
+def _without(table: dict, *names: str) -> dict:
+    return {k: v for k, v in table.items() if k not in names}
+
+
+RESOLVED = {
+    "modadd": (MODADD_ANALYZERS, MODADD_FIGURES),
+    "modsub": (MODADD_ANALYZERS, MODADD_FIGURES),
+    "modadd_2layer": (
+        _without(MODADD_ANALYZERS, "progress_measures", "ablations"),
+        _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations"),
+    ),
+    "test_only_tiny": (TINY_ANALYZERS, TINY_FIGURES),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESOLVED))
+def test_resolved_families_keep_their_parameters(root, name):
+    """Declared defaults, ``extends`` and the families' overrides give each family exactly the
+    parameters (and their order) its file stated in full before."""
+    spec = load_family(name, str(root / "families")).spec
+    analyzers, figures = RESOLVED[name]
+    assert [(k, v["params"]) for k, v in spec["analyzers"].items()] == list(analyzers.items())
+    assert [(k, {"source": v["source"], "params": v["params"]}) for k, v in spec["figures"].items()] == list(figures.items())
+    full = ["full", "train", "test", "random"]
+    probes = {"neuron_activations": ["full"], "neuron_clusters": ["full"], "progress_measures": ["full"], "ablations": ["full"]}
+    probes |= dict.fromkeys(["attention", "dimensionality", "geometry"], full)
+    assert {k: v.get("probes") for k, v in spec["analyzers"].items()} == {k: probes.get(k) for k in analyzers}
+    assert list(spec["probes"]) == full and spec["probes"]["random"] == {"kind": "random", "size": 2048, "seed": 0}
+    assert spec["default_probe"] == "full" and spec["variant_name"] == "p{p}_seed{seed}"
+    assert spec["task"] == {"operation": "sub" if name == "modsub" else "add"}
+
+
+def test_resolved_architectures_and_caches(root):
+    fams = {n: load_family(n, str(root / "families")).spec for n in RESOLVED}
+    paper = {"n_layers": 1, "d_model": 128, "n_heads": 4, "d_mlp": 512, "act": "relu", "layernorm": False, "unembed_equals": True}
+    assert fams["modadd"]["architecture"] == paper == fams["modsub"]["architecture"]
+    assert fams["modadd_2layer"]["architecture"] == paper | {"n_layers": 2, "act": "gelu", "layernorm": True}
+    assert fams["test_only_tiny"]["architecture"] == paper | {"d_model": 32, "d_mlp": 64}
+    last = {"positions": "last", "dtype": "float32"}
+    for name, block in (("modadd", 0), ("modsub", 0), ("modadd_2layer", 1), ("test_only_tiny", 0)):
+        assert list(fams[name]["cache"].items()) == [
+            ("blocks.0.attn.hook_pattern", last),
+            (f"blocks.{block}.hook_resid_mid", last),
+        ]
+
+
+def test_every_declared_analyzer_parameter_is_in_the_docs(root):
+    from tdw.analyzers import REGISTRY, get
+
+    text = (root / "docs" / "ANALYZERS.md").read_text()
+    table = text[text.index("| analyzer | parameter |") :]
+    for name in REGISTRY:
+        for param in get(name).params:
+            assert f"`{param.name}`" in table, (name, param.name)

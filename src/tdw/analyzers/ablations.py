@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.losses import cross_entropy
 from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
@@ -49,29 +49,35 @@ class Ablations(Analyzer):
     reads = (PRE, POST, LOGITS, PATTERN, RESID)
     needs_full_grid = True
     description = "dead/always-on neurons; loss change under zero and mean ablation of clusters, heads, top neurons"
+    params = (
+        Param("threshold", float, 0.85, "the FVE threshold of the frequency clusters ablated (see neuron_clusters)"),
+        Param("top_neurons", int, 5, "the neurons with the largest |activation| x |W_L row| ablated one by one"),
+        Param("max_checkpoints", int, 40, "ablations run on at most this many checkpoints, evenly spaced"),
+        Param("compare", list[int] | None, None, "two epochs set side by side; null: the first and the last"),
+    )
     dims = {"dead": "neuron", "always_on": "neuron", "base_loss": "subset", "loss_change": "group mode subset"}
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         if not final.model.is_paper_shape:
             raise ValueError("ablations: exact neuron and head ablation assume one block, no LayerNorm, ReLU")
         post = final.activation(POST)
-        _, cluster = assign_clusters(neuron_fve(post, final.p), float(params.get("threshold", 0.85)))
+        _, cluster = assign_clusters(neuron_fve(post, final.p), params["threshold"])
         w_l = neuron_logit_map(final.weights, 0)
         size = np.linalg.norm(post, axis=0) * np.linalg.norm(w_l, axis=1)
-        top = np.argsort(-size)[: int(params.get("top_neurons", 5))]
-        compare = [int(e) for e in params.get("compare") or [epochs[0], epochs[-1]]]
+        top = np.argsort(-size)[: params["top_neurons"]]
+        compare = [int(e) for e in params["compare"] or [epochs[0], epochs[-1]]]
         compare = [int(epochs[np.argmin(np.abs(epochs - e))]) for e in compare]
-        chosen = set(spaced_epochs(epochs, int(params.get("max_checkpoints", 40))).tolist()) | set(compare)
+        chosen = set(spaced_epochs(epochs, params["max_checkpoints"]).tolist()) | set(compare)
         groups = [(f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])]
         groups += [(f"neuron_{n}", np.array([n])) for n in top]
         groups += [(f"head_{h}", h) for h in range(final.model.n_heads)]
-        return {"_groups": groups, "_epochs": sorted(chosen), "_compare": compare}
+        return {"groups": groups, "epochs": sorted(chosen), "compare": compare}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         pre, post = view.activation(PRE), view.activation(POST)
         out = {"dead": (post <= 0).all(0), "always_on": (pre > 0).all(0)}
-        groups = params["_groups"]
-        if view.epoch not in params["_epochs"]:
+        groups = state["groups"]
+        if view.epoch not in state["epochs"]:
             nan = np.full((len(groups), len(MODES), len(SUBSETS)), np.nan)
             return out | {"base_loss": np.full(len(SUBSETS), np.nan), "loss_change": nan}
         train, test = view.split()
@@ -92,15 +98,15 @@ class Ablations(Analyzer):
                 change[g, m] = subset_losses(new, labels, rows, p) - base
         return out | {"base_loss": base, "loss_change": change}
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
-        i, j = (int(np.flatnonzero(epochs == e)[0]) for e in params["_compare"])
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
+        i, j = (int(np.flatnonzero(epochs == e)[0]) for e in state["compare"])
         change = out["loss_change"][0]
         out |= {
-            "group": (np.array([g for g, _ in params["_groups"]], dtype="S"), "group"),
+            "group": (np.array([g for g, _ in state["groups"]], dtype="S"), "group"),
             "mode": (np.array(MODES, dtype="S"), "mode"),
             "subset": (np.array(SUBSETS, dtype="S"), "subset"),
-            "compare_epochs": (np.array(params["_compare"]), "compared"),
+            "compare_epochs": (np.array(state["compare"]), "compared"),
             "compare_loss_change": (change[[i, j]], "compared group mode subset"),
             "compare_dead_count": (out["dead"][0][[i, j]].sum(1), "compared"),
             "n_dead": (out["dead"][0].sum(1), "epoch"),

@@ -53,14 +53,14 @@ class Attention(Analyzer):
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         # the probe's rows are the same at every checkpoint: build the regressors once
-        return {"_index": final.pair_index, "_design": frequency_design(final.pair_index, final.p)}
+        return {"index": final.pair_index, "design": frequency_design(final.pair_index, final.p)}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         pattern = view.activation(PATTERN).astype(np.float64)  # [batch, head, key_pos]
         mean = pattern.mean(0)
-        if not np.array_equal(view.pair_index, params["_index"]):
+        if not np.array_equal(view.pair_index, state["index"]):
             raise ValueError(f"{view.cache}: rows differ from the final checkpoint's cache")
-        r2 = frequency_r2(pattern[:, :, 0], params["_design"])
+        r2 = frequency_r2(pattern[:, :, 0], state["design"])
         return {
             "mean_pattern": mean,
             "pos0_minus_pos1": mean[:, 0] - mean[:, 1],
@@ -68,8 +68,8 @@ class Attention(Analyzer):
             "dominant_frequency": r2.argmax(1) + 1,
         }
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
         out["frequency"] = (np.arange(1, steps[0]["frequency_r2"].shape[1] + 1), "frequency")
         return out
 

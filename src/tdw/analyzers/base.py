@@ -14,6 +14,9 @@ from tdw.io.h5 import open_h5
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward, source_hook, tail_hooks
+from tdw.params import Param
+
+__all__ = ["Analyzer", "CheckpointView", "Param", "resolve_hook"]
 
 
 def resolve_hook(hook: str, model: ModelConfig) -> str:
@@ -108,6 +111,11 @@ class Analyzer:
     """Subclass and set the class attributes; override ``step`` and optionally ``prepare``
     and ``finalize``.
 
+    ``params`` declares the analyzer's parameters (``tdw.params.Param``: name, type,
+    default, meaning): the methods receive them validated, every one present. What the run
+    derives from data (key frequencies, selected neurons, ...) is ``prepare``'s ``state``,
+    passed to ``step`` and ``finalize`` beside the parameters, never mixed into them.
+
     ``step`` returns ``{name: array}`` for one checkpoint; ``dims`` names those arrays'
     axes. The default ``finalize`` stacks them along a leading ``epoch`` axis.
     """
@@ -117,19 +125,22 @@ class Analyzer:
     needs_full_grid: bool = False
     needs_history: bool = False  # the workflow then passes the variant's history.h5
     operations: tuple[str, ...] = ("add", "sub")
+    params: tuple[Param, ...] = ()
     dims: dict[str, str] = {}
     description: str = ""
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         """Called once before the steps with the final checkpoint (and every epoch): returns
-        values derived from data (key frequencies, neuron clusters, ...) that are added to
-        ``params`` for ``step`` and ``finalize``. Default: nothing."""
+        the run's derived state (key frequencies, neuron clusters, ...) for ``step`` and
+        ``finalize``. Default: none."""
         return {}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def finalize(self, epochs: np.ndarray, steps: list[dict[str, np.ndarray]], params: dict) -> dict[str, tuple[np.ndarray, str]]:
+    def finalize(
+        self, epochs: np.ndarray, steps: list[dict[str, np.ndarray]], params: dict, state: dict
+    ) -> dict[str, tuple[np.ndarray, str]]:
         out = {"epoch": (epochs, "epoch")}
         for key, dims in self.dims.items():
             out[key] = (np.stack([s[key] for s in steps]), ("epoch " + dims).strip())

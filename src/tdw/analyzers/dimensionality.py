@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, resolve_hook
+from tdw.analyzers.base import Analyzer, CheckpointView, Param, resolve_hook
 from tdw.models import hooks
 
 DEFAULT_HOOKS = tuple(hooks.hook(hooks.LAST, h) for h in (hooks.RESID_MID, hooks.RESID_POST, hooks.MLP_POST))
@@ -47,27 +47,33 @@ class Dimensionality(Analyzer):
     name = "dimensionality"
     reads = DEFAULT_HOOKS
     description = "stable rank, participation ratio, effective rank, 90%-energy rank, nuclear-norm ratio of activations"
+    params = (
+        Param("hooks", list[str], DEFAULT_HOOKS, "activations measured (blocks.{last}. is the last block)"),
+        Param("centred", bool, True, "centre each activation matrix over the batch first"),
+        Param("energy", float, 0.9, "energy_rank: the smallest rank holding this share of sum s^2"),
+        Param("n_singular_values", int, 16, "leading singular values stored per hook"),
+    )
     dims = dict.fromkeys(METRICS, "hook") | {"top_singular_values": "hook rank"}
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        return {"_hooks": [resolve_hook(h, final.model) for h in params.get("hooks", DEFAULT_HOOKS)]}
+        return {"hooks": [resolve_hook(h, final.model) for h in params["hooks"]]}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
-        hooks = params["_hooks"]
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        hooks = state["hooks"]
         out: dict[str, list] = {m: [] for m in METRICS}
         top = []
-        n_top = int(params.get("n_singular_values", 16))
+        n_top = params["n_singular_values"]
         for hook in hooks:
-            s = singular_values(view.activation(hook), bool(params.get("centred", True)))
-            for m, v in dimension_metrics(s, float(params.get("energy", 0.9))).items():
+            s = singular_values(view.activation(hook), params["centred"])
+            for m, v in dimension_metrics(s, params["energy"]).items():
                 out[m].append(v)
             top.append(np.pad(s[:n_top], (0, max(0, n_top - len(s)))))
         return {m: np.array(v) for m, v in out.items()} | {"top_singular_values": np.array(top)}
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
-        out["hook"] = (np.array(params["_hooks"], dtype="S"), "hook")
-        out["centred"] = (np.array(bool(params.get("centred", True))), "")
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
+        out["hook"] = (np.array(state["hooks"], dtype="S"), "hook")
+        out["centred"] = (np.array(params["centred"]), "")
         return out
 
 

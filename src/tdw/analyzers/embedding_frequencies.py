@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.fourier import basis_names, embedding_component_norms, frequency_norms
 
 
 class EmbeddingFrequencies(Analyzer):
     name = "embedding_frequencies"
     description = "Fourier component norms of the token embedding (the `=` row excluded)"
+    params = (Param("dominant_fraction", float, 0.3, "dominant: a frequency norm at least this share of the largest"),)
     dims = {"component_norm": "fourier_component", "frequency_norm": "frequency", "dominant": "frequency"}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         norms = embedding_component_norms(view.weights["embed.W_E"], view.p)  # [fourier_component]
         freq = frequency_norms(norms)  # [frequency]: entry k-1 is frequency k
         return {
@@ -28,8 +29,8 @@ class EmbeddingFrequencies(Analyzer):
             "dominant": freq >= params["dominant_fraction"] * freq.max(),
         }
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
         p = len(steps[0]["component_norm"])
         out["frequency"] = (np.arange(1, p // 2 + 1), "frequency")
         out["component_name"] = (np.array(basis_names(p), dtype="S"), "fourier_component")

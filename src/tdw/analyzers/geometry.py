@@ -11,9 +11,11 @@ sigma_2(A) / sigma_1(A) (1 for points on a circle in angle order, 0 for a line o
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.keyfreq import key_frequencies
 from tdw.models import hooks
 
@@ -43,6 +45,11 @@ class Geometry(Analyzer):
     name = "geometry"
     reads = (POST,)
     description = "PCA of embedding and MLP activations; per key frequency the (cos, sin) circle and its circularity"
+    params = (
+        Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
+        Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
+        Param("n_components", int, 4, "principal components stored"),
+    )
     dims = {
         "embed_pca_variance": "pc",
         "embed_pca": "pc token",
@@ -54,10 +61,10 @@ class Geometry(Analyzer):
     }
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        return {"_keys": key_frequencies(final.weights, final.p, params)}
+        return {"keys": key_frequencies(final.weights, final.p, params["key_frequencies"], params["key_fraction"])}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
-        p, n_pc = view.p, int(params.get("n_components", 4))
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        p, n_pc = view.p, params["n_components"]
         w_e = view.weights["embed.W_E"][:p].astype(np.float64)
         w_e = w_e - w_e.mean(0)
         u, s, _ = np.linalg.svd(w_e, full_matrices=False)
@@ -68,7 +75,7 @@ class Geometry(Analyzer):
         target = view.labels()
         counts = np.bincount(target, minlength=p)[:, None]
         e_circle, e_score, n_circle, n_score = [], [], [], []
-        for k in params["_keys"]:
+        for k in state["keys"]:
             theta_e = 2 * np.pi * k * np.arange(p) / p
             pts = circle_plane(w_e, theta_e)
             e_circle.append(pts)
@@ -87,8 +94,8 @@ class Geometry(Analyzer):
             "neuron_circularity": np.array(n_score),
         }
 
-    def finalize(self, epochs, steps, params):
-        return super().finalize(epochs, steps, params) | {"key_frequency": (params["_keys"], "key_frequency")}
+    def finalize(self, epochs, steps, params, state):
+        return super().finalize(epochs, steps, params, state) | {"key_frequency": (state["keys"], "key_frequency")}
 
 
 ANALYZER = Geometry()

@@ -12,23 +12,19 @@ import numpy as np
 
 from tdw.analyzers.fourier import embedding_component_norms, frequency_norms
 
-DEFAULT_FRACTION = 0.3
-
 
 def embedding_frequency_norms(w_e: np.ndarray, p: int) -> np.ndarray:
     """N_k for k = 1..p//2 from W_E [d_vocab, d_model] (the `=` row dropped); [p//2]."""
     return frequency_norms(embedding_component_norms(w_e, p))
 
 
-def key_frequencies(weights: dict[str, np.ndarray], p: int, params: dict) -> np.ndarray:
-    """Key frequencies (1-based, sorted) per ``params``: an explicit ``key_frequencies``
-    list, else the embedding rule with ``key_fraction`` (default 0.3). Shape [key]."""
-    given = params.get("key_frequencies")
+def key_frequencies(weights: dict[str, np.ndarray], p: int, given: str | list[int] | None, fraction: float) -> np.ndarray:
+    """Key frequencies (1-based, sorted): the list ``given``, else (``"final"`` or None) the
+    embedding rule with ``fraction``. Shape [key]."""
     if given not in (None, "final"):
         keys = np.asarray(sorted(int(k) for k in given), dtype=np.int64)
         if len(keys) == 0 or keys.min() < 1 or keys.max() > p // 2:
             raise ValueError(f"key_frequencies {list(keys)}: each must be in 1..{p // 2}")
         return keys
     norms = embedding_frequency_norms(weights["embed.W_E"], p)
-    fraction = float(params.get("key_fraction", DEFAULT_FRACTION))
     return np.flatnonzero(norms >= fraction * norms.max()) + 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.fourier import fourier_2d_fast, fourier_basis
 from tdw.analyzers.neuron_clusters import POST, assign_clusters, neuron_fve
 
@@ -41,33 +41,38 @@ class NeuronActivations(Analyzer):
     reads = (POST,)
     needs_full_grid = True
     description = "activation grids of selected neurons, their 2D Fourier transforms, mean Fourier energy"
+    params = (
+        Param("neurons", list[int] | None, None, "neurons to store grids of; null: selected from the final checkpoint"),
+        Param("per_cluster", int, 2, "selection: the highest-FVE neurons of each frequency cluster"),
+        Param("first_k", int, 4, "selection: also the first neurons by index"),
+        Param("threshold", float, 0.85, "selection: the FVE threshold of the clusters (see neuron_clusters)"),
+        Param("max_grid_epochs", int, 100, "grids are stored for at most this many checkpoints, evenly spaced"),
+    )
     dims = {"mean_fourier_energy": "fourier_row fourier_col"}
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        if params.get("neurons") is not None:
+        if params["neurons"] is not None:
             neurons = np.asarray(params["neurons"], dtype=np.int64)
         else:
             fve = neuron_fve(final.activation(POST), final.p)
-            neurons = select_neurons(
-                fve, float(params.get("threshold", 0.85)), int(params.get("per_cluster", 2)), int(params.get("first_k", 4))
-            )
-        return {"_neurons": neurons, "_grid_epochs": spaced_epochs(epochs, int(params.get("max_grid_epochs", 100)))}
+            neurons = select_neurons(fve, params["threshold"], params["per_cluster"], params["first_k"])
+        return {"neurons": neurons, "grid_epochs": spaced_epochs(epochs, params["max_grid_epochs"])}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         p = view.p
         grid = view.activation(POST).reshape(p, p, -1).astype(np.float32)  # [a, b, neuron]
         hat = fourier_2d_fast(grid, fourier_basis(p))  # [fourier_row, fourier_col, neuron]
         out = {"mean_fourier_energy": (hat.astype(np.float64) ** 2).mean(-1)}
-        if view.epoch in params["_grid_epochs"]:
-            sel = params["_neurons"]
+        if view.epoch in state["grid_epochs"]:
+            sel = state["neurons"]
             out["grid"] = np.moveaxis(grid[:, :, sel], -1, 0).astype(np.float16)  # [neuron, a, b]
             out["fourier"] = np.moveaxis(hat[:, :, sel], -1, 0).astype(np.float16)
         return out
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
-        out["neuron"] = (params["_neurons"], "selected_neuron")
-        out["grid_epoch"] = (np.asarray(params["_grid_epochs"]), "grid_epoch")
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
+        out["neuron"] = (state["neurons"], "selected_neuron")
+        out["grid_epoch"] = (np.asarray(state["grid_epochs"]), "grid_epoch")
         out["grid"] = (np.stack([s["grid"] for s in steps if "grid" in s]), "grid_epoch selected_neuron a b")
         out["fourier"] = (
             np.stack([s["fourier"] for s in steps if "fourier" in s]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.fourier import block_fve, centred_fourier_2d
 from tdw.models import hooks
 
@@ -36,11 +36,12 @@ class NeuronClusters(Analyzer):
     reads = (POST,)
     needs_full_grid = True
     description = "per-neuron FVE by each frequency, best frequency, clusters at an FVE threshold"
+    params = (Param("threshold", float, 0.85, "a neuron is in its best frequency's cluster when that FVE exceeds this"),)
     dims = {"fve": "neuron frequency", "best_frequency": "neuron", "cluster": "neuron", "cluster_size": "cluster"}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         fve = neuron_fve(view.activation(POST), view.p)
-        best, cluster = assign_clusters(fve, float(params.get("threshold", 0.85)))
+        best, cluster = assign_clusters(fve, params["threshold"])
         return {
             "fve": fve.astype(np.float32),
             "best_frequency": best,
@@ -48,8 +49,8 @@ class NeuronClusters(Analyzer):
             "cluster_size": np.bincount(cluster, minlength=view.p // 2 + 1),
         }
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
         k = steps[0]["fve"].shape[1]
         out["frequency"] = (np.arange(1, k + 1), "frequency")
         out["cluster_label"] = (np.arange(k + 1), "cluster")  # 0: unclustered

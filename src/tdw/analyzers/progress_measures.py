@@ -12,9 +12,11 @@ test rows come from the run's seeded split.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.fourier import centred_grid, embedding_component_norms, fourier_2d_fast, fourier_basis, gini, sum_directions
 from tdw.analyzers.keyfreq import key_frequencies
 from tdw.analyzers.losses import cross_entropy, periodicity
@@ -56,6 +58,10 @@ class ProgressMeasures(Analyzer):
     reads = (LOGITS, POST)
     needs_full_grid = True
     description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"
+    params = (
+        Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
+        Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
+    )
     dims = {
         "train_loss": "",
         "test_loss": "",
@@ -76,10 +82,13 @@ class ProgressMeasures(Analyzer):
     }
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        return {"_keys": key_frequencies(final.weights, final.p, params), "_params": sorted(final.weights)}
+        return {
+            "keys": key_frequencies(final.weights, final.p, params["key_frequencies"], params["key_fraction"]),
+            "parameters": sorted(final.weights),
+        }
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
-        p, keys = view.p, params["_keys"]
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        p, keys = view.p, state["keys"]
         logits = view.activation(LOGITS)[:, :p].astype(np.float64)  # [p*p, p]
         labels = view.labels()
         train, test = view.split()
@@ -104,13 +113,13 @@ class ProgressMeasures(Analyzer):
         }
         out["test_restricted_ratio"] = out["test_loss"] / out["restricted_loss"]
         out["n_train"], out["n_test"] = np.int64(len(train)), np.int64(len(test))
-        return out | weight_measures(view.weights, p, params["_params"])
+        return out | weight_measures(view.weights, p, state["parameters"])
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
-        out["key_frequency"] = (params["_keys"], "key_frequency")
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
+        out["key_frequency"] = (state["keys"], "key_frequency")
         out["frequency"] = (np.arange(1, len(steps[0]["logit_periodicity"]) + 1), "frequency")
-        out["parameter"] = (np.array(params["_params"], dtype="S"), "parameter")
+        out["parameter"] = (np.array(state["parameters"], dtype="S"), "parameter")
         return out
 
 

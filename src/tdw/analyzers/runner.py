@@ -13,6 +13,7 @@ from tdw.io.checkpoint import read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
+from tdw.params import resolve_params
 
 
 def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
@@ -49,10 +50,12 @@ def run_analyzer(
     history: Path | None = None,
 ) -> float:
     """Step through checkpoints one at a time (memory stays at one checkpoint's data, plus
-    what ``prepare`` derives from the final one), combine, write ``out`` atomically.
-    Returns the seconds spent."""
+    the state ``prepare`` derives from the final one), combine, write ``out`` atomically.
+    ``params``: overrides of the analyzer's declared parameters (checked; the artifact's
+    ``params`` attribute records all of them, defaults included). Returns the seconds spent."""
     t0 = time.perf_counter()
     analyzer = analyzers.get(name)
+    params = resolve_params(analyzer.params, params, f"analyzer {name!r}")
     if analyzer.reads and not caches:
         raise ValueError(f"analyzer {name!r} reads {list(analyzer.reads)}: give the checkpoints' caches")
     caches = list(caches) if caches else [None] * len(checkpoints)
@@ -60,14 +63,14 @@ def run_analyzer(
     final = checkpoint_view(checkpoints[-1], caches[-1], history)
     check_view(analyzer, final)
     epochs = np.array([int(read_metadata(c)["epoch"]) for c in checkpoints])
-    run_params = params | analyzer.prepare(final, epochs, params)
+    state = analyzer.prepare(final, epochs, params)
     del final
     steps = []
     for view in views:
         check_view(analyzer, view)
-        steps.append(analyzer.step(view, run_params))
+        steps.append(analyzer.step(view, params, state))
         view.drop_activations()
-    datasets = analyzer.finalize(epochs, steps, run_params)
+    datasets = analyzer.finalize(epochs, steps, params, state)
     meta_attrs = attrs | {
         "analyzer": name,
         "params": params,

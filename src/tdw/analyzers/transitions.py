@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.fourier import embedding_component_norms, gini
 from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
 from tdw.analyzers.weightmath import total_sum_sq
@@ -22,9 +22,7 @@ BOUNDARIES = ("memorisation_end", "cleanup_start", "cleanup_end")
 
 
 def _jump_rows(name: str, y: np.ndarray, epochs: np.ndarray, checkpoints: np.ndarray, params: dict) -> list[tuple]:
-    found = detect_jumps(
-        y, int(params.get("window", 10)), float(params.get("z_threshold", 5.0)), float(params.get("min_fraction", 0.1))
-    )
+    found = detect_jumps(y, params["window"], params["z_threshold"], params["min_fraction"])
     return [
         (name, bracket(epochs[j["index"] - 1], checkpoints)[0], bracket(epochs[j["index"]], checkpoints)[1], j["jump"], j["z"])
         for j in found
@@ -35,12 +33,20 @@ class Transitions(Analyzer):
     name = "transitions"
     needs_history = True
     description = "grokking phase boundaries and jumps in loss and weight curves, as checkpoint-bounded epoch intervals"
+    params = (
+        Param("window", int, 10, "jumps: points before each step that give the local noise level"),
+        Param("z_threshold", float, 5.0, "jumps: a step is a jump when its z-score exceeds this"),
+        Param("min_fraction", float, 0.1, "jumps: and when it is at least this share of the curve's range"),
+        Param("onset", float, 0.1, "phases: cleanup starts when the test loss has fallen this share of its drop"),
+        Param("done", float, 0.9, "phases: cleanup ends at this share of the drop"),
+        Param("min_drop", float, 1.0, "phases: a drop of log10 test loss smaller than this is no grokking"),
+    )
     dims = {"total_sum_sq_weights": "", "gini_embed": ""}
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        return {"_history": str(final.history)}
+        return {"history": str(final.history)}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         w = view.weights
         norms = embedding_component_norms(w["embed.W_E"], view.p)
         return {
@@ -48,15 +54,15 @@ class Transitions(Analyzer):
             "gini_embed": np.float64(gini(norms)),
         }
 
-    def finalize(self, epochs, steps, params):
-        out = super().finalize(epochs, steps, params)
-        hist = read_history(params["_history"])
+    def finalize(self, epochs, steps, params, state):
+        out = super().finalize(epochs, steps, params, state)
+        hist = read_history(state["history"])
         phases = grokking_phases(
             hist["test_epoch"],
             hist["test_loss"],
-            float(params.get("onset", 0.1)),
-            float(params.get("done", 0.9)),
-            float(params.get("min_drop", 1.0)),
+            params["onset"],
+            params["done"],
+            params["min_drop"],
         )
         est = np.array([phases[b] for b in BOUNDARIES])
         lo_hi = np.array([bracket(e, epochs) if np.isfinite(e) else (-1, -1) for e in est]).reshape(-1, 2)

@@ -15,14 +15,14 @@ class WeightNorms(Analyzer):
     dims = {"norm": "parameter", "total_sum_sq": ""}
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        return {"_names": sorted(final.weights)}
+        return {"names": sorted(final.weights)}
 
-    def step(self, view: CheckpointView, params: dict) -> dict[str, np.ndarray]:
-        norms = np.array([np.linalg.norm(view.weights[n].astype(np.float64)) for n in params["_names"]])
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        norms = np.array([np.linalg.norm(view.weights[n].astype(np.float64)) for n in state["names"]])
         return {"norm": norms, "total_sum_sq": total_sum_sq(view.weights)}
 
-    def finalize(self, epochs, steps, params):
-        return super().finalize(epochs, steps, params) | {"parameter": (np.array(params["_names"], dtype="S"), "parameter")}
+    def finalize(self, epochs, steps, params, state):
+        return super().finalize(epochs, steps, params, state) | {"parameter": (np.array(state["names"], dtype="S"), "parameter")}
 
 
 ANALYZER = WeightNorms()

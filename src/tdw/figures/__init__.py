@@ -6,17 +6,22 @@ A figure module defines
 - ``build(data, params, title) -> go.Figure``: the figure at the final checkpoint; an
   x axis in epochs carries an epoch indicator (``tdw.figures.epochs.add_epoch_indicator``)
   that reports and the dashboard move to the selected checkpoint;
+- ``PARAMS``: its visual parameters (``tdw.params.Param``: name, type, default, meaning),
+  which ``build`` and ``frames`` receive complete and checked; a family's or config's
+  ``figures.<name>`` gives overrides only;
 - optionally ``frames(data, params) -> Frames``: what changes per checkpoint, as Plotly
   restyle updates, so one global checkpoint slider can drive every view.
 
 Adding a figure is one module, one line in ``REGISTRY`` and an entry in the family's
-``figures`` section (its artifact source and default visual parameters).
+``figures`` section (its artifact source).
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+from tdw.params import Param
 
 REGISTRY: dict[str, str] = {
     "loss_curves": "tdw.figures.loss_curves",
@@ -47,3 +52,13 @@ def builder(name: str):
 def frames_builder(name: str):
     """The figure's per-checkpoint hook, or None for a figure that does not change."""
     return getattr(module(name), "frames", None)
+
+
+def params(name: str) -> tuple[Param, ...]:
+    """The visual parameters figure ``name`` declares."""
+    return module(name).PARAMS
+
+
+def size_params(width: int, height: int) -> tuple[Param, Param]:
+    """The figure size every figure declares, with its own defaults."""
+    return Param("width", int, width, "figure width in pixels"), Param("height", int, height, "figure height in pixels")

@@ -5,12 +5,22 @@ number of dead neurons over training."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.dimensionality import text
 from tdw.figures.epochs import Frames, add_epoch_indicator, epoch_range, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("mode", Literal["zero", "mean"], "mean", "which ablation is drawn"),
+    Param("subset", Literal["all", "train", "test"], "test", "rows the loss change is measured on"),
+    *size_params(950, 450),
+)
 
 KIND_COLORS = {"cluster": "#1f77b4", "neuron": "#ff7f0e", "head": "#2ca02c"}
 

@@ -8,7 +8,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import Frames, add_epoch_indicator, epoch_range, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("colorscale", str, "Blues", "Plotly colour scale of the mean pattern"),
+    *size_params(900, 400),
+)
 
 POSITIONS = ("a", "b", "=")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")

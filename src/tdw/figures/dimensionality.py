@@ -8,7 +8,14 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.params import Param
+
+PARAMS = (
+    Param("metrics", list[str], ("participation_ratio", "effective_rank"), "measures drawn, one panel each"),
+    *size_params(900, 420),
+)
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 

@@ -7,7 +7,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import Frames, add_epoch_indicator, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("colorscale", str, "Viridis", "Plotly colour scale of the heat map"),
+    Param("line_color", str, "#2c3e50", "colour of the frequency bars"),
+    *size_params(900, 650),
+    Param("highlight_threshold", float, 0.3, "bars at least this share of the largest are highlighted"),
+)
 
 HIGHLIGHT = "#e67e22"
 

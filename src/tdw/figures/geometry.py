@@ -14,7 +14,17 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import Frames, frame_indices, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("colorscale", str, "HSV", "Plotly colour scale of the points (cyclic: angle order)"),
+    Param("marker_size", int, 5, "point size in pixels"),
+    Param("max_keys", int, 4, "at most this many key frequencies drawn"),
+    Param("max_frames", int, 100, "at most this many checkpoints in the slider"),
+    *size_params(1000, 560),
+)
 
 ROWS = (("embed_circle", "embed_circularity", "token x"), ("neuron_circle", "neuron_circularity", "residue (a + b or a - b)"))
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from tdw.figures import size_params
 from tdw.figures.epochs import add_epoch_indicator, loss_layout, nearest_index
+from tdw.params import Param
+
+PARAMS = (
+    Param("train_color", str, "#1f77b4", "colour of the train loss"),
+    Param("test_color", str, "#d62728", "colour of the test loss"),
+    *size_params(900, 450),
+    Param("log_y", bool, True, "log-scale loss axis"),
+)
 
 HOVER = (
     "epoch %{x}<br>%{fullData.name} loss %{y:.3e}<br>nearest checkpoint #%{customdata[0]} (epoch %{customdata[1]})<extra></extra>"

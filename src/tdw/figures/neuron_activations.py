@@ -15,7 +15,17 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import Frames, frame_indices, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("neuron", int | None, None, "position in the selected neurons shown; null: the most varied"),
+    Param("colorscale", str, "RdBu", "Plotly colour scale of the activation grid"),
+    Param("fourier_colorscale", str, "Viridis", "Plotly colour scale of the Fourier grid"),
+    Param("max_frames", int, 20, "at most this many checkpoints in the slider"),
+    *size_params(1000, 480),
+)
 
 
 def _grids(art: dict, params: dict) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:

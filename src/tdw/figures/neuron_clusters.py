@@ -13,7 +13,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import Frames, add_epoch_indicator, epoch_range, frame_indices, rounded
+from tdw.params import Param
+
+PARAMS = (
+    Param("colorscale", str, "Viridis", "Plotly colour scale of the FVE heat map"),
+    Param("max_frames", int, 10, "at most this many checkpoints in the slider"),
+    *size_params(900, 700),
+)
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 

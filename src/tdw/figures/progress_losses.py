@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from tdw.figures import size_params
 from tdw.figures.epochs import add_epoch_indicator, epoch_range, loss_layout
+from tdw.params import Param
+
+PARAMS = (
+    Param("train_color", str, "#1f77b4", "colour of the train loss"),
+    Param("test_color", str, "#d62728", "colour of the test loss"),
+    Param("restricted_color", str, "#2ca02c", "colour of the restricted loss"),
+    Param("excluded_color", str, "#9467bd", "colour of the excluded loss"),
+    *size_params(900, 450),
+    Param("log_y", bool, True, "log-scale loss axis"),
+)
 
 CURVES = (
     ("train_loss", "train", "train_color", "solid"),

@@ -7,7 +7,16 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.params import Param
+
+PARAMS = (
+    Param("embed_color", str, "#1f77b4", "colour of the W_E Gini curve"),
+    Param("unembed_color", str, "#ff7f0e", "colour of the W_L Gini curve"),
+    Param("norm_color", str, "#333333", "colour of the weight-norm curve"),
+    *size_params(900, 400),
+)
 
 
 def build(data: dict, params: dict, title: str) -> go.Figure:

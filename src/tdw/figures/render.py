@@ -10,10 +10,12 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from tdw.figures import params as declared_params
 from tdw.figures.epochs import with_slider
 from tdw.figures.views import checkpoint_epochs, load_view
 from tdw.io.atomic import atomic_path
 from tdw.io.provenance import provenance
+from tdw.params import resolve_params
 
 
 def find_chromium() -> str | None:
@@ -64,8 +66,11 @@ def write_html(fig: go.Figure, path: Path, provenance: dict | None = None) -> No
 
 
 def render_figure(name: str, source: str, inputs: dict[str, Path], params: dict, title: str, outputs: dict[str, Path]) -> float:
-    """Build figure ``name`` and write the outputs given (keys: html, png, svg)."""
+    """Build figure ``name`` and write the outputs given (keys: html, png, svg).
+    ``params``: overrides of the figure's declared visual parameters (checked; the page's
+    provenance records all of them)."""
     t0 = time.perf_counter()
+    params = resolve_params(declared_params(name), params, f"figure {name!r}")
     view = load_view(name, source, inputs, params, title)
     fig = view.figure
     if "html" in outputs:

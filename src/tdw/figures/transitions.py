@@ -11,8 +11,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.dimensionality import text
 from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.params import Param
+
+PARAMS = (
+    Param("line_color", str, "#2c3e50", "colour of the curves"),
+    *size_params(900, 550),
+)
 
 PHASE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c")
 

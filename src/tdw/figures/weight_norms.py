@@ -6,8 +6,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from tdw.figures import size_params
 from tdw.figures.dimensionality import text
 from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.params import Param
+
+PARAMS = (
+    Param("log_y", bool, True, "log-scale norm axis"),
+    *size_params(950, 420),
+)
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

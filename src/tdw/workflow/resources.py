@@ -1,0 +1,119 @@
+"""Memory the rules declare per job, and estimates of what a variant's jobs need, so a
+config that cannot fit (``sweep: {p: [100003]}``: 10^10 pairs) stops while the DAG is
+built instead of exhausting memory in training.
+
+The estimates are peak resident set sizes, calibrated against measured runs on the CPU
+(``/usr/bin/time -f %M`` around ``train_variant`` for 2 epochs, torch 2.13, one thread):
+
+- fast path (one layer, no LayerNorm, ReLU; last position only), d_model 128, d_mlp 512:
+  p = 113 / train_frac 0.3: 491 MB; 113 / 0.9: 564 MB; 211 / 0.9: 1023 MB; 307 / 0.5:
+  1193 MB; 401 / 0.8: 2144 MB; 409 / 0.3: 1893 MB; 509 / 0.5: 2758 MB. The estimate is
+  within -5 % / +29 % of each (over by the most for small p).
+- hooked forward (two layers, LayerNorm, GELU; every position): p = 113 / 0.3: 1240 MB;
+  211 / 0.5: 2317 MB. The estimate is 4 % and 6 % over.
+
+Per row of the split the forward and backward keep a few copies of the row's activations
+(``width`` floats, see ``row_width``): the train rows hold the graph for the backward
+pass, the test rows only the no-grad forward of the test loss; AdamW adds four float32
+copies of the parameters (value, gradient, two moments); the process itself (torch, and
+transformer_lens for the hooked forward) is the base.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tdw.models.architecture import ModelConfig
+
+if TYPE_CHECKING:
+    from tdw.config import Family, Variant
+
+# What rules/train.smk declares for train and train_batch (resources: mem_mb).
+TRAIN_MEM_MB = 2000
+# The cache rule declares no memory; its jobs are held to the same bound.
+CACHE_MEM_MB = 2000
+
+MB = 2**20
+FAST = {"base_mb": 560, "train_copies": 3.0, "test_copies": 1.5}
+HOOKED = {"base_mb": 920, "train_copies": 1.75, "test_copies": 0.9}
+CACHE_BATCH = 16384  # rows per forward pass of the cache job (tdw.cache.forward.BATCH)
+
+
+def row_width(cfg: ModelConfig) -> int:
+    """Floats of activations per input row: the last position through the MLP and the
+    logits for the fast path; every position through every block for the hooked forward."""
+    if cfg.is_paper_shape:
+        return cfg.d_mlp + cfg.d_model + cfg.d_vocab_out
+    return cfg.n_ctx * (cfg.n_layers * (cfg.d_mlp + 4 * cfg.d_model) + cfg.d_vocab_out)
+
+
+def n_parameters(cfg: ModelConfig) -> int:
+    block = 4 * cfg.d_model * cfg.d_model + 2 * cfg.d_model * cfg.d_mlp + cfg.d_mlp + cfg.d_model
+    return cfg.d_vocab * cfg.d_model + cfg.n_ctx * cfg.d_model + cfg.n_layers * block + cfg.d_model * cfg.d_vocab_out
+
+
+def train_memory_mb(cfg: ModelConfig, n_train: int, n_test: int, models: int = 1) -> float:
+    """Estimated peak MB of a training job over ``models`` stacked variants, each with
+    ``n_train`` train and ``n_test`` test rows."""
+    k = FAST if cfg.is_paper_shape else HOOKED
+    width = 4 * row_width(cfg)  # bytes, float32
+    rows = k["train_copies"] * n_train + k["test_copies"] * n_test
+    return k["base_mb"] + models * (rows * width + 16 * n_parameters(cfg)) / MB
+
+
+def hook_width(hook: str, cfg: ModelConfig, positions: str) -> int:
+    """Values per row a cached hook keeps (``positions``: last or all)."""
+    leaf = hook.rsplit(".", 1)[-1]
+    per_pos = {"logits": cfg.d_vocab_out, "hook_pre": cfg.d_mlp, "hook_post": cfg.d_mlp}.get(leaf, cfg.d_model)
+    if leaf in ("hook_pattern", "hook_attn_scores"):
+        per_pos = cfg.n_heads * cfg.n_ctx
+    return per_pos * (cfg.n_ctx if positions == "all" else 1)
+
+
+def cache_memory_mb(cfg: ModelConfig, rows: int, cache: dict) -> float:
+    """Estimated peak MB of a cache job: the kept tensors of every probe row twice (the
+    batches and their concatenation) plus one batch's hooked forward."""
+    kept = sum(hook_width(h, cfg, s["positions"]) * (2 if s["dtype"] == "float16" else 4) for h, s in cache.items())
+    width = 4 * cfg.n_ctx * (cfg.n_layers * (cfg.d_mlp + 4 * cfg.d_model) + cfg.d_vocab_out)
+    return HOOKED["base_mb"] + (2 * rows * kept + min(rows, CACHE_BATCH) * width + 4 * n_parameters(cfg)) / MB
+
+
+def check_variant_sizes(
+    family: Family, variants: list[Variant], probe: str, batch_seeds: bool, source: str, frac_given: bool
+) -> None:
+    """Refuse a trained variant whose split has no train or no test pair, and a variant
+    whose training or cache job needs more memory than the rules declare
+    (``tdw.workflow.resources``)."""
+    from tdw.config import ConfigError  # not at the top: tdw.config imports this module
+    from tdw.tasks.modular import probe_indices, split
+
+    seen = set()
+    for v in variants:
+        cfg = family.model_config(v.p)
+        models = sum(1 for w in variants if w.p == v.p and not w.is_legacy) if batch_seeds and not v.is_legacy else 1
+        if (v.p, v.train_frac, v.is_legacy, models) in seen:
+            continue  # the sizes do not depend on the seed
+        seen.add((v.p, v.train_frac, v.is_legacy, models))
+        key = f"variant {v.name}" if v.is_legacy else "key 'sweep.p'" + (" / 'train.train_frac'" if frac_given else "")
+        what = f"{source}: {key}: p = {v.p} with train_frac {v.train_frac}"
+        limit = f"the {TRAIN_MEM_MB} MB the train rule declares (tdw.workflow.resources.TRAIN_MEM_MB)"
+        if not v.is_legacy:
+            need = train_memory_mb(cfg, 0, v.p * v.p, models)  # every row at the test cost: a lower bound
+            if need > TRAIN_MEM_MB:
+                raise ConfigError(f"{what}: training {v.p**2} pairs needs at least {need:,.0f} MB, more than {limit}")
+            train, test = split(v.p, v.train_frac, v.seed)
+            if len(train) == 0 or len(test) == 0:
+                raise ConfigError(
+                    f"{what}: the split of the {v.p**2} pairs has {len(train)} train and {len(test)} test pairs; "
+                    "training needs at least one of each (change train_frac or p)"
+                )
+            need = train_memory_mb(cfg, len(train), len(test), models)
+            if need > TRAIN_MEM_MB:
+                raise ConfigError(f"{what}: training needs about {need:,.0f} MB ({models} model(s)), more than {limit}")
+        rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.seed))
+        need = cache_memory_mb(cfg, rows, family.spec["cache"])
+        if need > CACHE_MEM_MB:
+            raise ConfigError(
+                f"{what}: the forward-pass cache of probe {probe!r} ({rows} rows) needs about {need:,.0f} MB, "
+                f"more than the {CACHE_MEM_MB} MB a cache job is held to (tdw.workflow.resources.CACHE_MEM_MB)"
+            )

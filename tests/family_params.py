@@ -1,0 +1,97 @@
+"""Each shipped family's analyzer and figure parameters as the family files stated them in full
+before families extended one another and parameters were declared in the modules: the resolved
+families must give exactly these values (tests/test_families.py)."""
+
+MODADD_ANALYZERS = {
+    "embedding_frequencies": {"dominant_fraction": 0.3},
+    "neuron_activations": {"neurons": None, "per_cluster": 2, "first_k": 4, "threshold": 0.85, "max_grid_epochs": 100},
+    "neuron_clusters": {"threshold": 0.85},
+    "progress_measures": {"key_frequencies": "final", "key_fraction": 0.3},
+    "attention": {},
+    "dimensionality": {
+        "hooks": ["blocks.{last}.hook_resid_mid", "blocks.{last}.hook_resid_post", "blocks.{last}.mlp.hook_post"],
+        "centred": True,
+        "energy": 0.9,
+        "n_singular_values": 16,
+    },
+    "transitions": {"window": 10, "z_threshold": 5.0, "min_fraction": 0.1, "onset": 0.1, "done": 0.9, "min_drop": 1.0},
+    "geometry": {"key_frequencies": "final", "key_fraction": 0.3, "n_components": 4},
+    "ablations": {"threshold": 0.85, "top_neurons": 5, "max_checkpoints": 40, "compare": None},
+}
+
+MODADD_FIGURES = {
+    "loss_curves": {
+        "source": "history",
+        "params": {"train_color": "#1f77b4", "test_color": "#d62728", "width": 900, "height": 450, "log_y": True},
+    },
+    "embedding_frequencies": {
+        "source": "embedding_frequencies",
+        "params": {"colorscale": "Viridis", "line_color": "#2c3e50", "width": 900, "height": 650, "highlight_threshold": 0.3},
+    },
+    "neuron_activations": {
+        "source": "neuron_activations",
+        "params": {
+            "neuron": None,
+            "colorscale": "RdBu",
+            "fourier_colorscale": "Viridis",
+            "max_frames": 20,
+            "width": 1000,
+            "height": 480,
+        },
+    },
+    "neuron_clusters": {
+        "source": "neuron_clusters",
+        "params": {"colorscale": "Viridis", "max_frames": 10, "width": 900, "height": 700},
+    },
+    "progress_losses": {
+        "source": "progress_measures",
+        "params": {
+            "train_color": "#1f77b4",
+            "test_color": "#d62728",
+            "restricted_color": "#2ca02c",
+            "excluded_color": "#9467bd",
+            "width": 900,
+            "height": 450,
+            "log_y": True,
+        },
+    },
+    "progress_weights": {
+        "source": "progress_measures",
+        "params": {"embed_color": "#1f77b4", "unembed_color": "#ff7f0e", "norm_color": "#333333", "width": 900, "height": 400},
+    },
+    "attention": {"source": "attention", "params": {"colorscale": "Blues", "width": 900, "height": 400}},
+    "dimensionality": {
+        "source": "dimensionality",
+        "params": {"metrics": ["participation_ratio", "effective_rank"], "width": 900, "height": 420},
+    },
+    "transitions": {"source": "transitions", "params": {"line_color": "#2c3e50", "width": 900, "height": 550}},
+    "geometry": {
+        "source": "geometry",
+        "params": {"colorscale": "HSV", "marker_size": 5, "max_keys": 4, "max_frames": 100, "width": 1000, "height": 560},
+    },
+    "ablations": {"source": "ablations", "params": {"mode": "mean", "subset": "test", "width": 950, "height": 450}},
+}
+
+TINY_ANALYZERS = {
+    "embedding_frequencies": {"dominant_fraction": 0.3},
+    "neuron_clusters": {"threshold": 0.85},
+    "transitions": {"window": 10, "z_threshold": 5.0, "min_fraction": 0.1, "onset": 0.1, "done": 0.9, "min_drop": 1.0},
+    "weight_norms": {},
+}
+
+TINY_FIGURES = {
+    "loss_curves": {
+        "source": "history",
+        "params": {"train_color": "#1f77b4", "test_color": "#d62728", "width": 900, "height": 450, "log_y": True},
+    },
+    "embedding_frequencies": {
+        "source": "embedding_frequencies",
+        "params": {"colorscale": "Viridis", "line_color": "#2c3e50", "width": 900, "height": 650, "highlight_threshold": 0.3},
+    },
+    "neuron_clusters": {
+        "source": "neuron_clusters",
+        "params": {"colorscale": "Viridis", "max_frames": 10, "width": 900, "height": 700},
+    },
+    "transitions": {"source": "transitions", "params": {"line_color": "#2c3e50", "width": 900, "height": 550}},
+    "weight_norms": {"source": "weight_norms", "params": {"log_y": True, "width": 950, "height": 420}},
+}
