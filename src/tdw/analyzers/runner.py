@@ -13,6 +13,7 @@ from tdw.io.checkpoint import read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
+from tdw.workflow.joblog import Progress
 
 
 def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
@@ -63,10 +64,12 @@ def run_analyzer(
     run_params = params | analyzer.prepare(final, epochs, params)
     del final
     steps = []
+    progress = Progress(len(checkpoints), f"analyze {name}")
     for view in views:
         check_view(analyzer, view)
         steps.append(analyzer.step(view, run_params))
         view.drop_activations()
+        progress.step()
     datasets = analyzer.finalize(epochs, steps, run_params)
     meta_attrs = attrs | {
         "analyzer": name,

@@ -20,6 +20,7 @@ from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.hooked import HookedModAdd
 from tdw.tasks import modular as data
+from tdw.workflow.joblog import Progress
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 BATCH = 16384  # rows per forward pass; bounds memory for large probes
@@ -79,6 +80,7 @@ def cache_checkpoints(
     spec = family.spec["cache"]
     prov = provenance()
     seconds = []
+    progress = Progress(len(checkpoints), f"forward_cache {variant.name} {probe}")
     for ckpt, out in zip(checkpoints, outputs, strict=True):
         t0 = time.perf_counter()
         model.load_state_dict(load_torch(ckpt), strict=False)
@@ -98,4 +100,5 @@ def cache_checkpoints(
         }
         write_h5(out, datasets, attrs, compress=True)
         seconds.append(time.perf_counter() - t0)
+        progress.step()
     return seconds
