@@ -34,18 +34,8 @@ if TYPE_CHECKING:
     from tdw.config import Family
 
 # What ``convert_state`` reads from every state_dict (masks are buffers and are dropped).
-WEIGHT_KEYS = (
-    "embed.W_E",
-    "pos_embed.W_pos",
-    "blocks.0.attn.W_K",
-    "blocks.0.attn.W_Q",
-    "blocks.0.attn.W_V",
-    "blocks.0.attn.W_O",
-    "blocks.0.mlp.W_in",
-    "blocks.0.mlp.b_in",
-    "blocks.0.mlp.W_out",
-    "blocks.0.mlp.b_out",
-    "unembed.W_U",
+WEIGHT_KEYS = ("embed.W_E", "pos_embed.W_pos", "unembed.W_U") + tuple(
+    f"blocks.0.{k}" for k in ("attn.W_K", "attn.W_Q", "attn.W_V", "attn.W_O", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")
 )
 # A legacy entry's keys and the original Config's fields that store the same value.
 STORED_FIELDS = {"p": "p", "seed": "seed", "train_frac": "frac_train"}
@@ -167,7 +157,7 @@ def _final_epoch(obj: dict, path: str | Path, required: bool = True) -> int | No
     raise LegacyFormatError(f"{path}: no 'epoch' and no 'train_losses'; give 'epoch' in the config's legacy entry")
 
 
-def test_loss_spacings(n_train: int, n_test: int) -> tuple[int, int | None]:
+def fitting_spacings(n_train: int, n_test: int) -> tuple[int, int | None]:
     """The spacings k (lo, hi inclusive; hi None: unbounded) that give ``n_test`` test losses
     over ``n_train`` train losses. The original code records the train loss at every epoch
     0 .. n_train - 1 and the test loss at epochs 0, k, 2k, ... of the same epochs, so
@@ -186,14 +176,14 @@ def _spacings_text(lo: int, hi: int | None) -> str:
     return str(lo) if hi == lo else f"{lo}, {lo + 1}, ..., {hi}" if hi - lo > 3 else ", ".join(map(str, range(lo, hi + 1)))
 
 
-def test_epochs(n_train: int, n_test: int, every: int | None = None, path: str | Path = "") -> np.ndarray:
+def history_test_epochs(n_train: int, n_test: int, every: int | None = None, path: str | Path = "") -> np.ndarray:
     """Epochs of a legacy test-loss history of ``n_test`` entries beside ``n_train`` train
-    losses (see ``test_loss_spacings``); ``every``: the spacing, where more than one fits."""
+    losses (see ``fitting_spacings``); ``every``: the spacing, where more than one fits."""
     if n_test == 0 or n_train == 0:
         return np.arange(n_test)  # nothing to lay the test history over: one entry per epoch
     if n_test > n_train:
         raise LegacyFormatError(f"{path}: {n_test} test losses but only {n_train} train losses (one per epoch)")
-    lo, hi = test_loss_spacings(n_train, n_test)
+    lo, hi = fitting_spacings(n_train, n_test)
     if every is not None:
         if every < lo or (hi is not None and every > hi):
             raise LegacyFormatError(
@@ -244,7 +234,7 @@ def _check_family(info: LegacyInfo, cfg: ModelConfig, family: Family, path: str 
                 "path", f"{path}: {key} = {arch[key]} in the file, {getattr(cfg, key)} in family {family.name}"
             )
     if cfg.unembed_equals and not arch["unembed_equals"]:
-        raise LegacyEntryError("path", f"{path}: W_U has {cfg.p} outputs; family {family.name} expects {cfg.d_vocab_out}")
+        raise LegacyEntryError("path", f"{path}: W_U has {info.p} outputs; family {family.name} expects {cfg.d_vocab_out}")
     act = str(stored.get("act_type", cfg.act)).lower()
     if act != cfg.act:
         raise LegacyEntryError("path", f"{path} stores act_type = {stored['act_type']!r}; family {family.name} uses {cfg.act!r}")
@@ -281,10 +271,9 @@ def resolve_entry(entry: dict, family: Family, train_frac: float) -> LegacyEntry
     if epoch not in info.epochs:
         raise LegacyEntryError("epoch", f"{path} has no model at epoch {epoch}; its models are at epochs {list(info.epochs)}")
     try:
-        every = entry.get("test_loss_every")
-        spacing = test_epochs(info.n_train_losses, info.n_test_losses, every, path)
+        spacing = history_test_epochs(info.n_train_losses, info.n_test_losses, entry.get("test_loss_every"), path)
     except LegacyFormatError as err:
-        raise LegacyEntryError("test_loss_every", str(err)) from err
+        raise LegacyEntryError("test_loss_every" if info.n_test_losses <= info.n_train_losses else "path", str(err)) from err
     every = int(spacing[1] - spacing[0]) if len(spacing) > 1 else None
     return LegacyEntry(info.p, 0 if seed is None else int(seed), train_frac if frac is None else float(frac), int(epoch), every)
 
@@ -348,10 +337,10 @@ def loss_history(
     obj: dict, test_loss_every: int | None = None, path: str | Path = ""
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_loss, train_epoch, test_loss, test_epoch); the train loss is at every epoch, the
-    test loss at the epochs ``test_epochs`` derives (e.g. every 10 epochs)."""
+    test loss at the epochs ``history_test_epochs`` derives (e.g. every 10 epochs)."""
     train = np.asarray([float(x) for x in obj.get("train_losses", [])], dtype=np.float64)
     test = np.asarray([float(x) for x in obj.get("test_losses", [])], dtype=np.float64)
-    return train, np.arange(len(train)), test, test_epochs(len(train), len(test), test_loss_every, path)
+    return train, np.arange(len(train)), test, history_test_epochs(len(train), len(test), test_loss_every, path)
 
 
 def legacy_checkpoints(obj: dict, final: int, path: str | Path = "") -> dict[int, dict]:
