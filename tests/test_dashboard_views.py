@@ -69,6 +69,19 @@ def test_report_list_follows_the_variants_family(tmp_path, monkeypatch, root):
     assert jobs.reports_for("modsub/p13_seed0") == ["default", "weights"]
     assert jobs.reports_for("modadd/p13_seed0") == ["default"]
     assert jobs.reports_for(None) == ["default", "weights"]
+    # Choosing a variant in the Views tab offers its family's reports.
+    from tdw.pages.dashboard.app import build_app
+
+    make_variant(tmp_path / "work" / "results" / "modsub", p=13, n_checkpoints=4, n_epochs=60)
+    app = build_app(tmp_path / "work")
+    (on_variant,) = [
+        f for f in app.fns.values() if any(app.blocks[i].elem_id == "variant" and e == "change" for i, e in f.targets)
+    ]
+    assert [b.elem_id for b in on_variant.outputs][0] == "report"
+    update, params, status = on_variant.fn("modsub/p13_seed0", "default")
+    assert update["choices"] == ["default", "weights"] and update["value"] == "default"
+    assert "loss_curves" in params and status == ""
+    assert on_variant.fn("modadd/p13_seed0", "weights")[0] == {"__type__": "update", "choices": ["default"], "value": "default"}
 
 
 SNAKEFILE = """
