@@ -251,3 +251,11 @@ def test_inspection_is_cached_until_the_file_changes(tmp_path):
     legacy_file(path, 200, 20, epoch=150)
     again = inspect_legacy(path)
     assert (again.final_epoch, again.n_train_losses, again.n_test_losses) == (150, 200, 20)
+
+
+def test_history_that_is_not_numbers_is_found_at_dag_build(tmp_path):
+    path = legacy_file(tmp_path / "run.pth", 10, 10)
+    obj = torch.load(path, weights_only=True)
+    torch.save(obj | {"test_losses": [*obj["test_losses"][:9], "nan?"]}, path)
+    err = resolve_error(legacy_config(path))
+    assert "'legacy.0.path'" in err and "run.pth: 'test_losses' holds a value that is not a number" in err

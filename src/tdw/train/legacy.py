@@ -136,9 +136,17 @@ def _inspect(path: str, mtime_ns: int, size: int) -> LegacyInfo:
         epochs=tuple(sorted(states)),
         architecture=infer_architecture(obj["model"], path),
         config=dict(config) if isinstance(config, dict) else None,
-        n_train_losses=len(obj.get("train_losses", [])),
-        n_test_losses=len(obj.get("test_losses", [])),
+        n_train_losses=len(_losses(obj, "train_losses", path)),
+        n_test_losses=len(_losses(obj, "test_losses", path)),
     )
+
+
+def _losses(obj: dict, key: str, path: str | Path) -> np.ndarray:
+    """A loss history (a list of floats or 0-d tensors, or a 1-d tensor) as float64."""
+    try:
+        return np.asarray([float(x) for x in obj.get(key, [])], dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise LegacyFormatError(f"{path}: {key!r} holds a value that is not a number ({err})") from err
 
 
 def final_epoch(path: str | Path) -> int:
@@ -338,8 +346,7 @@ def loss_history(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_loss, train_epoch, test_loss, test_epoch); the train loss is at every epoch, the
     test loss at the epochs ``history_test_epochs`` derives (e.g. every 10 epochs)."""
-    train = np.asarray([float(x) for x in obj.get("train_losses", [])], dtype=np.float64)
-    test = np.asarray([float(x) for x in obj.get("test_losses", [])], dtype=np.float64)
+    train, test = _losses(obj, "train_losses", path), _losses(obj, "test_losses", path)
     return train, np.arange(len(train)), test, history_test_epochs(len(train), len(test), test_loss_every, path)
 
 
