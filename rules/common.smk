@@ -91,7 +91,7 @@ def get_train_params(wildcards):
 
 
 def train_params(v):
-    return {
+    params = {
         "family": FAMILY.name,
         "operation": FAMILY.operation,
         "model": FAMILY.model_config(v.p).to_dict(),
@@ -104,6 +104,9 @@ def train_params(v):
             "epochs": list(v.epochs),
         },
     }
+    if v.is_legacy:
+        params["variant"]["legacy_test_every"] = v.legacy_test_every
+    return params
 
 
 def batch_outputs(group, name):

@@ -36,3 +36,42 @@ def test_comparison_draws_every_variant(browser, tmp_path):
     assert page.text_content("h1") == "<b>sweep</b>"  # escaped, shown as text
     assert "2, 5" in page.text_content("table") and "3" in page.text_content("table")
     page.close()
+
+
+def test_transition_table_lists_the_detected_transitions(browser, tmp_path):
+    """The table shows each variant's phase boundaries and jumps as the checkpoint intervals
+    of its transitions artifact, not the artifact's checkpoint epochs."""
+    import numpy as np
+
+    from tdw.io.h5 import write_h5
+
+    v = make_variant(tmp_path, p=13, n_checkpoints=6, n_epochs=100)
+    art = v / "artifacts/full/transitions.h5"
+    write_h5(
+        art,
+        {
+            "epoch": (np.array([0, 20, 40, 60, 80, 100]), "epoch"),
+            "boundary": (np.array([b"memorisation_end", b"cleanup_start", b"cleanup_end"]), "boundary"),
+            "boundary_epoch": (np.array([31.5, 66.0, np.nan]), "boundary"),
+            "boundary_lo": (np.array([20, 60, -1]), "boundary"),
+            "boundary_hi": (np.array([40, 80, -1]), "boundary"),
+            "jump_series": (np.array([b"test_loss", b"gini_embed"]), "jump"),
+            "jump_lo": (np.array([60, 80]), "jump"),
+            "jump_hi": (np.array([80, 100]), "jump"),
+        },
+        {"analyzer": "transitions"},
+    )
+    meta = json.loads((v / "metadata.json").read_text())
+    variants = {v.name: {"history": v / "history.h5", "metadata": meta, "transitions": art}}
+    out = tmp_path / "compare.html"
+    write_compare(out, title="sweep", description="", variants=variants)
+    page = browser.new_page()
+    page.goto(out.as_uri())
+    rows = page.evaluate(
+        "() => Array.from(document.querySelectorAll('h2 + table tr'), r => Array.from(r.cells, c => c.textContent))"
+    )
+    assert rows == [
+        ["variant", "memorisation end", "cleanup start", "cleanup end", "jumps"],
+        ["p13_seed0", "20 to 40", "60 to 80", "not found", "test_loss: 60 to 80; gini_embed: 80 to 100"],
+    ]
+    page.close()

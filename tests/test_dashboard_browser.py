@@ -127,5 +127,5 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
     meta = json.loads((workdir / "results/modadd/p13_seed1/metadata.json").read_text())
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
-    assert "modadd/p13_seed1" in __import__("tdw.pages.dashboard.jobs").dashboard.jobs.variants(workdir)
+    assert "modadd/p13_seed1" in __import__("tdw.pages.dashboard.jobs").pages.dashboard.jobs.variants(workdir)
     page.close()

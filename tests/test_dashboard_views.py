@@ -37,6 +37,53 @@ def test_views_file_follows_parameters_and_code(workdir, monkeypatch):
     assert "tdw.pages.report" in calls[0] and "tdw.figures.loss_curves" in calls[0]  # the report code and its views' code
 
 
+def test_views_file_follows_every_file_the_report_reads(tmp_path):
+    """A re-run analyzer rewrites its artifact: the Views tab renders a new report from it
+    instead of showing the one drawn from the old artifact."""
+    import shutil
+
+    from tdw.analyzers.runner import load_artifact
+    from tdw.pages.dashboard.jobs import render_variant_report
+
+    variant = make_variant(tmp_path / "results" / "modadd", p=13, n_checkpoints=4, n_epochs=60, key=(2, 5))
+    first = render_variant_report(tmp_path, "modadd/p13_seed0", "default", {})
+    # The analyzer's new result: an embedding that settled on frequency 3 instead.
+    rerun = make_variant(tmp_path / "rerun", p=13, n_checkpoints=4, n_epochs=60, key=(3,))
+    artifact = "artifacts/full/embedding_frequencies.h5"
+    shutil.copy(rerun / artifact, variant / artifact)
+    assert load_artifact(variant / artifact)["key_frequencies"].tolist() == [3]
+    again = render_variant_report(tmp_path, "modadd/p13_seed0", "default", {})
+    assert again != first and again.read_text() != first.read_text()
+    assert render_variant_report(tmp_path, "modadd/p13_seed0", "default", {}) == again
+
+
+def test_report_list_follows_the_variants_family(tmp_path, monkeypatch, root):
+    import shutil
+
+    from tdw.pages.dashboard import jobs
+
+    for family in ("modadd", "modsub"):
+        shutil.copytree(root / "families" / family, tmp_path / family)
+    shutil.copy(tmp_path / "modsub/reports/default.json", tmp_path / "modsub/reports/weights.json")
+    monkeypatch.setattr(jobs, "FAMILIES", tmp_path)
+    assert jobs.reports_for("modsub/p13_seed0") == ["default", "weights"]
+    assert jobs.reports_for("modadd/p13_seed0") == ["default"]
+    assert jobs.reports_for(None) == ["default", "weights"]
+    # Choosing a variant in the Views tab offers its family's reports.
+    from tdw.pages.dashboard.app import build_app
+
+    make_variant(tmp_path / "work" / "results" / "modsub", p=13, n_checkpoints=4, n_epochs=60)
+    app = build_app(tmp_path / "work")
+    (on_variant,) = [
+        f for f in app.fns.values() if any(app.blocks[i].elem_id == "variant" and e == "change" for i, e in f.targets)
+    ]
+    assert [b.elem_id for b in on_variant.outputs][0] == "report"
+    update, params, status = on_variant.fn("modsub/p13_seed0", "default")
+    assert update["choices"] == ["default", "weights"] and update["value"] == "default"
+    assert "loss_curves" in params and status == ""
+    assert on_variant.fn("modadd/p13_seed0", "weights")[0] == {"__type__": "update", "choices": ["default"], "value": "default"}
+
+
 SNAKEFILE = """
 rule all:
     input: expand("out/{x}.txt", x=["a", "b", "c"])

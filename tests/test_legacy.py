@@ -92,3 +92,170 @@ def test_non_checkpoint_file_is_rejected_with_its_name(tmp_path):
     path.write_bytes(pickle.dumps([1, 2, 3]) + b"\x00" * 10)
     with pytest.raises(LegacyFormatError, match="junk.pth"):
         read_legacy(path)
+
+
+# Files in the original code's layout with the paper's shapes (p = 7 keeps them small).
+def legacy_file(path, n_train=100, n_test=100, p=7, seed=0, **extra):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = {
+        "embed.W_E": (128, p + 1),
+        "pos_embed.W_pos": (3, 128),
+        "blocks.0.attn.W_K": (4, 32, 128),
+        "blocks.0.attn.W_Q": (4, 32, 128),
+        "blocks.0.attn.W_V": (4, 32, 128),
+        "blocks.0.attn.W_O": (128, 128),
+        "blocks.0.attn.mask": (3, 3),
+        "blocks.0.mlp.W_in": (512, 128),
+        "blocks.0.mlp.b_in": (512,),
+        "blocks.0.mlp.W_out": (128, 512),
+        "blocks.0.mlp.b_out": (128,),
+        "unembed.W_U": (128, p + 1),
+    }
+    model = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
+    obj = {"model": model, "train_losses": np.linspace(5, 0, n_train).tolist(), "test_losses": np.linspace(5, 1, n_test).tolist()}
+    torch.save(obj | extra, path)
+    return path
+
+
+def legacy_config(path, **entry):
+    cfg = {"family": "modadd", "legacy": [{"name": "old", "path": str(path)} | entry]}
+    return cfg
+
+
+def resolve_error(cfg, family="modadd"):
+    from tdw.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError) as info:
+        resolve(cfg | {"family": family}, "cfg.yaml")
+    return str(info.value)
+
+
+def original_test_epochs(n_train, every):
+    """The original training loop: the train loss at every epoch, the test loss every k."""
+    return [epoch for epoch in range(n_train) if epoch % every == 0]
+
+
+@pytest.mark.parametrize("n_train,every", [(107_791, 10), (50_000, 10), (1_000, 1), (1_001, 7)])
+def test_test_loss_epochs_follow_the_spacing_of_the_original_loop(tmp_path, n_train, every):
+    from tdw.config import resolve
+
+    expected = original_test_epochs(n_train, every)
+    path = legacy_file(tmp_path / "run.pth", n_train, len(expected))
+    assert (n_train, len(expected)) != (107_791, 10_780) or expected[-1] == 107_790  # 10 % further than 97,011
+    wb = resolve(legacy_config(path, p=7), "cfg.yaml")
+    variant = wb.variants[0]
+    assert variant.legacy_test_every == every and variant.epochs == (n_train - 1,)
+    import_variant(path, load_family("modadd"), variant, tmp_path / "out")
+    hist = read_history(tmp_path / "out" / "history.h5")
+    assert hist["test_epoch"].tolist() == expected
+    assert hist["train_epoch"].tolist() == list(range(n_train))
+
+
+def test_ambiguous_test_loss_spacing_needs_test_loss_every(tmp_path):
+    # A test loss every 1000 epochs over 50,000: 50 test losses, as every 1001 ... 1020 gives.
+    fits = [k for k in range(1, 50_000) if len(range(0, 50_000, k)) == 50]  # epochs 0, k, 2k, ... below 50,000
+    assert fits == list(range(1000, 1021))
+    path = legacy_file(tmp_path / "sparse.pth", 50_000, 50)
+    err = resolve_error(legacy_config(path))
+    assert "'legacy.0.test_loss_every'" in err and "sparse.pth" in err and "1000, 1001, ..., 1020" in err
+    err = resolve_error(legacy_config(path, test_loss_every=999))
+    assert "'legacy.0.test_loss_every'" in err and "every 999 epochs" in err and "gives 51 test losses" in err
+    from tdw.config import resolve
+
+    variant = resolve(legacy_config(path, test_loss_every=1000), "cfg.yaml").variants[0]
+    assert variant.legacy_test_every == 1000
+    import_variant(path, load_family("modadd"), variant, tmp_path / "out")
+    assert read_history(tmp_path / "out" / "history.h5")["test_epoch"].tolist() == original_test_epochs(50_000, 1000)
+
+
+STORED = {"p": 7, "seed": 3, "frac_train": 0.4, "fn_name": "add", "weight_decay": 1.0, "lr": 1e-3, "d_model": 128}
+
+
+def test_stored_config_gives_p_seed_and_train_fraction(tmp_path):
+    from tdw.config import resolve
+
+    path = legacy_file(tmp_path / "stored.pth", config=STORED)
+    v = resolve(legacy_config(path), "cfg.yaml").variants[0]
+    assert (v.p, v.seed, v.train_frac) == (7, 3, 0.4)
+    same = resolve(legacy_config(path, p=7, seed=3, train_frac=0.4), "cfg.yaml").variants[0]
+    assert same == v
+
+
+@pytest.mark.parametrize(
+    "entry,needles",
+    [
+        ({"p": 11}, ["'legacy.0.p'", "p = 11 here", "stores p = 7"]),
+        ({"seed": 0}, ["'legacy.0.seed'", "seed = 0 here", "stores seed = 3"]),
+        ({"train_frac": 0.3}, ["'legacy.0.train_frac'", "train_frac = 0.3 here", "stores frac_train = 0.4"]),
+    ],
+)
+def test_entry_that_contradicts_the_stored_config_is_refused(tmp_path, entry, needles):
+    path = legacy_file(tmp_path / "stored.pth", config=STORED)
+    err = resolve_error(legacy_config(path, **entry))
+    assert all(n in err for n in ["cfg.yaml", "stored.pth", *needles]), err
+
+
+def test_stored_task_must_be_the_family_task(tmp_path):
+    from tdw.config import resolve
+
+    path = legacy_file(tmp_path / "sub.pth", config=STORED | {"fn_name": "subtract"})
+    err = resolve_error(legacy_config(path))
+    assert "'legacy.0.path'" in err and "fn_name = 'subtract'" in err and "'add'" in err
+    assert resolve(legacy_config(path) | {"family": "modsub"}, "cfg.yaml").variants[0].p == 7
+    # The original Config computes d_vocab = 114 from its default p: a p = 7 run has 114 tokens.
+    quirk = legacy_file(tmp_path / "quirk.pth", p=113, config=STORED)
+    assert "stores p = 7 in its config, but its embedding has 114 tokens (p = 113)" in resolve_error(legacy_config(quirk))
+
+
+@pytest.mark.parametrize(
+    "content,needles",
+    [
+        (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), ["not a zip archive or pickle"]),
+        (b"p: 113\nseed: 0\nthis is a config, not a checkpoint\n", ["is not a torch checkpoint: it starts with text", "'p: 113"]),
+        (b"", ["is empty"]),
+    ],
+)
+def test_file_that_is_no_torch_checkpoint_is_named_at_dag_build(tmp_path, content, needles):
+    path = tmp_path / "download.pth"
+    path.write_bytes(content)
+    err = resolve_error(legacy_config(path, p=113))
+    assert all(n in err for n in ["cfg.yaml", "'legacy.0.path'", "download.pth", *needles]), err
+
+
+def test_damaged_checkpoint_and_wrong_p_are_found_at_dag_build(legacy_dir, tmp_path):
+    original = legacy_dir / "low_precision_mod_addition.pth"
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(original.read_bytes()[:4000])
+    err = resolve_error(legacy_config(broken, p=113))
+    assert "'legacy.0.path'" in err and "broken.pth: not a readable torch checkpoint" in err
+    err = resolve_error(legacy_config(original, p=97))
+    assert "'legacy.0.p'" in err and "p = 97 here" in err and "114 tokens: p = 113" in err
+    err = resolve_error(legacy_config(original, epoch=100))
+    assert "'legacy.0.epoch'" in err and "no model at epoch 100" in err and "[49999]" in err
+
+
+def test_wrong_p_and_architecture_are_found_at_dag_build(tmp_path):
+    path = legacy_file(tmp_path / "run.pth")
+    assert "'legacy.0.p'" in resolve_error(legacy_config(path, p=11))
+    err = resolve_error(legacy_config(path), family="modadd_2layer")
+    assert "'legacy.0.path'" in err and "one-layer model without LayerNorm" in err
+
+
+def test_inspection_is_cached_until_the_file_changes(tmp_path):
+    from tdw.train.legacy import inspect_legacy
+
+    path = legacy_file(tmp_path / "run.pth", 100, 10)
+    first = inspect_legacy(path)
+    assert (first.final_epoch, first.epochs, first.p, first.n_train_losses, first.n_test_losses) == (99, (99,), 7, 100, 10)
+    assert inspect_legacy(path) is first
+    legacy_file(path, 200, 20, epoch=150)
+    again = inspect_legacy(path)
+    assert (again.final_epoch, again.n_train_losses, again.n_test_losses) == (150, 200, 20)
+
+
+def test_history_that_is_not_numbers_is_found_at_dag_build(tmp_path):
+    path = legacy_file(tmp_path / "run.pth", 10, 10)
+    obj = torch.load(path, weights_only=True)
+    torch.save(obj | {"test_losses": [*obj["test_losses"][:9], "nan?"]}, path)
+    err = resolve_error(legacy_config(path))
+    assert "'legacy.0.path'" in err and "run.pth: 'test_losses' holds a value that is not a number" in err

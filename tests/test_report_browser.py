@@ -94,3 +94,17 @@ def test_text_from_the_report_file_is_escaped(browser, synthetic_variant, tmp_pa
     assert page.text_content("p.tdw-description") == evil
     assert all(u.startswith("file://") for u in requests)
     page.close()
+
+
+def test_header_shows_final_losses_to_four_significant_digits(browser, tmp_path):
+    from tdw.train.synthetic import make_variant
+
+    variant = make_variant(tmp_path, p=13, n_checkpoints=3, n_epochs=40)
+    meta = json.loads((variant / "metadata.json").read_text())
+    meta["final"] |= {"train_loss": 2.699253496031885e-07, "test_loss": 4.25412412732839}
+    (variant / "metadata.json").write_text(json.dumps(meta))
+    page, _, _ = open_report(browser, make_report(variant, {"title": "T", "views": ["loss_curves"]}, tmp_path / "r.html"))
+    rows = page.evaluate("() => Array.from(document.querySelectorAll('table.tdw-info tr'), r => r.innerText.split('\\t'))")
+    assert ["final train loss", "2.699e-07"] in rows and ["final test loss", "4.254"] in rows
+    assert ["final epoch", "40"] in rows
+    page.close()

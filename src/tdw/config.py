@@ -56,6 +56,7 @@ class Variant:
     train_frac: float
     epochs: tuple[int, ...]  # checkpoint epochs, increasing
     legacy_path: str | None = None
+    legacy_test_every: int | None = None  # spacing of a legacy file's test-loss history
 
     @property
     def is_legacy(self) -> bool:
@@ -335,20 +336,19 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
             name = spec["variant_name"].format(p=p, seed=seed)
             variants.append(Variant(name, p, seed, train.train_frac, epochs))
     for i, entry in enumerate(config.get("legacy", [])):
-        check_modulus(entry["p"], source, f"legacy.{i}.p")
+        from tdw.train.legacy import LegacyEntryError, resolve_entry
+
+        check_modulus(entry.get("p", 3), source, f"legacy.{i}.p")
         path = Path(entry["path"])
         if not path.exists():
             raise ConfigError(f"{source}: key 'legacy.{i}.path': file {path} not found")
-        if "epoch" in entry:
-            epoch = entry["epoch"]
-        else:
-            from tdw.train.legacy import final_epoch
-
-            epoch = final_epoch(path)
+        try:  # the file is read here (shapes, stored config, history lengths), before any job runs
+            found = resolve_entry(entry | {"path": str(path)}, family, train.train_frac)
+        except LegacyEntryError as err:
+            raise ConfigError(f"{source}: key 'legacy.{i}.{err.key}': {err}") from err
+        check_modulus(found.p, source, f"legacy.{i}.p")
         variants.append(
-            Variant(
-                entry["name"], entry["p"], entry.get("seed", 0), entry.get("train_frac", train.train_frac), (epoch,), str(path)
-            )
+            Variant(entry["name"], found.p, found.seed, found.train_frac, (found.epoch,), str(path), found.test_loss_every)
         )
     names = [v.name for v in variants]
     for n in names:

@@ -14,6 +14,7 @@ from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
 from tdw.params import resolve_params
+from tdw.workflow.joblog import Progress
 
 
 def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
@@ -66,10 +67,12 @@ def run_analyzer(
     state = analyzer.prepare(final, epochs, params)
     del final
     steps = []
+    progress = Progress(len(checkpoints), f"analyze {name}")
     for view in views:
         check_view(analyzer, view)
         steps.append(analyzer.step(view, params, state))
         view.drop_activations()
+        progress.step()
     datasets = analyzer.finalize(epochs, steps, params, state)
     meta_attrs = attrs | {
         "analyzer": name,

@@ -21,6 +21,7 @@ from tdw.io.provenance import provenance
 from tdw.models.hooked import HookedModAdd
 from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
 from tdw.tasks import modular as data
+from tdw.workflow.joblog import Progress
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 BATCH = 16384  # rows per forward pass; bounds memory for large probes
@@ -68,6 +69,7 @@ def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints:
     spec = family.spec["cache"]
     prov = provenance()
     seconds = []
+    progress = Progress(len(checkpoints), f"forward_cache {variant.name} {probe}")
     for ckpt, out in zip(checkpoints, outputs, strict=True):
         t0 = time.perf_counter()
         model.load_state_dict(load_torch(ckpt), strict=False)
@@ -87,4 +89,5 @@ def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints:
         }
         write_h5(out, datasets, attrs, compress=True)
         seconds.append(time.perf_counter() - t0)
+        progress.step()
     return seconds

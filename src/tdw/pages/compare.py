@@ -1,6 +1,7 @@
-"""Sweep comparison: one offline page across a family's variants: loss curves
-overlaid, final losses side by side, key frequencies per variant (from the
-embedding_frequencies artifacts) and, where a ``transitions`` artifact exists, its epochs."""
+"""Sweep comparison: one offline page across a family's variants: loss curves overlaid,
+final losses side by side, key frequencies per variant (from the embedding_frequencies
+artifacts) and, where a ``transitions`` artifact exists, the transitions it detected (phase
+boundaries and jumps, as the checkpoint intervals they lie in)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from tdw.analyzers.runner import load_artifact
+from tdw.analyzers.transitions import BOUNDARIES
+from tdw.figures.dimensionality import text
 from tdw.figures.views import safe_json
 from tdw.io.atomic import write_text
 from tdw.io.history import read_history
 from tdw.io.provenance import provenance
-from tdw.pages.report import _table, _template
+from tdw.pages.report import _template
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
@@ -99,6 +102,29 @@ def key_frequencies(artifacts: dict[str, dict]) -> go.Figure:
     return fig
 
 
+def _grid(rows: list[tuple]) -> str:
+    """An HTML table whose first row is the header; every cell escaped."""
+
+    def row(cells: tuple, tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    return "<table class='tdw-info'>" + row(rows[0], "th") + "".join(row(r, "td") for r in rows[1:]) + "</table>"
+
+
+def transition_rows(transitions: dict[str, dict]) -> list[tuple]:
+    """Header, then per variant: each grokking phase boundary as the interval between the
+    checkpoints around it ("not found" where absent) and the detected jumps (series: interval)."""
+    rows: list[tuple] = [("variant", *(b.replace("_", " ") for b in BOUNDARIES), "jumps")]
+    for name, art in transitions.items():
+        found = dict(zip(text(art["boundary"]), zip(art["boundary_lo"], art["boundary_hi"], strict=True), strict=True))
+        bounds = [
+            f"{int(found[b][0])} to {int(found[b][1])}" if b in found and found[b][0] >= 0 else "not found" for b in BOUNDARIES
+        ]
+        jumps = zip(text(art["jump_series"]), art["jump_lo"], art["jump_hi"], strict=True)
+        rows.append((name, *bounds, "; ".join(f"{s}: {int(lo)} to {int(hi)}" for s, lo, hi in jumps) or "none"))
+    return rows
+
+
 def build_compare(title: str, description: str, variants: dict[str, dict]) -> str:
     """variants: ``{name: {"history": path, "metadata": dict, "embedding": path | None,
     "transitions": path | None}}``."""
@@ -115,23 +141,9 @@ def build_compare(title: str, description: str, variants: dict[str, dict]) -> st
     if arts:
         figures.append(key_frequencies(arts))
     transitions = {n: load_artifact(v["transitions"]) for n, v in variants.items() if v.get("transitions")}
-    table = (
-        "<table class='tdw-info'>"
-        + "".join(
-            "<tr>"
-            + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(str(c))}</{'th' if i == 0 else 'td'}>" for c in r)
-            + "</tr>"
-            for i, r in enumerate(rows)
-        )
-        + "</table>"
-    )
+    table = _grid(rows)
     if transitions:
-        table += "<h2>transition epochs</h2>" + _table(
-            [
-                (n, ", ".join(str(int(e)) for e in np.ravel(a.get("transition_epoch", a.get("epoch", [])))))
-                for n, a in transitions.items()
-            ]
-        )
+        table += "<h2>transition epochs</h2>" + _grid(transition_rows(transitions))
     record = provenance() | {
         "variants": {n: {k: str(v[k]) for k in ("history", "embedding", "transitions") if v.get(k)} for n, v in variants.items()}
     }

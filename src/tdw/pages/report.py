@@ -39,6 +39,11 @@ def _controls(epochs: list[int]) -> str:
 </div>"""
 
 
+def _loss(value: object) -> object:
+    """A loss to four significant digits (2.699e-07); other values as they are."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def _info(family: str, variant: str, metadata: dict) -> str:
     final = metadata.get("final", {})
     return _table(
@@ -48,8 +53,8 @@ def _info(family: str, variant: str, metadata: dict) -> str:
             ("source", metadata.get("source", "")),
             ("checkpoints", len(metadata.get("checkpoints", []))),
             ("final epoch", final.get("epoch")),
-            ("final train loss", final.get("train_loss")),
-            ("final test loss", final.get("test_loss")),
+            ("final train loss", _loss(final.get("train_loss"))),
+            ("final test loss", _loss(final.get("test_loss"))),
         ]
     )
 

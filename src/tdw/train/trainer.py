@@ -39,6 +39,7 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
+from tdw.workflow.joblog import Progress
 
 
 @dataclass
@@ -276,7 +277,8 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     x_train, y_train, x_test, y_test = _split_tensors(jobs, device)
     prov = provenance()
     ckpt_meta = [{"family": j.family, "variant": j.variant.name, "config": j.run_config(), "provenance": prov} for j in jobs]
-    t_loop, t_last_log = time.perf_counter(), time.perf_counter()
+    t_loop = time.perf_counter()
+    progress = Progress(last_epoch - start + 1, f"train {names}", "epoch", progress_seconds, first=start)
     for epoch in range(start, last_epoch + 1):
         state.epoch = epoch
         if epoch in schedule:
@@ -293,13 +295,8 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
             for i, value in enumerate(test):
                 state.test_loss[i].append(value)
             state.test_epoch.append(epoch)
-        if time.perf_counter() - t_last_log > progress_seconds or epoch == last_epoch:
-            rate = (epoch - start + 1) / (time.perf_counter() - t_loop)
-            _log(
-                f"[train {names}] epoch {epoch}/{last_epoch} train {max(s[-1] for s in state.train_loss):.3e} "
-                f"test {max(s[-1] for s in state.test_loss):.3e} (worst of {len(jobs)}) {rate:.1f} epochs/s"
-            )
-            t_last_log = time.perf_counter()
+        worst = max(s[-1] for s in state.train_loss), max(s[-1] for s in state.test_loss)
+        progress.step(f"train {worst[0]:.3e} test {worst[1]:.3e} (worst of {len(jobs)})")
         if epoch == last_epoch:
             break
         for group in state.opt.param_groups:

@@ -58,6 +58,11 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores):
             yield log, _status(code, started, progress)
 
+    def choose_variant(key, report):
+        names = jobs.reports_for(key)
+        report = report if report in names else ("default" if "default" in names else names[0])
+        return gr.update(choices=names, value=report), *load_params(key, report)
+
     def load_params(key, report):
         if not key:
             return "{}", ""
@@ -109,14 +114,14 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         with gr.Tab("Views"):
             with gr.Row():
                 variant = gr.Dropdown(jobs.variants(workdir), value=None, label="variant", elem_id="variant")
-                report = gr.Dropdown(jobs.report_names("modadd"), value="default", label="report", elem_id="report")
+                report = gr.Dropdown(jobs.reports_for(None), value="default", label="report", elem_id="report")
                 refresh_btn = gr.Button("refresh list")
             params = gr.Textbox("{}", lines=10, label="visual parameters per view, JSON (edit, then show)", elem_id="params")
             show_btn = gr.Button("show", variant="primary", elem_id="show")
             v_status = gr.Markdown(elem_id="views-status")
             frame = gr.HTML(elem_id="views-frame")
             refresh_btn.click(refresh, None, variant)
-            variant.change(load_params, [variant, report], [params, v_status])
+            variant.change(choose_variant, [variant, report], [report, params, v_status])  # the variant's family's reports
             report.change(load_params, [variant, report], [params, v_status])
             show_btn.click(show, [variant, report, params], [frame, v_status])
     return app

@@ -120,11 +120,26 @@ def report_names(family: str) -> list[str]:
     return sorted(p.stem for p in (FAMILIES / family / "reports").glob("*.json"))
 
 
+def reports_for(key: str | None) -> list[str]:
+    """The reports a variant ('family/variant') can show: its family's; with no variant
+    chosen, those of every family."""
+    if key:
+        return report_names(key.split("/")[0])
+    return sorted({r for d in FAMILIES.iterdir() if (d / "family.json").exists() for r in report_names(d.name)})
+
+
+def _inputs_stamp(vdir: Path, views: list[dict]) -> list:
+    """(file, size, mtime_ns) of everything a report reads: metadata.json and every view's
+    input files (a re-run analyzer rewrites its artifact, so its stamp changes)."""
+    files = sorted({vdir / "metadata.json", *(Path(p) for v in views for p in v["inputs"].values())})
+    return [[str(f.relative_to(vdir)), st.st_size, st.st_mtime_ns] for f in files for st in (f.stat(),)]
+
+
 def render_variant_report(workdir: Path, key: str, report: str, overrides: dict) -> Path:
     """The variant's report with per-view parameter ``overrides`` ({figure: {param: value}}),
-    written under ``<workdir>/dashboard/views/``, named by what it is made of (spec, the
-    variant's files, the report code), so unchanged parameters reuse the file and an upgraded
-    workbench does not."""
+    written under ``<workdir>/dashboard/views/``, named by what it is made of (spec, every
+    file it reads, the report code), so unchanged parameters and files reuse the file, and a
+    re-run analyzer or an upgraded workbench does not."""
     from tdw.figures import REGISTRY
     from tdw.pages.report import write_report
     from tdw.pages.report_spec import variant_report
@@ -133,7 +148,7 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
     family, variant = key.split("/")
     vdir = Path(workdir) / "results" / family / variant
     spec, views = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report, overrides)
-    stamp = [str((vdir / f).stat().st_mtime_ns) for f in ("metadata.json", "history.h5")]
+    stamp = _inputs_stamp(vdir, views)
     code = code_hash("tdw.pages.report", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in spec["views"]))
     digest = hashlib.sha256(json.dumps([spec, stamp, code], sort_keys=True).encode()).hexdigest()[:12]
     out = Path(workdir) / "dashboard" / "views" / f"{variant}-{report}-{digest}.html"
