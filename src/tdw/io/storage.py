@@ -24,7 +24,6 @@ from tdw.layout import FOLDERS, FamilyLayout, VariantLayout
 
 # Order matters: a hard-linked file is counted in the first category that names it.
 CATEGORIES = ("checkpoints", "cache", "artifacts", "figures", "reports", "train_state", "other")
-_BY_FOLDER = {FOLDERS[c]: c for c in CATEGORIES[:-1]}
 
 
 @dataclass
@@ -44,7 +43,7 @@ class VariantUsage:
 def category(rel: Path) -> str:
     """The category of a file by its path relative to the variant folder."""
     top = rel.parts[0] if len(rel.parts) > 1 else ""
-    return _BY_FOLDER.get(top, "other")
+    return next((c for c in CATEGORIES[:-1] if FOLDERS[c] == top), "other")
 
 
 def variant_usage(variant_dir: Path) -> VariantUsage:

@@ -64,7 +64,9 @@ def epoch_classes(wb: Workbench) -> list[EpochClass]:
             name = rule_name(f"legacy_{v.name}")
             clash = next((c for c in out if c.name == name), None)
             if clash:
-                raise ConfigError(f"{wb.source}: legacy variants {clash.variants[0]!r} and {v.name!r} give one rule name {name!r}")
+                raise ConfigError(
+                    f"{wb.source}: legacy variants {clash.variants[0]!r} and {v.name!r} give one rule name {name!r}"
+                )
             out.append(EpochClass(name, True, v.epochs, (v.name,)))
     return out
 
