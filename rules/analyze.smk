@@ -8,9 +8,9 @@ rule analyze:
     output:
         artifact=V.artifact("{probe}", "{analyzer}"),
     log:
-        log("analyze", "{variant}_{probe}_{analyzer}"),
+        log_file("analyze", "{variant}_{probe}_{analyzer}"),
     benchmark:
-        log("analyze", "{variant}_{probe}_{analyzer}", "bench.tsv")
+        log_file("analyze", "{variant}_{probe}_{analyzer}", "bench.tsv")
     conda:
         ENV
     threads: 1

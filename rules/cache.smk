@@ -13,9 +13,9 @@ for _class in EPOCH_CLASSES:
         output:
             caches=cache_outputs([V.cache("{probe}", e) for e in _class.epochs]),
         log:
-            log("forward_cache", "{variant}_{probe}"),
+            log_file("forward_cache", "{variant}_{probe}"),
         benchmark:
-            log("forward_cache", "{variant}_{probe}", "bench.tsv")
+            log_file("forward_cache", "{variant}_{probe}", "bench.tsv")
         wildcard_constraints:
             variant=plan.alternatives(_class.variants),
         conda:

@@ -31,15 +31,16 @@ ENV = "../envs/workbench.yaml"
 EPOCH_CLASSES = plan.epoch_classes(WB)
 SEED_BATCHES = plan.seed_batches(WB)
 TRAIN_NAMES = plan.train_alone(WB)
-TRAIN_EPOCHS = EPOCH_CLASSES[0].epochs if EPOCH_CLASSES and not EPOCH_CLASSES[0].legacy else ()
+TRAIN_EPOCHS = next((c.epochs for c in EPOCH_CLASSES if not c.legacy), ())
 
 
-def layout(variant):
+def variant_layout(variant):
     """The files of one variant (``"{variant}"``: the wildcard patterns)."""
     return FAMILY_RESULTS.variant(variant)
 
 
-def log(rule, job, ext="log"):
+def log_file(rule, job, ext="log"):
+    """A job's log (``ext="bench.tsv"``: its benchmark) under logs/<family>/<rule>/."""
     return FAMILY_RESULTS.log(rule, job, ext)
 
 
@@ -57,7 +58,7 @@ def cache_outputs(paths):
 
 def get_checkpoints(wildcards):
     v = WB.variant(wildcards.variant)
-    return [layout(v.name).checkpoint(e) for e in v.epochs]
+    return [variant_layout(v.name).checkpoint(e) for e in v.epochs]
 
 
 def get_code(script, *modules):
@@ -88,8 +89,8 @@ def train_params(v):
 def batch_outputs(batch, name):
     """Per-variant output files of a seed batch (``name``: checkpoints, history, metadata, config)."""
     if name == "checkpoints":
-        return [layout(v.name).checkpoint(e) for v in batch.variants for e in v.epochs]
-    return [getattr(layout(v.name), name) for v in batch.variants]
+        return [variant_layout(v.name).checkpoint(e) for v in batch.variants for e in v.epochs]
+    return [getattr(variant_layout(v.name), name) for v in batch.variants]
 
 
 def get_legacy_path(wildcards):
@@ -119,9 +120,9 @@ def get_analyzer_inputs(wildcards):
     v = WB.variant(wildcards.variant)
     inputs = {"checkpoints": get_checkpoints(wildcards)}
     if analyzers.get(wildcards.analyzer).reads:
-        inputs["caches"] = [layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
+        inputs["caches"] = [variant_layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
     if analyzers.get(wildcards.analyzer).needs_history:
-        inputs["history"] = layout(v.name).history
+        inputs["history"] = variant_layout(v.name).history
     return inputs
 
 
@@ -139,7 +140,7 @@ def view_inputs(variant, figure):
     """Files a figure (or report view) is drawn from."""
     from tdw.pages.report_spec import view_inputs
 
-    return view_inputs(layout(variant), WB.figures[figure]["source"], WB.probe)
+    return view_inputs(variant_layout(variant), WB.figures[figure]["source"], WB.probe)
 
 
 def get_figure_inputs(wildcards):
@@ -173,7 +174,7 @@ def report_views(report):
 
 
 def get_report_inputs(wildcards):
-    inputs = {"spec": report_file(wildcards.report), "metadata": layout(wildcards.variant).metadata}
+    inputs = {"spec": report_file(wildcards.report), "metadata": variant_layout(wildcards.variant).metadata}
     for view in report_views(wildcards.report):
         for key, path in view_inputs(wildcards.variant, view["figure"]).items():
             inputs[f"{view['figure']}.{key}"] = path
@@ -195,7 +196,7 @@ def get_compare_inputs(wildcards):
     artifacts when this config produces them."""
     inputs = {"spec": report_file(wildcards.report)}
     for v in WB.variants:
-        files = layout(v.name)
+        files = variant_layout(v.name)
         inputs[f"{v.name}.history"] = files.history
         inputs[f"{v.name}.metadata"] = files.metadata
         for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
@@ -224,7 +225,7 @@ for _report in WB.reports:
 def get_all_targets():
     targets = []
     for v in WB.variants:
-        files = layout(v.name)
+        files = variant_layout(v.name)
         targets += [files.figure(fig, ext) for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [files.report(r) for r in WB.reports]
         if KEEP_CACHES:

@@ -12,7 +12,7 @@ rule compare:
             category="Comparison",
         ),
     log:
-        log("compare", "{report}"),
+        log_file("compare", "{report}"),
     conda:
         ENV
     threads: 1

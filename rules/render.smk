@@ -17,9 +17,9 @@ rule render:
         ),
         svg=V.figure("{figure}", "svg"),
     log:
-        log("render", "{variant}_{figure}"),
+        log_file("render", "{variant}_{figure}"),
     benchmark:
-        log("render", "{variant}_{figure}", "bench.tsv")
+        log_file("render", "{variant}_{figure}", "bench.tsv")
     conda:
         ENV
     threads: 1

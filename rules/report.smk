@@ -17,7 +17,7 @@ rule report:
             labels={"variant": "{variant}", "report": "{report}"},
         ),
     log:
-        log("report", "{variant}_{report}"),
+        log_file("report", "{variant}_{report}"),
     conda:
         ENV
     threads: 1

@@ -10,9 +10,9 @@ rule train:
         metadata=V.metadata,
         config=V.config,
     log:
-        log("train", "{variant}"),
+        log_file("train", "{variant}"),
     benchmark:
-        log("train", "{variant}", "bench.tsv")
+        log_file("train", "{variant}", "bench.tsv")
     wildcard_constraints:
         variant=plan.alternatives(TRAIN_NAMES),
     conda:
@@ -38,9 +38,9 @@ for _batch in SEED_BATCHES:
             metadata=batch_outputs(_batch, "metadata"),
             config=batch_outputs(_batch, "config"),
         log:
-            log("train", _batch.name),
+            log_file("train", _batch.name),
         benchmark:
-            log("train", _batch.name, "bench.tsv")
+            log_file("train", _batch.name, "bench.tsv")
         conda:
             ENV
         threads: 2
@@ -68,7 +68,7 @@ for _class in EPOCH_CLASSES:
             metadata=V.metadata,
             config=V.config,
         log:
-            log("import_legacy", "{variant}"),
+            log_file("import_legacy", "{variant}"),
         wildcard_constraints:
             variant=plan.alternatives(_class.variants),
         conda:
