@@ -9,7 +9,7 @@ for _class in EPOCH_CLASSES:
         name:
             f"forward_cache_{_class.name}"
         input:
-            checkpoints=get_checkpoints,
+            checkpoints=checkpoints_of(_class),
         output:
             caches=cache_outputs([V.cache("{probe}", e) for e in _class.epochs]),
         log:

@@ -56,6 +56,16 @@ def cache_outputs(paths):
     return paths if KEEP_CACHES else temp(paths)
 
 
+def checkpoints_of(epoch_class):
+    """The checkpoints of an epoch class, by reference to the rule that writes them where one
+    rule writes them all (a legacy import; train when no seeds train in batches)."""
+    if epoch_class.legacy:
+        return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
+    if not SEED_BATCHES:
+        return rules.train.output.checkpoints
+    return [V.checkpoint(e) for e in epoch_class.epochs]
+
+
 def get_checkpoints(wildcards):
     v = WB.variant(wildcards.variant)
     return [variant_layout(v.name).checkpoint(e) for e in v.epochs]

@@ -5,9 +5,9 @@ cross-entropy on the last position with log-softmax in float64. Epoch e's checkp
 losses belong to the model after e optimizer steps (epoch 0 is the initialisation).
 
 Resume: the variant's train state (``VariantLayout.train_state``; not a Snakemake output,
-so it survives the deletion of outputs before a rerun) holds every checkpoint written so far and a snapshot of
-the full optimizer state at the latest checkpoint epoch. Checkpoint outputs are hard links
-into it. A rerun with the same training key continues from the snapshot and ends with
+so it survives the deletion of outputs before a rerun) holds every checkpoint written so
+far and a snapshot of the full optimizer state at the latest checkpoint epoch. Checkpoint
+outputs are hard links into it. A rerun with the same training key continues from the snapshot and ends with
 bit-identical weights (CPU); a different key (architecture, recipe or training code
 changed) starts again from epoch 0.
 
