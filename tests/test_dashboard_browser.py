@@ -129,5 +129,7 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
     meta = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed1").metadata)
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
-    assert "modadd/p13_seed1" in __import__("tdw.pages.dashboard.jobs").dashboard.jobs.variants(workdir)
+    from tdw.pages.dashboard import jobs
+
+    assert "modadd/p13_seed1" in jobs.variants(workdir)
     page.close()
