@@ -2,9 +2,6 @@
 # This file is the table of contents; helpers live in rules/common.smk.
 
 
-configfile: "config/config.yaml"
-
-
 include: "rules/common.smk"
 include: "rules/train.smk"
 include: "rules/cache.smk"

@@ -6,11 +6,11 @@ rule analyze:
     input:
         unpack(get_analyzer_inputs),
     output:
-        artifact=f"{VDIR}/artifacts/{{probe}}/{{analyzer}}.h5",
+        artifact=V.artifact("{probe}", "{analyzer}"),
     log:
-        f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.log",
+        log_file("analyze", "{variant}_{probe}_{analyzer}"),
     benchmark:
-        f"{LOGS}/analyze/{{variant}}_{{probe}}_{{analyzer}}.bench.tsv"
+        log_file("analyze", "{variant}_{probe}_{analyzer}", "bench.tsv")
     conda:
         ENV
     threads: 1

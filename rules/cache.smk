@@ -1,22 +1,23 @@
 # The shared forward pass: one job per (variant, probe) writes one HDF5 cache per
 # checkpoint (one process, so start-up is paid once per variant, not per checkpoint).
+# One rule per checkpoint schedule: forward_cache_trained, forward_cache_legacy_<variant>.
 
 
-for _i, _legacy, _epochs, _names in epoch_classes():
+for _class in EPOCH_CLASSES:
 
     rule:
         name:
-            f"forward_cache_{_i}"
+            f"forward_cache_{_class.name}"
         input:
-            checkpoints=get_checkpoints,
+            checkpoints=checkpoints_of(_class),
         output:
-            caches=cache_outputs([cache_file("{variant}", "{probe}", e) for e in _epochs]),
+            caches=cache_outputs([V.cache("{probe}", e) for e in _class.epochs]),
         log:
-            f"{LOGS}/forward_cache/{{variant}}_{{probe}}.log",
+            log_file("forward_cache", "{variant}_{probe}"),
         benchmark:
-            f"{LOGS}/forward_cache/{{variant}}_{{probe}}.bench.tsv"
+            log_file("forward_cache", "{variant}_{probe}", "bench.tsv")
         wildcard_constraints:
-            variant=_alternatives(_names),
+            variant=plan.alternatives(_class.variants),
         conda:
             ENV
         threads: 1

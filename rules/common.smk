@@ -9,62 +9,46 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from tdw import config as tdw_config
-from tdw.io.checkpoint import checkpoint_name
+from tdw.layout import FamilyLayout
+from tdw.workflow import plan
 from tdw.workflow.codehash import code_hash
+
+# The embedded default config applies only when no --configfile is given: a config file means
+# exactly what it says. `--config key=value` overrides apply on top of either.
+if not workflow.config_settings.configfiles:
+    workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
 WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 # Storage policy: false makes caches temporary (docs/STORAGE.md).
 KEEP_CACHES = WB.keep_caches
 FAMILY = WB.family
-VDIR = f"{WB.results}/{FAMILY.name}/{{variant}}"
-LOGS = f"logs/{FAMILY.name}"
+FAMILY_RESULTS = FamilyLayout(WB.results, FAMILY.name)
+# The wildcard patterns rules declare: the layout of variant "{variant}".
+V = FAMILY_RESULTS.variant("{variant}")
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 ENV = "../envs/workbench.yaml"
+EPOCH_CLASSES = plan.epoch_classes(WB)
+SEED_BATCHES = plan.seed_batches(WB)
+TRAIN_NAMES = plan.train_alone(WB)
+TRAIN_EPOCHS = next((c.epochs for c in EPOCH_CLASSES if not c.legacy), ())
 
 
-def _alternatives(names):
-    return "|".join(sorted(names)) or "(?!)"
+def variant_layout(variant):
+    """The files of one variant (``"{variant}"``: the wildcard patterns)."""
+    return FAMILY_RESULTS.variant(variant)
 
 
-def epoch_classes():
-    """Variants grouped by their checkpoint epochs: every rule whose outputs list one file
-    per checkpoint is declared once per group (trained variants share one schedule)."""
-    groups = {}
-    for v in WB.variants:
-        groups.setdefault((v.is_legacy, v.epochs), []).append(v.name)
-    return [(i, legacy, epochs, names) for i, ((legacy, epochs), names) in enumerate(sorted(groups.items()))]
-
-
-TRAINED = [v for v in WB.variants if not v.is_legacy]
-TRAIN_EPOCHS = TRAINED[0].epochs if TRAINED else ()
-
-
-def seed_batches():
-    """With ``batch_seeds``, trained variants of one prime (two or more seeds) train
-    together in one job; every other trained variant trains alone."""
-    if not WB.batch_seeds:
-        return []
-    by_p = {}
-    for v in TRAINED:
-        by_p.setdefault(v.p, []).append(v)
-    return [group for _, group in sorted(by_p.items()) if len(group) > 1]
-
-
-BATCHED = {v.name for group in seed_batches() for v in group}
-TRAIN_NAMES = [v.name for v in TRAINED if v.name not in BATCHED]
+def log_file(rule, job, ext="log"):
+    """A job's log (``ext="bench.tsv"``: its benchmark) under logs/<family>/<rule>/."""
+    return FAMILY_RESULTS.log(rule, job, ext)
 
 
 wildcard_constraints:
-    variant=_alternatives(v.name for v in WB.variants),
-    analyzer=_alternatives(WB.analyzers),
-    figure=_alternatives(WB.figures),
+    variant=plan.alternatives(v.name for v in WB.variants),
+    analyzer=plan.alternatives(WB.analyzers),
+    figure=plan.alternatives(WB.figures),
     probe="[A-Za-z0-9_-]+",
-
-
-def checkpoint_file(variant, epoch):
-    """A checkpoint's path; ``variant="{variant}"`` gives the wildcard pattern rules declare."""
-    return f"{WB.results}/{FAMILY.name}/{variant}/checkpoints/{checkpoint_name(epoch)}"
 
 
 def cache_outputs(paths):
@@ -72,13 +56,19 @@ def cache_outputs(paths):
     return paths if KEEP_CACHES else temp(paths)
 
 
-def cache_file(variant, probe, epoch):
-    return f"{WB.results}/{FAMILY.name}/{variant}/cache/{probe}/epoch_{epoch:05d}.h5"
+def checkpoints_of(epoch_class):
+    """The checkpoints of an epoch class, by reference to the rule that writes them where one
+    rule writes them all (a legacy import; train when no seeds train in batches)."""
+    if epoch_class.legacy:
+        return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
+    if not SEED_BATCHES:
+        return rules.train.output.checkpoints
+    return [V.checkpoint(e) for e in epoch_class.epochs]
 
 
 def get_checkpoints(wildcards):
     v = WB.variant(wildcards.variant)
-    return [checkpoint_file(v.name, e) for e in v.epochs]
+    return [variant_layout(v.name).checkpoint(e) for e in v.epochs]
 
 
 def get_code(script, *modules):
@@ -109,12 +99,11 @@ def train_params(v):
     return params
 
 
-def batch_outputs(group, name):
-    """Per-variant output files of a seed batch (``name``: checkpoints or a file name)."""
-    base = f"{WB.results}/{FAMILY.name}"
+def batch_outputs(batch, name):
+    """Per-variant output files of a seed batch (``name``: checkpoints, history, metadata, config)."""
     if name == "checkpoints":
-        return [checkpoint_file(v.name, e) for v in group for e in v.epochs]
-    return [f"{base}/{v.name}/{name}" for v in group]
+        return [variant_layout(v.name).checkpoint(e) for v in batch.variants for e in v.epochs]
+    return [getattr(variant_layout(v.name), name) for v in batch.variants]
 
 
 def get_legacy_path(wildcards):
@@ -144,9 +133,9 @@ def get_analyzer_inputs(wildcards):
     v = WB.variant(wildcards.variant)
     inputs = {"checkpoints": get_checkpoints(wildcards)}
     if analyzers.get(wildcards.analyzer).reads:
-        inputs["caches"] = [cache_file(v.name, wildcards.probe, e) for e in v.epochs]
+        inputs["caches"] = [variant_layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
     if analyzers.get(wildcards.analyzer).needs_history:
-        inputs["history"] = f"{WB.results}/{FAMILY.name}/{v.name}/history.h5"
+        inputs["history"] = variant_layout(v.name).history
     return inputs
 
 
@@ -160,17 +149,11 @@ def get_analyzer_code(wildcards):
     return get_code("analyze.py", REGISTRY[wildcards.analyzer])
 
 
-def artifact_file(variant, analyzer, probe=None):
-    return f"{WB.results}/{FAMILY.name}/{variant}/artifacts/{probe or WB.probe}/{analyzer}.h5"
-
-
 def view_inputs(variant, figure):
     """Files a figure (or report view) is drawn from."""
-    source = WB.figures[figure]["source"]
-    base = f"{WB.results}/{FAMILY.name}/{variant}"
-    if source == "history":
-        return {"history": f"{base}/history.h5", "metadata": f"{base}/metadata.json"}
-    return {"artifact": artifact_file(variant, source)}
+    from tdw.pages.report_spec import view_inputs
+
+    return view_inputs(variant_layout(variant), WB.figures[figure]["source"], WB.probe)
 
 
 def get_figure_inputs(wildcards):
@@ -204,10 +187,7 @@ def report_views(report):
 
 
 def get_report_inputs(wildcards):
-    inputs = {
-        "spec": report_file(wildcards.report),
-        "metadata": f"{WB.results}/{FAMILY.name}/{wildcards.variant}/metadata.json",
-    }
+    inputs = {"spec": report_file(wildcards.report), "metadata": variant_layout(wildcards.variant).metadata}
     for view in report_views(wildcards.report):
         for key, path in view_inputs(wildcards.variant, view["figure"]).items():
             inputs[f"{view['figure']}.{key}"] = path
@@ -229,12 +209,12 @@ def get_compare_inputs(wildcards):
     artifacts when this config produces them."""
     inputs = {"spec": report_file(wildcards.report)}
     for v in WB.variants:
-        base = f"{WB.results}/{FAMILY.name}/{v.name}"
-        inputs[f"{v.name}.history"] = f"{base}/history.h5"
-        inputs[f"{v.name}.metadata"] = f"{base}/metadata.json"
+        files = variant_layout(v.name)
+        inputs[f"{v.name}.history"] = files.history
+        inputs[f"{v.name}.metadata"] = files.metadata
         for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
             if analyzer in WB.analyzers:
-                inputs[f"{v.name}.{key}"] = artifact_file(v.name, analyzer)
+                inputs[f"{v.name}.{key}"] = files.artifact(WB.probe, analyzer)
     return inputs
 
 
@@ -258,12 +238,12 @@ for _report in WB.reports:
 def get_all_targets():
     targets = []
     for v in WB.variants:
-        base = f"{WB.results}/{FAMILY.name}/{v.name}"
-        targets += [f"{base}/figures/{fig}.{ext}" for fig in WB.figures for ext in ("html", "png", "svg")]
-        targets += [f"{base}/reports/{r}.html" for r in WB.reports]
+        files = variant_layout(v.name)
+        targets += [files.figure(fig, ext) for fig in WB.figures for ext in ("html", "png", "svg")]
+        targets += [files.report(r) for r in WB.reports]
         if KEEP_CACHES:
-            targets += [cache_file(v.name, WB.probe, e) for e in v.epochs]
-        targets += [artifact_file(v.name, a) for a in WB.analyzers]
+            targets += [files.cache(WB.probe, e) for e in v.epochs]
+        targets += [files.artifact(WB.probe, a) for a in WB.analyzers]
     # One comparison page per report configuration: a single cheap job over all variants.
-    targets += [f"{WB.results}/{FAMILY.name}/compare/{r}.html" for r in WB.reports]
+    targets += [FAMILY_RESULTS.compare(r) for r in WB.reports]
     return targets

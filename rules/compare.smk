@@ -1,4 +1,4 @@
-# Sweep comparison across the config's variants: results/<family>/compare/<report>.html
+# Sweep comparison across the config's variants: one page per report configuration
 # (title and description from the family's report configuration <report>).
 
 
@@ -7,12 +7,12 @@ rule compare:
         unpack(get_compare_inputs),
     output:
         page=report(
-            f"{WB.results}/{FAMILY.name}/compare/{{report}}.html",
+            FAMILY_RESULTS.compare("{report}"),
             caption="../workflow/report/compare.rst",
             category="Comparison",
         ),
     log:
-        f"{LOGS}/compare/{{report}}.log",
+        log_file("compare", "{report}"),
     conda:
         ENV
     threads: 1

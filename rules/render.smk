@@ -7,19 +7,19 @@ rule render:
     input:
         unpack(get_figure_inputs),
     output:
-        html=f"{VDIR}/figures/{{figure}}.html",
+        html=V.figure("{figure}", "html"),
         png=report(
-            f"{VDIR}/figures/{{figure}}.png",
+            V.figure("{figure}", "png"),
             caption="../workflow/report/figure.rst",
             category="Figures",
             subcategory="{figure}",
             labels={"variant": "{variant}", "figure": "{figure}"},
         ),
-        svg=f"{VDIR}/figures/{{figure}}.svg",
+        svg=V.figure("{figure}", "svg"),
     log:
-        f"{LOGS}/render/{{variant}}_{{figure}}.log",
+        log_file("render", "{variant}_{figure}"),
     benchmark:
-        f"{LOGS}/render/{{variant}}_{{figure}}.bench.tsv"
+        log_file("render", "{variant}_{figure}", "bench.tsv")
     conda:
         ENV
     threads: 1

@@ -10,14 +10,14 @@ rule report:
         unpack(get_report_inputs),
     output:
         report=report(
-            f"{VDIR}/reports/{{report}}.html",
+            V.report("{report}"),
             caption="../workflow/report/report.rst",
             category="Reports",
             subcategory="{report}",
             labels={"variant": "{variant}", "report": "{report}"},
         ),
     log:
-        f"{LOGS}/report/{{variant}}_{{report}}.log",
+        log_file("report", "{variant}_{report}"),
     conda:
         ENV
     threads: 1

@@ -1,19 +1,20 @@
-# Checkpoints of every variant: trained here (one job per variant, resumable) or imported
-# from a legacy file. Both write the same files.
+# Checkpoints of every variant: trained here (one job per variant, resumable), trained with
+# the other seeds of its prime (batch_seeds), or imported from a legacy file. All write the
+# same files (tdw.io.variant). Rule names: tdw.workflow.plan.
 
 
 rule train:
     output:
-        checkpoints=[checkpoint_file("{variant}", e) for e in TRAIN_EPOCHS],
-        history=f"{VDIR}/history.h5",
-        metadata=f"{VDIR}/metadata.json",
-        config=f"{VDIR}/config.json",
+        checkpoints=[V.checkpoint(e) for e in TRAIN_EPOCHS],
+        history=V.history,
+        metadata=V.metadata,
+        config=V.config,
     log:
-        f"{LOGS}/train/{{variant}}.log",
+        log_file("train", "{variant}"),
     benchmark:
-        f"{LOGS}/train/{{variant}}.bench.tsv"
+        log_file("train", "{variant}", "bench.tsv")
     wildcard_constraints:
-        variant=_alternatives(TRAIN_NAMES),
+        variant=plan.alternatives(TRAIN_NAMES),
     conda:
         ENV
     threads: 2
@@ -26,50 +27,50 @@ rule train:
         "../workflow/scripts/train.py"
 
 
-for _group in seed_batches():
+for _batch in SEED_BATCHES:
 
     rule:
         name:
-            f"train_batch_p{_group[0].p}"
+            _batch.name
         output:
-            checkpoints=batch_outputs(_group, "checkpoints"),
-            history=batch_outputs(_group, "history.h5"),
-            metadata=batch_outputs(_group, "metadata.json"),
-            config=batch_outputs(_group, "config.json"),
+            checkpoints=batch_outputs(_batch, "checkpoints"),
+            history=batch_outputs(_batch, "history"),
+            metadata=batch_outputs(_batch, "metadata"),
+            config=batch_outputs(_batch, "config"),
         log:
-            f"{LOGS}/train/batch_p{_group[0].p}.log",
+            log_file("train", _batch.name),
         benchmark:
-            f"{LOGS}/train/batch_p{_group[0].p}.bench.tsv"
+            log_file("train", _batch.name, "bench.tsv")
         conda:
             ENV
         threads: 2
         resources:
             mem_mb=tdw_config.TRAIN_MEM_MB,
         params:
-            runs=[train_params(v) for v in _group],
+            runs=[train_params(v) for v in _batch.variants],
             code=get_code("train_batch.py"),
         script:
             "../workflow/scripts/train_batch.py"
 
 
-for _i, _legacy, _epochs, _names in epoch_classes():
-    if not _legacy:
+for _class in EPOCH_CLASSES:
+    if not _class.legacy:
         continue
 
     rule:
         name:
-            f"import_legacy_{_i}"
+            f"import_{_class.name}"
         input:
             get_legacy_path,
         output:
-            checkpoints=[checkpoint_file("{variant}", e) for e in _epochs],
-            history=f"{VDIR}/history.h5",
-            metadata=f"{VDIR}/metadata.json",
-            config=f"{VDIR}/config.json",
+            checkpoints=[V.checkpoint(e) for e in _class.epochs],
+            history=V.history,
+            metadata=V.metadata,
+            config=V.config,
         log:
-            f"{LOGS}/import_legacy/{{variant}}.log",
+            log_file("import_legacy", "{variant}"),
         wildcard_constraints:
-            variant=_alternatives(_names),
+            variant=plan.alternatives(_class.variants),
         conda:
             ENV
         params:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tdw.io.checkpoint import checkpoint_name, save_checkpoint
+from tdw.io.checkpoint import save_checkpoint
+from tdw.layout import VariantLayout
 
 J = 16  # phases per key frequency
 N_DEAD = 6
@@ -105,7 +106,7 @@ def write_run(out: Path, p: int, keys: tuple[int, ...], epochs: tuple[int, ...] 
     for i, epoch in enumerate(epochs):
         t = i / (len(epochs) - 1)
         weights = {k: t * target[k] + (1 - t) * noise[k] for k in target}
-        path = out / "checkpoints" / checkpoint_name(epoch)
+        path = VariantLayout.at(out).checkpoint(epoch)
         save_checkpoint(path, weights, {"epoch": epoch, "config": run_config(p, keys)})
         paths.append(path)
     return paths

@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 from tdw.config import load_family
+from tdw.io.variant import read_metadata_json
+from tdw.layout import VariantLayout
 from tdw.pages.report import write_report
 from tdw.pages.report_spec import load_report_spec
+from tdw.pages.report_spec import view_inputs as report_view_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,9 +18,7 @@ def family_figures() -> dict:
 
 
 def view_inputs(variant: Path, source: str) -> dict:
-    if source == "history":
-        return {"history": variant / "history.h5", "metadata": variant / "metadata.json"}
-    return {"artifact": variant / "artifacts" / "full" / f"{source}.h5"}
+    return report_view_inputs(variant, source, "full")
 
 
 def make_report(variant: Path, spec: dict, out: Path) -> Path:
@@ -26,6 +27,6 @@ def make_report(variant: Path, spec: dict, out: Path) -> Path:
     figures = family_figures()
     resolved = load_report_spec(spec_file, figures, figures)
     views = [v | {"inputs": view_inputs(variant, v["source"])} for v in resolved["views"]]
-    meta = json.loads((variant / "metadata.json").read_text())
+    meta = read_metadata_json(VariantLayout.at(variant).metadata)
     write_report(out, spec=resolved, variant=variant.name, family="modadd", views=views, metadata=meta)
     return out

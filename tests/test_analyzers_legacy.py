@@ -10,6 +10,7 @@ from tdw.analyzers.runner import load_artifact, run_analyzer
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
 from tdw.io.history import read_history
+from tdw.layout import VariantLayout
 from tdw.train.legacy import final_epoch, import_variant
 
 
@@ -20,20 +21,21 @@ def legacy_run(legacy_dir, tmp_path_factory):
     family = load_family("modadd")
     variant = Variant("no_wd", 113, 0, 0.3, (final_epoch(path),), str(path))
     import_variant(path, family, variant, out)
-    ckpts = sorted((out / "checkpoints").glob("*.safetensors"))
-    caches = [out / "cache" / c.with_suffix(".h5").name for c in ckpts]
+    files = VariantLayout.at(out)
+    ckpts = [files.checkpoint(e) for e in variant.epochs]
+    caches = [files.cache("full", e) for e in variant.epochs]
     cache_checkpoints(family, variant, "full", ckpts, caches)
     arts = {}
     for name, entry in family.spec["analyzers"].items():
         params = entry.get("params", {})
-        run_analyzer(name, params, ckpts, caches, out / f"{name}.h5", {}, history=out / "history.h5")
-        arts[name] = load_artifact(out / f"{name}.h5")
+        run_analyzer(name, params, ckpts, caches, files.artifact("full", name), {}, history=files.history)
+        arts[name] = load_artifact(files.artifact("full", name))
     return out, arts
 
 
 def test_legacy_through_every_analyzer(legacy_run):
     out, arts = legacy_run
-    hist = read_history(out / "history.h5")
+    hist = read_history(VariantLayout.at(out).history)
     pm = arts["progress_measures"]
     # The loss recomputed from the imported weights on the recovered split (seed 0) is the
     # train loss the original code logged at its last epoch (1.68e-10); a wrong split would

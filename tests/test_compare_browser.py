@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from tdw.io.variant import read_metadata_json
+from tdw.layout import VariantLayout
 from tdw.pages.compare import write_compare
 from tdw.train.synthetic import make_variant
 
@@ -15,10 +17,11 @@ def test_comparison_draws_every_variant(browser, tmp_path):
     variants = {}
     for seed, key in ((0, (2, 5)), (1, (3,))):
         v = make_variant(tmp_path, p=13, n_checkpoints=4, n_epochs=60, key=key, name=f"p13_seed{seed}")
+        files = VariantLayout.at(v)
         variants[v.name] = {
-            "history": v / "history.h5",
-            "metadata": json.loads((v / "metadata.json").read_text()),
-            "embedding": v / "artifacts/full/embedding_frequencies.h5",
+            "history": files.history,
+            "metadata": read_metadata_json(files.metadata),
+            "embedding": files.artifact("full", "embedding_frequencies"),
         }
     out = tmp_path / "compare.html"
     write_compare(out, title="<b>sweep</b>", description="", variants=variants)

@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from tdw.io.variant import read_metadata_json
+from tdw.layout import RESULTS, VariantLayout
 from tdw.train.synthetic import make_variant
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -90,7 +92,7 @@ def test_browse_views_with_the_global_slider(browser, dashboard):
     page.wait_for_function("() => document.querySelector('#params textarea').value.includes('train_color')")
     page.click("#show")  # how fast it shows is measured by bench/bench_views.py, not here
     frame = views_frame(page)
-    epochs = json.loads((workdir / "results/modadd/p13_seed0/metadata.json").read_text())["checkpoints"]
+    epochs = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed0").metadata)["checkpoints"]
     frame, x0 = move_slider(page, frame, 1)
     assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
     # A visual change re-renders from the artifacts into a new file (read the old name before
@@ -124,8 +126,10 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
         status,
         page.input_value("#run-log textarea")[-2000:],
     )
-    meta = json.loads((workdir / "results/modadd/p13_seed1/metadata.json").read_text())
+    meta = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed1").metadata)
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
-    assert "modadd/p13_seed1" in __import__("tdw.pages.dashboard.jobs").pages.dashboard.jobs.variants(workdir)
+    from tdw.pages.dashboard import jobs
+
+    assert "modadd/p13_seed1" in jobs.variants(workdir)
     page.close()

@@ -23,6 +23,8 @@ from workflow_runs import (
     write_config,
 )
 
+from tdw.layout import RESULTS, VariantLayout
+
 pytestmark = pytest.mark.slow
 
 # Long enough (~2 s of training for p = 11) to be killed in the middle of it: the kill comes
@@ -65,7 +67,7 @@ def descendants(pid: int) -> list[int]:
 
 def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
     config = write_config(tmp_path, [11, 13], [0], EPOCHS)
-    variant = tmp_path / "results" / "modadd" / "p11_seed0"
+    variant = VariantLayout(tmp_path / RESULTS, "modadd", "p11_seed0").dir
     proc = start(tmp_path, config, "--cores", "2")
     # Kill once training has saved its state at epoch 20 (checkpoints 0 and 20 written, not 40, 200).
     wait_for(lambda: snapshot_epoch(variant) >= 20, 60, "training to save its state at epoch 20", interval=0.01)
@@ -78,7 +80,7 @@ def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
         except ProcessLookupError:
             pass
     proc.wait(timeout=10)
-    assert not (variant / "metadata.json").exists(), "killed too late"
+    assert not VariantLayout.at(variant).metadata.exists(), "killed too late"
     killed_at = snapshot_epoch(variant)
     assert 20 <= killed_at < 200
     assert list((tmp_path / ".snakemake" / "locks").iterdir()), "a killed run leaves its locks"

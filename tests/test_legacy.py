@@ -5,12 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from legacy_files import legacy_file
 
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
 from tdw.io.checkpoint import load_weights, read_metadata
 from tdw.io.h5 import open_h5
 from tdw.io.history import read_history
+from tdw.layout import VariantLayout
 from tdw.models.tail import finish_forward
 from tdw.tasks import modular as data
 from tdw.train.legacy import LegacyFormatError, final_epoch, import_variant, read_legacy
@@ -29,7 +31,7 @@ def test_import_converts_weights_and_keeps_history(legacy_dir, tmp_path, name, e
     variant = Variant("legacy", 113, 0, 0.3, (epoch,), str(legacy_dir / name))
     import_variant(variant.legacy_path, family, variant, tmp_path)
     original = read_legacy(legacy_dir / name)
-    ck = tmp_path / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.safetensors"
+    ck = VariantLayout.at(tmp_path).checkpoint(epoch)
     w = load_weights(ck)
     m = {k: v.numpy() for k, v in original["model"].items()}
     np.testing.assert_array_equal(w["embed.W_E"], m["embed.W_E"].T)
@@ -39,7 +41,7 @@ def test_import_converts_weights_and_keeps_history(legacy_dir, tmp_path, name, e
     np.testing.assert_array_equal(w["blocks.0.mlp.W_in"], m["blocks.0.mlp.W_in"].T)
     assert "blocks.0.attn.mask" not in w
     assert read_metadata(ck)["epoch"] == epoch
-    hist = read_history(tmp_path / "history.h5")
+    hist = read_history(VariantLayout.at(tmp_path).history)
     np.testing.assert_allclose(hist["train_loss"], [float(x) for x in original["train_losses"]])
     np.testing.assert_allclose(hist["test_loss"], [float(x) for x in original["test_losses"]])
     if name.startswith("low_precision"):
@@ -58,7 +60,7 @@ def test_imported_model_reproduces_the_recorded_train_loss(legacy_dir, tmp_path,
     family = load_family("modadd")
     variant = Variant("legacy", 113, seed, 0.3, (epoch,), str(legacy_dir / name))
     import_variant(variant.legacy_path, family, variant, tmp_path)
-    ck = tmp_path / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.safetensors"
+    ck = VariantLayout.at(tmp_path).checkpoint(epoch)
     out = tmp_path / "cache.h5"
     cache_checkpoints(family, variant, "full", [ck], [out])
     with open_h5(out) as fh:
@@ -92,29 +94,6 @@ def test_non_checkpoint_file_is_rejected_with_its_name(tmp_path):
     path.write_bytes(pickle.dumps([1, 2, 3]) + b"\x00" * 10)
     with pytest.raises(LegacyFormatError, match="junk.pth"):
         read_legacy(path)
-
-
-# Files in the original code's layout with the paper's shapes (p = 7 keeps them small).
-def legacy_file(path, n_train=100, n_test=100, p=7, seed=0, **extra):
-    gen = torch.Generator().manual_seed(seed)
-    shapes = {
-        "embed.W_E": (128, p + 1),
-        "pos_embed.W_pos": (3, 128),
-        "blocks.0.attn.W_K": (4, 32, 128),
-        "blocks.0.attn.W_Q": (4, 32, 128),
-        "blocks.0.attn.W_V": (4, 32, 128),
-        "blocks.0.attn.W_O": (128, 128),
-        "blocks.0.attn.mask": (3, 3),
-        "blocks.0.mlp.W_in": (512, 128),
-        "blocks.0.mlp.b_in": (512,),
-        "blocks.0.mlp.W_out": (128, 512),
-        "blocks.0.mlp.b_out": (128,),
-        "unembed.W_U": (128, p + 1),
-    }
-    model = {k: torch.randn(s, generator=gen) for k, s in shapes.items()}
-    obj = {"model": model, "train_losses": np.linspace(5, 0, n_train).tolist(), "test_losses": np.linspace(5, 1, n_test).tolist()}
-    torch.save(obj | extra, path)
-    return path
 
 
 def legacy_config(path, **entry):

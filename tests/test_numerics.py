@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tdw.analyzers.fourier import basis_names, fourier_2d, fourier_basis, frequency_norms
+from tdw.layout import VariantLayout
 from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.hooked import HookedModAdd
@@ -157,13 +158,12 @@ def _compare_runs(root_a, root_b, seeds, epochs, **tol):
 
     check = np.testing.assert_allclose if tol else np.testing.assert_array_equal
     for seed in seeds:
-        name = f"p23_seed{seed}"
+        a_files, b_files = (VariantLayout.at(root / f"p23_seed{seed}") for root in (root_a, root_b))
         for epoch in epochs:
-            ck = f"{name}/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
-            a, b = load_weights(root_a / ck), load_weights(root_b / ck)
+            a, b = load_weights(a_files.checkpoint(epoch)), load_weights(b_files.checkpoint(epoch))
             for key in a:
-                check(b[key], a[key], err_msg=f"{ck} {key}", **tol)
-        ha, hb = read_history(root_a / name / "history.h5"), read_history(root_b / name / "history.h5")
+                check(b[key], a[key], err_msg=f"{b_files.checkpoint(epoch)} {key}", **tol)
+        ha, hb = read_history(a_files.history), read_history(b_files.history)
         for key in ha:
             check(hb[key], ha[key], **({"rtol": 1e-4} if tol else {}))
 

@@ -8,6 +8,8 @@ import pytest
 from reporting import make_report
 
 from tdw.analyzers.runner import load_artifact
+from tdw.io.variant import read_metadata_json
+from tdw.layout import VariantLayout
 
 pytestmark = pytest.mark.browser
 
@@ -39,9 +41,10 @@ def test_slider_moves_every_view(browser, synthetic_variant, tmp_path):
     report = make_report(
         synthetic_variant, {"title": "T {variant}", "views": ["loss_curves", "embedding_frequencies"]}, tmp_path / "r.html"
     )
-    meta = json.loads((synthetic_variant / "metadata.json").read_text())
+    files = VariantLayout.at(synthetic_variant)
+    meta = read_metadata_json(files.metadata)
     epochs = [c["epoch"] for c in meta["checkpoints"]]
-    norms = load_artifact(synthetic_variant / "artifacts/full/embedding_frequencies.h5")["frequency_norm"]
+    norms = load_artifact(files.artifact("full", "embedding_frequencies"))["frequency_norm"]
     page, requests, _ = open_report(browser, report)
     assert all(u.startswith("file://") for u in requests), requests  # offline: nothing fetched
     start = page.evaluate(STATE)

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tdw.layout import RESULTS, VariantLayout
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-REPORT = "results/modadd/p13_seed0/reports/default.html"
+REPORT = str(VariantLayout(RESULTS, "modadd", "p13_seed0").report("default"))
 
 
 def workflow_copy(tmp: Path) -> Path:

@@ -1,7 +1,6 @@
 """Kill -9 the training process mid-run; the next snakemake call resumes from the last
 snapshot and ends with weights bit-identical to an uninterrupted run (CPU)."""
 
-import json
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import yaml
 from workflow_runs import snapshot_epoch
 
 from tdw.io.checkpoint import load_weights
+from tdw.io.variant import read_metadata_json
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -23,8 +24,9 @@ CONFIG = {
     "train": {"train_frac": 0.4},
     "checkpoints": [{"from": 0, "to": 3000, "every": 250}],
 }
-VARIANT = "results/modadd/p31_seed3"
-TARGET = f"{VARIANT}/metadata.json"
+FILES = VariantLayout(RESULTS, "modadd", "p31_seed3")  # relative to the working directory
+VARIANT = str(FILES.dir)
+TARGET = str(FILES.metadata)
 
 pytestmark = pytest.mark.slow
 
@@ -67,19 +69,19 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     resumed = start(killed)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
-    log = (killed / "logs/modadd/train/p31_seed3.log").read_text()
+    log = (killed / FamilyLayout(RESULTS, "modadd").log("train", "p31_seed3")).read_text()
     assert f"resuming from the snapshot at epoch {killed_at}" in log
-    meta = json.loads((killed / TARGET).read_text())
+    meta = read_metadata_json(killed / TARGET)
     assert meta["timings"]["resumed_from_epoch"] == killed_at
 
     for epoch in range(0, 3001, 250):
-        name = f"results/modadd/p31_seed3/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
+        name = FILES.checkpoint(epoch)
         a, b = load_weights(clean / name), load_weights(killed / name)
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
     from tdw.io.history import read_history
 
-    ha = read_history(clean / "results/modadd/p31_seed3/history.h5")
-    hb = read_history(killed / "results/modadd/p31_seed3/history.h5")
+    ha = read_history(clean / FILES.history)
+    hb = read_history(killed / FILES.history)
     for key in ha:
         np.testing.assert_array_equal(ha[key], hb[key])

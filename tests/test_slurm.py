@@ -25,6 +25,8 @@ from workflow_runs import (
     write_config,
 )
 
+from tdw.layout import RESULTS, VariantLayout
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 START = ROOT / "tests" / "slurm" / "start.sh"
@@ -92,17 +94,17 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path, 
 
     first = run_snakemake(tmp_path, config, *SLURM)
     assert first.returncode != 0
-    assert re.search(r"Error in rule import_legacy_\d+", first.stderr)
+    assert "Error in rule import_legacy_legacy_broken" in first.stderr
     # The reason is in the SLURM log that Snakemake names (the traceback leaves the job's
     # redirected output before it is printed, so the rule's own log does not hold it).
-    slurm_log = re.search(r"(\S+/slurm_logs/rule_import_legacy_\d+/legacy_broken/\d+\.log)", first.stderr).group(1)
+    slurm_log = re.search(r"(\S+/slurm_logs/rule_import_legacy_legacy_broken/legacy_broken/\d+\.log)", first.stderr).group(1)
     assert "not a readable torch checkpoint" in (tmp_path / slurm_log).read_text()
     # keep-going: the trained variants finished despite the failure.
     done = {str(p) for p in result_files(tmp_path)}
     for variant in ("p11_seed0", "p11_seed1"):
-        assert f"results/modadd/{variant}/artifacts/full/embedding_frequencies.h5" in done
+        assert str(VariantLayout(RESULTS, "modadd", variant).artifact("full", "embedding_frequencies")) in done
     assert not any("legacy_broken" in p for p in done)
-    before = mtimes(tmp_path, "results/modadd/p11_")
+    before = mtimes(tmp_path, f"{RESULTS}/modadd/p11_")
 
     # The rerun plans exactly the broken variant's three jobs ...
     plan = run_snakemake(tmp_path, config, *SLURM, "--dry-run")
@@ -114,7 +116,7 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path, 
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(slurm_job_ids(second.stderr)) == 3
     assert all((tmp_path / t).exists() for t in targets(config))
-    assert mtimes(tmp_path, "results/modadd/p11_") == before
+    assert mtimes(tmp_path, f"{RESULTS}/modadd/p11_") == before
 
 
 def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
@@ -123,7 +125,7 @@ def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
     if "gpu" not in subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout:
         pytest.skip("the running cluster advertises no GPU (start it with tests/slurm/start.sh)")
     config = write_config(tmp_path, [11], [0])
-    metadata = "results/modadd/p11_seed0/metadata.json"
+    metadata = str(VariantLayout(RESULTS, "modadd", "p11_seed0").metadata)
     done = run_snakemake(tmp_path, config, *SLURM, "--set-resources", "train:gpu=1", target_list=[metadata])
     assert done.returncode == 0, done.stderr[-3000:]
     (job,) = slurm_job_ids(done.stderr)

@@ -2,7 +2,6 @@
 that package modules can be edited as a researcher would) with dry runs after a real run."""
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -11,6 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tdw.io.variant import read_metadata_json
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -101,7 +103,7 @@ def test_adding_a_seed_trains_only_the_new_variant(repo):
     try:
         jobs = plan(repo)
         assert jobs["train"] == 1 and jobs["analyze"] == 2, jobs  # the new variant's, nothing of seed 0
-        assert jobs.get("forward_cache_0") == 1, jobs
+        assert jobs.get("forward_cache_trained") == 1, jobs
     finally:
         set_config(repo)
 
@@ -111,16 +113,17 @@ def test_adding_checkpoint_epochs_resumes_training(repo):
     last epoch (10) instead of starting over; the old checkpoints are unchanged."""
     from tdw.io.checkpoint import load_weights
 
-    ck10 = repo / "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00010.safetensors"
+    files = VariantLayout(repo / RESULTS, "modadd", "p13_seed0")
+    ck10 = files.checkpoint(10)
     old = load_weights(ck10)
     set_config(repo, checkpoints=[0, 5, 10, 15])
     try:
         # the new checkpoint is the missing output that schedules training (Snakemake skips its
         # params check for a job some of whose outputs have no metadata yet)
-        snakemake(repo, "--cores", "2", "results/modadd/p13_seed0/checkpoints/checkpoint_epoch_00015.safetensors")
-        log = (repo / "logs/modadd/train/p13_seed0.log").read_text()
+        snakemake(repo, "--cores", "2", str(files.checkpoint(15).relative_to(repo)))
+        log = (repo / FamilyLayout(RESULTS, "modadd").log("train", "p13_seed0")).read_text()
         assert "resuming from the snapshot at epoch 10" in log
-        meta = json.loads((repo / "results/modadd/p13_seed0/metadata.json").read_text())
+        meta = read_metadata_json(files.metadata)
         assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10, 15]
         assert meta["timings"]["resumed_from_epoch"] == 10
         new = load_weights(ck10)  # rewritten (its header records the new schedule), same weights

@@ -11,6 +11,7 @@ import pytest
 from workflow_runs import PROBE, SNAKEMAKE, job_counts, run_snakemake, variant_epochs, write_config
 
 from tdw.io import storage
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout, checkpoint_name
 
 
 def _write(path, size):
@@ -19,20 +20,18 @@ def _write(path, size):
 
 
 def test_hard_linked_checkpoints_count_once(tmp_path):
-    v = tmp_path / "modadd" / "p11_seed0"
-    _write(v / "train_state" / "checkpoints" / "checkpoint_epoch_00000.safetensors", 1000)
-    _write(v / "train_state" / "snapshot.safetensors", 3000)
-    (v / "checkpoints").mkdir()
-    os.link(
-        v / "train_state" / "checkpoints" / "checkpoint_epoch_00000.safetensors",
-        v / "checkpoints" / "checkpoint_epoch_00000.safetensors",
-    )
-    _write(v / "cache" / "full" / "epoch_00000.h5", 200)
-    _write(v / "artifacts" / "full" / "embedding_frequencies.h5", 50)
-    _write(v / "figures" / "loss_curves.png", 70)
-    _write(v / "metadata.json", 5)
+    family = FamilyLayout(tmp_path, "modadd")
+    v = family.variant("p11_seed0")
+    _write(v.state_checkpoints / checkpoint_name(0), 1000)
+    _write(v.snapshot, 3000)
+    v.folder("checkpoints").mkdir()
+    os.link(v.state_checkpoints / checkpoint_name(0), v.checkpoint(0))
+    _write(v.cache("full", 0), 200)
+    _write(v.artifact("full", "embedding_frequencies"), 50)
+    _write(v.figure("loss_curves", "png"), 70)
+    _write(v.metadata, 5)
 
-    usage = storage.variant_usage(v)
+    usage = storage.variant_usage(v.dir)
     assert usage.bytes == {
         "checkpoints": 1000,
         "cache": 200,
@@ -44,8 +43,8 @@ def test_hard_linked_checkpoints_count_once(tmp_path):
     }
     assert usage.total == 4325 and usage.shared_links == 1
 
-    assert storage.main([str(tmp_path / "modadd")]) == 0
-    report = (tmp_path / "modadd" / "storage.json").read_text()
+    assert storage.main([str(family.dir)]) == 0
+    report = family.storage.read_text()
     assert '"total_bytes": 4325' in report
 
 
@@ -53,15 +52,15 @@ def test_hard_linked_checkpoints_count_once(tmp_path):
 def test_dropped_caches_rerun_nothing_when_caches_are_temporary(tmp_path):
     config = write_config(tmp_path, [11], [0], analyzers=["embedding_frequencies"])
     epochs = variant_epochs(config)["p11_seed0"]
-    base = "results/modadd/p11_seed0"
-    artifact = f"{base}/artifacts/{PROBE}/embedding_frequencies.h5"
-    caches = [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in epochs]
+    files = VariantLayout(RESULTS, "modadd", "p11_seed0")
+    artifact = str(files.artifact(PROBE, "embedding_frequencies"))
+    caches = [str(files.cache(PROBE, e)) for e in epochs]
     done = run_snakemake(tmp_path, config, "--cores", "2", target_list=[artifact, *caches])
     assert done.returncode == 0, done.stderr[-2000:]
 
-    usage = storage.family_usage(tmp_path / "results" / "modadd")[0]
+    usage = storage.family_usage(tmp_path / RESULTS / "modadd")[0]
     assert usage.files["checkpoints"] == 3 and usage.files["cache"] == 3 and usage.shared_links == 3
-    count, freed = storage.drop_caches(tmp_path / "results" / "modadd")
+    count, freed = storage.drop_caches(tmp_path / RESULTS / "modadd")
     assert count == 3 and freed == usage.bytes["cache"]
     assert not any((tmp_path / c).exists() for c in caches) and (tmp_path / artifact).exists()
 
@@ -71,10 +70,10 @@ def test_dropped_caches_rerun_nothing_when_caches_are_temporary(tmp_path):
         return job_counts(out.stdout + out.stderr)
 
     # Caches kept (the default): the full sweep regenerates them as final targets.
-    assert "forward_cache_0" in plan(targets=["all"])
+    assert "forward_cache_trained" in plan(targets=["all"])
     # keep_caches=False: caches are temp() and no target; their absence reruns nothing.
     no_keep = plan("--config", "keep_caches=False", targets=["all"])
-    assert "forward_cache_0" not in no_keep and "analyze" not in no_keep and "train" not in no_keep
+    assert "forward_cache_trained" not in no_keep and "analyze" not in no_keep and "train" not in no_keep
     assert plan("--config", "keep_caches=False", targets=[artifact]) == {}
 
 

@@ -13,6 +13,7 @@ import pytest
 from tdw.analyzers.runner import load_artifact
 from tdw.io.checkpoint import CorruptFileError
 from tdw.io.h5 import write_h5
+from tdw.layout import VariantLayout
 from tdw.pages.tables import TablesError, export_csv, export_json
 
 EPOCHS = np.array([0, 10, 25])
@@ -83,7 +84,7 @@ def test_json_holds_every_dataset(artifact, tmp_path):
 
 
 def test_real_artifact_and_history(synthetic_variant, tmp_path):
-    art = synthetic_variant / "artifacts/full/embedding_frequencies.h5"
+    art = VariantLayout.at(synthetic_variant).artifact("full", "embedding_frequencies")
     written = export_csv(art, tmp_path, only=["frequency_norm"])
     arrays = load_artifact(art)
     table = [p for p in written if p.suffix == ".csv"]
@@ -94,7 +95,7 @@ def test_real_artifact_and_history(synthetic_variant, tmp_path):
     values = np.array([float(r[-1]) for r in rows]).reshape(arrays["frequency_norm"].shape)
     np.testing.assert_array_equal(values.astype(arrays["frequency_norm"].dtype), arrays["frequency_norm"])
     assert [int(r[0]) for r in rows[:: values.shape[1]]] == list(arrays[dims[0]])  # the epoch column
-    history = synthetic_variant / "history.h5"
+    history = VariantLayout.at(synthetic_variant).history
     export_csv(history, tmp_path)
     header, rows = read_csv(tmp_path / "history/train_epoch.csv")
     h = load_artifact(history)

@@ -2,7 +2,6 @@
 opens and holds what it should; an up-to-date tree schedules nothing; a visual change
 schedules only rendering; the workflow lints clean."""
 
-import json
 import os
 import re
 import subprocess
@@ -17,11 +16,13 @@ from tdw.analyzers.runner import load_artifact
 from tdw.io.checkpoint import load_weights, read_metadata
 from tdw.io.h5 import open_h5, read_attrs
 from tdw.io.history import read_history
+from tdw.io.variant import read_metadata_json, read_variant_config
+from tdw.layout import RESULTS, VariantLayout
 from tdw.models.architecture import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-FAMILY = "results/modadd"
+FAMILY = "modadd"
 
 pytestmark = pytest.mark.slow
 
@@ -66,22 +67,26 @@ def run(tmp_path_factory, legacy_dir):
     return workdir
 
 
+def variant(workdir: Path, name: str) -> VariantLayout:
+    return VariantLayout(workdir / RESULTS, FAMILY, name)
+
+
 def test_trained_variant_outputs(run):
-    base = run / FAMILY / "p13_seed0"
-    meta = json.loads((base / "metadata.json").read_text())
+    files = variant(run, "p13_seed0")
+    meta = read_metadata_json(files.metadata)
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
     assert [c["index"] for c in meta["checkpoints"]] == [0, 1, 2]
     assert meta["provenance"]["packages"]["torch"] and meta["provenance"]["git_commit"]
     assert meta["timings"]["ms_per_epoch"] > 0
-    cfg = json.loads((base / "config.json").read_text())
+    cfg = read_variant_config(files.config)
     assert cfg["task"] == {"operation": "add", "p": 13} and cfg["train"]["train_frac"] == 0.5
     for entry in meta["checkpoints"]:
-        path = base / entry["file"]
+        path = files.dir / entry["file"]
         ck_meta = read_metadata(path)
         assert ck_meta["epoch"] == entry["epoch"] and ck_meta["config"]["seed"] == 0
         assert ck_meta["provenance"]["git_commit"] == meta["provenance"]["git_commit"]
         assert load_weights(path)["embed.W_E"].shape == (14, 128)
-    hist = read_history(base / "history.h5")
+    hist = read_history(files.history)
     assert len(hist["train_loss"]) == 11 and hist["train_epoch"][-1] == 10
     # warm-up: the first step has learning rate 0, so epochs 0 and 1 have the same loss
     assert hist["train_loss"][0] == hist["train_loss"][1]
@@ -96,7 +101,7 @@ def test_trained_variant_outputs(run):
     model = HookedModAdd(ModelConfig(**cfg["architecture"]))
     train, test = data.split(13, 0.5, 0)
     for epoch in (0, 10):
-        model.load_state_dict(load_torch(base / f"checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"), strict=False)
+        model.load_state_dict(load_torch(files.checkpoint(epoch)), strict=False)
         with torch.no_grad():
             for split, key in ((train, "train_loss"), (test, "test_loss")):
                 logits = model(torch.from_numpy(data.tokens(13, split)))[:, -1].double()
@@ -106,7 +111,7 @@ def test_trained_variant_outputs(run):
 
 def test_caches_hold_what_the_family_asks(run):
     for epoch in (0, 5, 10):
-        path = run / FAMILY / "p13_seed0" / "cache" / "full" / f"epoch_{epoch:05d}.h5"
+        path = variant(run, "p13_seed0").cache("full", epoch)
         with open_h5(path) as fh:
             attrs = read_attrs(fh)
             assert attrs["epoch"] == epoch and attrs["probe"] == "full"
@@ -118,32 +123,32 @@ def test_caches_hold_what_the_family_asks(run):
 
 
 def test_artifact_has_an_epoch_axis_and_loads_in_one_line(run):
-    art = load_artifact(run / FAMILY / "p13_seed0" / "artifacts" / "full" / "embedding_frequencies.h5")
+    art = load_artifact(variant(run, "p13_seed0").artifact("full", "embedding_frequencies"))
     assert art["epoch"].tolist() == [0, 5, 10]
     assert art["frequency_norm"].shape == (3, 6) and art["component_norm"].shape == (3, 13)
     assert art["attrs"]["params"] == {"dominant_fraction": 0.3}
 
 
-@pytest.mark.parametrize("variant", ["p13_seed0", "legacy_no_wd", "legacy_low_precision"])
-def test_figures_and_report(run, variant):
-    base = run / FAMILY / variant
+@pytest.mark.parametrize("name", ["p13_seed0", "legacy_no_wd", "legacy_low_precision"])
+def test_figures_and_report(run, name):
+    files = variant(run, name)
     for fig in ("loss_curves", "embedding_frequencies"):
-        html = (base / "figures" / f"{fig}.html").read_text()
-        assert "plotly" in html.lower() and variant in html
-        assert (base / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        svg = (base / "figures" / f"{fig}.svg").read_text()
+        html = files.figure(fig, "html").read_text()
+        assert "plotly" in html.lower() and name in html
+        assert files.figure(fig, "png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = files.figure(fig, "svg").read_text()
         assert svg.lstrip().startswith("<svg") and "</svg>" in svg
-    report = (base / "reports" / "default.html").read_text()
+    report = files.report("default").read_text()
     # one section per view: every figure the config renders for this variant
-    assert report.count("<h2>") == len(list((base / "figures").glob("*.html"))) >= 2
-    assert f"Training dynamics: {variant}" in report
+    assert report.count("<h2>") == len(list(files.folder("figures").glob("*.html"))) >= 2
+    assert f"Training dynamics: {name}" in report
 
 
 def test_legacy_variants_flow_through_the_same_rules(run):
-    art = load_artifact(run / FAMILY / "legacy_low_precision" / "artifacts" / "full" / "embedding_frequencies.h5")
+    art = load_artifact(variant(run, "legacy_low_precision").artifact("full", "embedding_frequencies"))
     assert art["epoch"].tolist() == [49999]
     assert len(art["key_frequencies"]) >= 3  # a grokked model: a few dominant frequencies
-    meta = json.loads((run / FAMILY / "legacy_no_wd" / "metadata.json").read_text())
+    meta = read_metadata_json(variant(run, "legacy_no_wd").metadata)
     assert meta["source"] == "legacy" and meta["final"]["epoch"] == 4999
 
 
@@ -195,14 +200,13 @@ def test_bad_config_stops_before_any_job(run, legacy_dir):
         out = snakemake(run, "--cores", "1", check=False)
         assert out.returncode != 0
         assert "config.yaml: key 'sweep.p': 15 is not a prime" in out.stderr
-        assert not (run / FAMILY / "p15_seed0").exists()
+        assert not variant(run, "p15_seed0").dir.exists()
     finally:
         write_config(run, legacy_dir)
 
 
 def test_corrupt_cache_is_named_and_regenerated(run):
-    base = run / FAMILY / "p13_seed0"
-    cache = base / "cache" / "full" / "epoch_00005.h5"
+    cache = variant(run, "p13_seed0").cache("full", 5)
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) // 3])
     from tdw.io.checkpoint import CorruptFileError
@@ -223,12 +227,12 @@ def test_batched_seeds_through_the_workflow_equal_single_training(run, tmp_path,
     cfg.update(sweep={"p": [13], "seed": [0, 1]}, batch_seeds=True, legacy=[])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     jobs = scheduled(tmp_path)
-    assert jobs["train_batch_p13"] == 1 and "train" not in jobs
-    snakemake(tmp_path, "--cores", "2", f"{FAMILY}/p13_seed0/metadata.json")
+    assert jobs["train_batch_p13_seeds0_1"] == 1 and "train" not in jobs
+    snakemake(tmp_path, "--cores", "2", str(VariantLayout(RESULTS, FAMILY, "p13_seed0").metadata))
     for epoch in (0, 5, 10):
-        name = f"{FAMILY}/p13_seed0/checkpoints/checkpoint_epoch_{epoch:05d}.safetensors"
-        a, b = load_weights(run / name), load_weights(tmp_path / name)
+        a = load_weights(variant(run, "p13_seed0").checkpoint(epoch))
+        b = load_weights(variant(tmp_path, "p13_seed0").checkpoint(epoch))
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
-    meta = json.loads((tmp_path / FAMILY / "p13_seed1" / "metadata.json").read_text())
+    meta = read_metadata_json(variant(tmp_path, "p13_seed1").metadata)
     assert meta["timings"]["trained_together"] == ["p13_seed0", "p13_seed1"]

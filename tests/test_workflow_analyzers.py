@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tdw.analyzers.runner import load_artifact
+from tdw.layout import VariantLayout
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
@@ -22,15 +23,15 @@ def test_new_analyzer_runs_through_workflow(root, tmp_path):
     if not SNAKEMAKE.exists():
         pytest.skip("snakemake not installed next to this python")
     results = tmp_path / "results"
-    base = results / "test_only_tiny" / "p13_seed0" / "artifacts" / "full"
-    targets = [str(base / f"{a}.h5") for a in ("weight_norms", "neuron_clusters", "transitions")]
+    files = VariantLayout(results, "test_only_tiny", "p13_seed0")
+    targets = [str(files.artifact("full", a)) for a in ("weight_norms", "neuron_clusters", "transitions")]
     cmd = [str(SNAKEMAKE), "--cores", "1", "--configfile", "tests/configs/tiny_test_only_tiny.yaml"]
     cmd += ["--config", f"results={results}", "--", *targets]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     shutil.rmtree(root / "logs" / "test_only_tiny", ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    norms = load_artifact(base / "weight_norms.h5")
+    norms = load_artifact(files.artifact("full", "weight_norms"))
     assert list(norms["epoch"]) == [0, 5, 10, 15, 20]
     np.testing.assert_allclose(norms["total_sum_sq"], (norms["norm"] ** 2).sum(1))
-    assert load_artifact(base / "neuron_clusters.h5")["fve"].shape == (5, 64, 6)
-    assert load_artifact(base / "transitions.h5")["boundary"].shape == (3,)
+    assert load_artifact(files.artifact("full", "neuron_clusters"))["fve"].shape == (5, 64, 6)
+    assert load_artifact(files.artifact("full", "transitions"))["boundary"].shape == (3,)

@@ -21,6 +21,8 @@ import yaml
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 FAMILY = "modadd"
@@ -67,9 +69,9 @@ def targets(config_path: Path) -> list[str]:
     and reports are left out: they start a browser per job and add nothing here)."""
     out = []
     for variant, epochs in variant_epochs(config_path).items():
-        base = f"results/{FAMILY}/{variant}"
-        out.append(f"{base}/artifacts/{PROBE}/{ANALYZER}.h5")
-        out += [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in epochs]
+        files = VariantLayout(RESULTS, FAMILY, variant)
+        out.append(str(files.artifact(PROBE, ANALYZER)))
+        out += [str(files.cache(PROBE, e)) for e in epochs]
     return out
 
 
@@ -102,8 +104,11 @@ def run_snakemake(workdir: Path, config_path: Path, *options: str, timeout: floa
 
 def result_files(workdir: Path) -> list[Path]:
     """Checkpoints, caches and artifacts under ``workdir/results``, relative to ``workdir``."""
-    base = workdir / "results" / FAMILY
-    found = [p for pattern in ("*/checkpoints/*.safetensors", "*/cache/*/*.h5", "*/artifacts/*/*.h5") for p in base.glob(pattern)]
+    found: list[Path] = []
+    for v in FamilyLayout(workdir / RESULTS, FAMILY).variants():
+        found += v.folder("checkpoints").glob("*.safetensors")
+        found += v.folder("cache").glob("*/*.h5")
+        found += v.folder("artifacts").glob("*/*.h5")
     return sorted(p.relative_to(workdir) for p in found)
 
 
@@ -158,9 +163,9 @@ def mtimes(workdir: Path, prefix: str) -> dict[str, int]:
 
 
 def snapshot_epoch(variant_dir: Path) -> int:
-    """The epoch of a variant's training snapshot (``train_state/``), -1 while there is none."""
+    """The epoch of a variant's training snapshot, -1 while there is none."""
     try:
-        with safe_open(str(variant_dir / "train_state" / "snapshot.safetensors"), framework="numpy") as fh:
+        with safe_open(str(VariantLayout.at(variant_dir).snapshot), framework="numpy") as fh:
             return int(fh.metadata()["epoch"])
     except Exception:  # not written yet, or being replaced
         return -1

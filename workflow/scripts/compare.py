@@ -1,8 +1,8 @@
 """Snakemake adapter: the sweep comparison page (rules/compare.smk)."""
 
-import json
 from pathlib import Path
 
+from tdw.io.variant import read_metadata_json
 from tdw.pages.compare import write_compare
 from tdw.workflow.joblog import job_log
 
@@ -11,7 +11,7 @@ with job_log(snakemake.log[0], f"compare {snakemake.wildcards.report}"):  # noqa
     variants = {}
     for name in snakemake.params.variants:  # noqa: F821
         variants[name] = {key: files.get(f"{name}.{key}") for key in ("history", "embedding", "transitions")}
-        variants[name]["metadata"] = json.loads(Path(files[f"{name}.metadata"]).read_text())
+        variants[name]["metadata"] = read_metadata_json(files[f"{name}.metadata"])
     spec = snakemake.params.spec  # noqa: F821
     title = spec["title"].replace("{variant}", "all variants").replace("{family}", snakemake.config["family"])  # noqa: F821
     write_compare(Path(snakemake.output.page), title=f"Comparison: {title}", description=spec["description"], variants=variants)  # noqa: F821

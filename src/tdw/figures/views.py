@@ -25,7 +25,11 @@ def figure_data(source: str, inputs: dict[str, Path]) -> dict:
 
 
 def checkpoint_epochs(metadata: Path | dict) -> list[int]:
-    meta = json.loads(Path(metadata).read_text()) if not isinstance(metadata, dict) else metadata
+    if not isinstance(metadata, dict):
+        from tdw.io.variant import read_metadata_json
+
+        metadata = read_metadata_json(metadata)
+    meta = metadata
     return [int(c["epoch"]) for c in meta["checkpoints"]]
 
 

@@ -15,16 +15,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from tdw.io.atomic import atomic_path
+from tdw.layout import checkpoint_name  # noqa: F401  (the file name is part of the results layout)
 
 FORMAT = "tdw-checkpoint/1"
 
 
 class CorruptFileError(RuntimeError):
     """A result file that cannot be read; the message names it."""
-
-
-def checkpoint_name(epoch: int) -> str:
-    return f"checkpoint_epoch_{epoch:05d}.safetensors"
 
 
 def save_checkpoint(path: str | os.PathLike, weights: dict[str, np.ndarray], meta: dict) -> None:

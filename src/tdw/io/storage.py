@@ -1,13 +1,14 @@
 """Disk use per variant of a results tree, and dropping forward-pass caches whose
 artifacts exist.
 
-A variant's files fall into categories by where they lie: checkpoints/, cache/,
-artifacts/, figures/, reports/, train_state/ and the rest (history, metadata). A file with
-several names counts once: training writes each checkpoint into train_state/checkpoints/
-and hard-links it into checkpoints/, so those bytes belong to ``checkpoints`` and
-``train_state`` holds only the optimizer snapshot and the files no checkpoint shares.
+A variant's files fall into categories by the folder they lie in (``tdw.layout.FOLDERS``:
+checkpoints, cache, artifacts, figures, reports, train_state) and the rest (history,
+metadata). A file with several names counts once: training writes each checkpoint into its
+train state and hard-links it into the checkpoints folder, so those bytes belong to
+``checkpoints`` and ``train_state`` holds only the optimizer snapshot and the files no
+checkpoint shares.
 
-    python -m tdw.io.storage results/modadd                 # table, and results/modadd/storage.json
+    python -m tdw.io.storage results/modadd                 # table, and the family's storage.json
     python -m tdw.io.storage results/modadd --drop-caches   # delete caches whose artifacts exist
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tdw.io.atomic import write_json
+from tdw.layout import FOLDERS, FamilyLayout, VariantLayout
 
 # Order matters: a hard-linked file is counted in the first category that names it.
 CATEGORIES = ("checkpoints", "cache", "artifacts", "figures", "reports", "train_state", "other")
@@ -39,8 +41,9 @@ class VariantUsage:
 
 
 def category(rel: Path) -> str:
+    """The category of a file by its path relative to the variant folder."""
     top = rel.parts[0] if len(rel.parts) > 1 else ""
-    return top if top in CATEGORIES else "other"
+    return next((c for c in CATEGORIES[:-1] if FOLDERS[c] == top), "other")
 
 
 def variant_usage(variant_dir: Path) -> VariantUsage:
@@ -61,10 +64,13 @@ def variant_usage(variant_dir: Path) -> VariantUsage:
     return usage
 
 
+def family_layout(family_dir: Path) -> FamilyLayout:
+    return FamilyLayout(Path(family_dir).parent, Path(family_dir).name)
+
+
 def variant_dirs(family_dir: Path) -> list[Path]:
-    """Variant folders: those holding a metadata.json, config.json, checkpoints/ or train_state/."""
-    marks = ("metadata.json", "config.json", "checkpoints", "train_state")
-    return sorted(d for d in family_dir.iterdir() if d.is_dir() and any((d / m).exists() for m in marks))
+    """Variant folders: those holding a metadata, a config, checkpoints or a train state."""
+    return [v.dir for v in family_layout(family_dir).variants()]
 
 
 def family_usage(family_dir: Path) -> list[VariantUsage]:
@@ -106,9 +112,10 @@ def to_json(usages: list[VariantUsage]) -> dict:
 def droppable_caches(variant_dir: Path) -> list[Path]:
     """Cache files of every probe that has artifacts. Analyzers that have not run yet, or
     that change later, make the workflow regenerate the probe's caches (docs/STORAGE.md)."""
+    layout = VariantLayout.at(variant_dir)
     out: list[Path] = []
-    for probe_dir in sorted((variant_dir / "cache").glob("*")):
-        if any((variant_dir / "artifacts" / probe_dir.name).glob("*.h5")):
+    for probe_dir in sorted(layout.folder("cache").glob("*")):
+        if any(layout.artifact_dir(probe_dir.name).glob("*.h5")):
             out += sorted(probe_dir.glob("*.h5"))
     return out
 
@@ -126,7 +133,7 @@ def drop_caches(family_dir: Path) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tdw.io.storage", description=__doc__.split("\n\n")[0])
     parser.add_argument("family_dir", type=Path, help="results/<family>")
-    parser.add_argument("--json", type=Path, help="where to write the report (default: <family_dir>/storage.json)")
+    parser.add_argument("--json", type=Path, help="where to write the report (default: storage.json in family_dir)")
     parser.add_argument(
         "--drop-caches",
         action="store_true",
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dropped {count} cache files ({_human(freed)})", file=sys.stderr)
     usages = family_usage(args.family_dir)
     print(format_table(usages))
-    write_json(args.json or args.family_dir / "storage.json", to_json(usages))
+    write_json(args.json or family_layout(args.family_dir).storage, to_json(usages))
     return 0
 
 

@@ -7,7 +7,6 @@ view (through one browser session) and an index.md that works without a browser.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tdw.config import FAMILIES_DIR, load_family
@@ -15,6 +14,8 @@ from tdw.figures.render import export_static
 from tdw.figures.views import load_view
 from tdw.io.atomic import write_json, write_text
 from tdw.io.provenance import provenance
+from tdw.io.variant import read_metadata_json
+from tdw.layout import VariantLayout
 from tdw.pages.report import write_report
 from tdw.pages.report_spec import report_title, variant_report
 
@@ -23,7 +24,7 @@ def export_bundle(variant_dir: Path, report: str, out: Path, families: Path = FA
     """Write ``out/report.html``, ``out/<n>_<figure>.{png,svg}``, ``out/index.md`` and
     ``out/provenance.json``; returns the files written."""
     variant_dir, out = Path(variant_dir), Path(out)
-    meta = json.loads((variant_dir / "metadata.json").read_text())
+    meta = read_metadata_json(VariantLayout.at(variant_dir).metadata)
     family = meta["family"]
     spec, views = variant_report(variant_dir, family, load_family(family, str(families)).spec, families, report)
     written = [out / "report.html"]

@@ -6,7 +6,6 @@ Text from files is always HTML-escaped."""
 from __future__ import annotations
 
 import html
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -116,4 +115,7 @@ def write_report(path: Path, **kwargs) -> None:
 
 
 def load_metadata(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A variant's metadata.json, checked against its schema."""
+    from tdw.io.variant import read_metadata_json
+
+    return read_metadata_json(path)

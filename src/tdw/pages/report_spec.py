@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from tdw.config import ConfigError
+from tdw.layout import VariantLayout
 
 KEYS = {"title", "description", "views"}
 VIEW_KEYS = {"figure", "title", "params", "optional"}
@@ -91,12 +92,13 @@ def report_title(spec: dict, family: str, variant: str) -> str:
     return spec["title"].replace("{variant}", variant).replace("{family}", family)
 
 
-def view_inputs(variant_dir: Path, source: str, probe: str) -> dict[str, Path]:
-    """The files a view draws from in a variant folder: the history and metadata, or the
-    artifact of analyzer ``source`` for ``probe``."""
+def view_inputs(variant: Path | VariantLayout, source: str, probe: str) -> dict[str, Path]:
+    """The files a view draws from (a variant folder or layout): the history and metadata,
+    or the artifact of analyzer ``source`` for ``probe``."""
+    layout = variant if isinstance(variant, VariantLayout) else VariantLayout.at(variant)
     if source == "history":
-        return {"history": variant_dir / "history.h5", "metadata": variant_dir / "metadata.json"}
-    return {"artifact": variant_dir / "artifacts" / probe / f"{source}.h5"}
+        return {"history": layout.history, "metadata": layout.metadata}
+    return {"artifact": layout.artifact(probe, source)}
 
 
 def available_figures(variant_dir: Path, family_spec: dict, probe: str) -> dict:

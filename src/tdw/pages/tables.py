@@ -8,8 +8,8 @@ attributes (analyzer, parameters, probe, provenance) and what wrote the tables g
 ``meta.json``. ``--format json`` writes one JSON file instead: every dataset with its dims and
 values as nested lists.
 
-    python -m tdw.pages.tables results/modadd/p113_seed0/artifacts/full/dimensionality.h5 --out tables
-    python -m tdw.pages.tables results/modadd/p113_seed0/history.h5 --out tables --format json
+    python -m tdw.pages.tables ARTIFACT.h5 --out tables                 # paths: README, tdw.layout
+    python -m tdw.pages.tables HISTORY.h5 --out tables --format json
 
 Outputs are written whole or not at all (a temporary folder or file, then a rename) and an
 existing output is kept unless ``--force`` replaces it.
@@ -205,7 +205,7 @@ def export_json(path: Path, out: Path, only: list[str] | None = None, force: boo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tdw.pages.tables", description=__doc__.split("\n\n")[0])
-    ap.add_argument("files", nargs="+", type=Path, help="artifact (artifacts/<probe>/<analyzer>.h5) or history.h5 files")
+    ap.add_argument("files", nargs="+", type=Path, help="analyzer artifacts or variant histories (HDF5)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the tables")
     ap.add_argument("--format", choices=["csv", "json"], default="csv")
     ap.add_argument("--datasets", help="comma-separated dataset names to export (default: all)")

@@ -364,12 +364,11 @@ def legacy_checkpoints(obj: dict, final: int, path: str | Path = "") -> dict[int
 
 
 def import_variant(path: str | Path, family, variant, out_dir: Path) -> dict:
-    """Write a legacy run as a variant: checkpoints for ``variant.epochs``, history.h5,
-    config.json and metadata.json, as a trained variant has them."""
-    from tdw.io.atomic import write_json
-    from tdw.io.checkpoint import checkpoint_name, save_checkpoint
-    from tdw.io.history import write_history
+    """Write a legacy run as a variant (checkpoints for ``variant.epochs``, history.h5,
+    config.json and metadata.json), as a trained variant has them."""
     from tdw.io.provenance import provenance
+    from tdw.io.variant import History, write_variant_files
+    from tdw.layout import VariantLayout
 
     obj = read_legacy(path)
     final = _final_epoch(obj, path)
@@ -387,31 +386,12 @@ def import_variant(path: str | Path, family, variant, out_dir: Path) -> dict:
         "legacy_source": str(path),
         "legacy_config": obj.get("config"),
     }
+    weights = {}
     for epoch in variant.epochs:
         if epoch not in available:
             raise LegacyFormatError(f"{path}: no checkpoint at epoch {epoch}; the file has epochs {sorted(available)}")
-        weights = convert_state(available[epoch], cfg, path)
-        meta = {"family": family.name, "variant": variant.name, "epoch": epoch, "config": run_config, "provenance": prov}
-        save_checkpoint(out_dir / "checkpoints" / checkpoint_name(epoch), weights, meta)
-    train, train_epoch, test, test_epoch = loss_history(obj, variant.legacy_test_every, path)
-    write_history(
-        out_dir / "history.h5", train, train_epoch, test, test_epoch, {"variant": variant.name, "legacy_source": str(path)}
-    )
-    summary = {
-        "family": family.name,
-        "variant": variant.name,
-        "source": "legacy",
-        "legacy_source": str(path),
-        "checkpoints": [
-            {"index": i, "epoch": e, "file": f"checkpoints/{checkpoint_name(e)}"} for i, e in enumerate(variant.epochs)
-        ],
-        "final": {
-            "epoch": final,
-            "train_loss": float(train[-1]) if len(train) else None,
-            "test_loss": float(test[-1]) if len(test) else None,
-        },
-        "provenance": prov,
-    }
-    write_json(out_dir / "config.json", run_config)
-    write_json(out_dir / "metadata.json", summary)
-    return summary
+        weights[epoch] = convert_state(available[epoch], cfg, path)
+    history = History(*loss_history(obj, variant.legacy_test_every, path), {"variant": variant.name, "legacy_source": str(path)})
+    fields = {"source": "legacy", "legacy_source": str(path), "final_epoch": final, "provenance": prov}
+    ckpt_meta = {"family": family.name, "variant": variant.name, "config": run_config, "provenance": prov}
+    return write_variant_files(VariantLayout.at(out_dir), run_config, history, weights, fields, ckpt_meta)

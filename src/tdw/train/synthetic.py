@@ -1,4 +1,4 @@
-"""A synthetic variant with the files the views read (history.h5, metadata.json,
+"""A synthetic variant with the files the views read (history, metadata, config,
 checkpoints, the embedding_frequencies artifact), for view tests, the views benchmark and
 dashboard demos. The loss curves and embeddings imitate grokking: train loss falls early,
 test loss late, and the embedding concentrates on a few key frequencies."""
@@ -11,10 +11,9 @@ import numpy as np
 
 from tdw.analyzers.fourier import fourier_basis
 from tdw.analyzers.runner import run_analyzer
-from tdw.io.atomic import write_json
-from tdw.io.checkpoint import checkpoint_name, save_checkpoint
-from tdw.io.history import write_history
 from tdw.io.provenance import provenance
+from tdw.io.variant import History, write_variant_files
+from tdw.layout import VariantLayout
 from tdw.models.architecture import ModelConfig
 
 
@@ -45,33 +44,25 @@ def make_variant(
 ) -> Path:
     """Write a variant under ``root/<name>`` (default ``p{p}_seed0``) and return its folder."""
     name = name or f"p{p}_seed0"
-    out = Path(root) / name
-    epochs = np.unique(np.linspace(0, n_epochs, n_checkpoints).round().astype(np.int64))
+    layout = VariantLayout.at(Path(root) / name)
+    epochs = [int(e) for e in np.unique(np.linspace(0, n_epochs, n_checkpoints).round().astype(np.int64))]
     t, train, test = loss_history(n_epochs)
-    attrs = {"variant": name, "provenance": provenance(), "synthetic": True}
-    write_history(out / "history.h5", train, t, test, t, attrs)
-    config = {"architecture": ModelConfig(p=p).to_dict()}
-    paths = []
-    for epoch, w_e in zip(epochs, embeddings(p, epochs, list(key)), strict=True):
-        path = out / "checkpoints" / checkpoint_name(int(epoch))
-        save_checkpoint(
-            path, {"embed.W_E": np.vstack([w_e, np.zeros((1, w_e.shape[1]))])}, {"epoch": int(epoch), "config": config}
-        )
-        paths.append(path)
-    run_analyzer(
-        "embedding_frequencies", {"dominant_fraction": 0.3}, paths, None, out / "artifacts/full/embedding_frequencies.h5", attrs
-    )
-    write_json(
-        out / "metadata.json",
-        {
-            "family": "modadd",
-            "variant": name,
-            "source": "synthetic",
-            "checkpoints": [
-                {"index": i, "epoch": int(e), "file": f"checkpoints/{checkpoint_name(int(e))}"} for i, e in enumerate(epochs)
-            ],
-            "final": {"epoch": int(n_epochs), "train_loss": float(train[-1]), "test_loss": float(test[-1])},
-            "provenance": provenance(),
-        },
-    )
-    return out
+    prov = provenance()
+    config = {
+        "family": "modadd",
+        "variant": name,
+        "task": {"operation": "add", "p": p},
+        "seed": 0,
+        "architecture": ModelConfig(p=p).to_dict(),
+        "train": {"train_frac": 0.3},
+        "checkpoint_epochs": epochs,
+    }
+    w_e = embeddings(p, np.array(epochs), list(key))  # [epoch, p, d_model]; the `=` row is zero
+    weights = {e: {"embed.W_E": np.vstack([w, np.zeros((1, w.shape[1]))])} for e, w in zip(epochs, w_e, strict=True)}
+    history = History(train, t, test, t, {"variant": name, "provenance": prov, "synthetic": True})
+    fields = {"source": "synthetic", "final_epoch": int(n_epochs), "provenance": prov}
+    write_variant_files(layout, config, history, weights, fields, {"config": config})
+    paths = [layout.checkpoint(e) for e in epochs]
+    artifact = layout.artifact("full", "embedding_frequencies")
+    run_analyzer("embedding_frequencies", {"dominant_fraction": 0.3}, paths, None, artifact, history.attrs)
+    return layout.dir

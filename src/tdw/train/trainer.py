@@ -4,10 +4,10 @@ Recipe: full batch (one AdamW step per epoch), lr warm-up ``lr * min(step / warm
 cross-entropy on the last position with log-softmax in float64. Epoch e's checkpoint and
 losses belong to the model after e optimizer steps (epoch 0 is the initialisation).
 
-Resume: ``train_state/`` beside the outputs (not a Snakemake output, so it survives the
-deletion of outputs before a rerun) holds every checkpoint written so far and a snapshot of
-the full optimizer state at the latest checkpoint epoch. Checkpoint outputs are hard links
-into it. A rerun with the same training key continues from the snapshot and ends with
+Resume: the variant's train state (``VariantLayout.train_state``; not a Snakemake output,
+so it survives the deletion of outputs before a rerun) holds every checkpoint written so
+far and a snapshot of the full optimizer state at the latest checkpoint epoch. Checkpoint
+outputs are hard links into it. A rerun with the same training key continues from the snapshot and ends with
 bit-identical weights (CPU); a different key (architecture, recipe or training code
 changed) starts again from epoch 0.
 
@@ -31,10 +31,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tdw.config import TrainConfig, Variant
-from tdw.io.atomic import atomic_path, link_or_copy, write_json
-from tdw.io.checkpoint import checkpoint_name, is_complete, save_checkpoint
-from tdw.io.history import write_history
+from tdw.io.atomic import atomic_path, write_json
+from tdw.io.checkpoint import is_complete, save_checkpoint
 from tdw.io.provenance import provenance
+from tdw.io.variant import History, write_variant_files
+from tdw.layout import VariantLayout, checkpoint_name
 from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
@@ -65,6 +66,10 @@ class TrainJob:
             out_dir=Path(out_dir),
             code_hash=code_hash,
         )
+
+    @property
+    def layout(self) -> VariantLayout:
+        return VariantLayout.at(self.out_dir)
 
     def run_config(self) -> dict:
         """The variant's full description, written to config.json and into every checkpoint."""
@@ -170,21 +175,19 @@ def stacked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return -logprobs.gather(-1, labels[..., None]).squeeze(-1).mean(-1)
 
 
-def _prepare_state_dir(state_dir: Path, key: str) -> dict | None:
-    """Keep ``state_dir`` if it belongs to this training key, else empty it. Returns the
-    snapshot's metadata, or None if training starts from scratch."""
-    key_file = state_dir / "key.json"
-    if key_file.exists() and json.loads(key_file.read_text()).get("key") == key:
-        snap = state_dir / "snapshot.safetensors"
-        if snap.exists():
+def _prepare_state_dir(layout: VariantLayout, key: str) -> dict | None:
+    """Keep the variant's train state if it belongs to this training key, else empty it.
+    Returns the snapshot's metadata, or None if training starts from scratch."""
+    if layout.state_key.exists() and json.loads(layout.state_key.read_text()).get("key") == key:
+        if layout.snapshot.exists():
             from safetensors import safe_open
 
-            with safe_open(str(snap), framework="pt") as fh:
+            with safe_open(str(layout.snapshot), framework="pt") as fh:
                 return fh.metadata()
         return None
-    shutil.rmtree(state_dir, ignore_errors=True)
-    (state_dir / "checkpoints").mkdir(parents=True)
-    write_json(key_file, {"key": key})
+    shutil.rmtree(layout.train_state, ignore_errors=True)
+    layout.state_checkpoints.mkdir(parents=True)
+    write_json(layout.state_key, {"key": key})
     return None
 
 
@@ -227,7 +230,7 @@ def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
         return 0
     epoch = int(snaps[0]["epoch"])
     for job in jobs:
-        store = job.out_dir / "train_state" / "checkpoints"
+        store = job.layout.state_checkpoints
         if epoch > max(job.variant.epochs) or not all(
             is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= epoch
         ):
@@ -253,7 +256,7 @@ def train_variant(job: TrainJob, progress_seconds: float = 5.0) -> dict:
 
 def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectorize: bool | None = None) -> list[dict]:
     """Train variants that differ only in their seed in one process, stacked, and write each
-    one's checkpoints, history.h5, metadata.json and config.json, as training it alone does.
+    one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
     ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
     ``training_threads``)."""
     _check_batchable(jobs)
@@ -262,14 +265,14 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = ", ".join(j.variant.name for j in jobs)
     keys = [job.key() for job in jobs]
-    snaps = [_prepare_state_dir(job.out_dir / "train_state", key) for job, key in zip(jobs, keys, strict=True)]
-    stores = [job.out_dir / "train_state" / "checkpoints" for job in jobs]
+    snaps = [_prepare_state_dir(job.layout, key) for job, key in zip(jobs, keys, strict=True)]
+    stores = [job.layout.state_checkpoints for job in jobs]
     schedule, last_epoch = set(v0.epochs), max(v0.epochs)
 
     state = _State([{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], tc)
     start = _resume_epoch(jobs, snaps)
     if start:
-        state.load([job.out_dir / "train_state" / "snapshot.safetensors" for job in jobs], device)
+        state.load([job.layout.snapshot for job in jobs], device)
         _log(f"[train {names}] resuming from the snapshot at epoch {start}")
     elif any(snaps):
         _log(f"[train {names}] snapshots do not cover the schedule; starting at epoch 0")
@@ -285,7 +288,7 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
             for i, job in enumerate(jobs):
                 save_checkpoint(stores[i] / checkpoint_name(epoch), state.weights(i), ckpt_meta[i] | {"epoch": epoch})
                 # also at the last epoch: a longer schedule later continues from here
-                state.save(i, job.out_dir / "train_state" / "snapshot.safetensors", keys[i])
+                state.save(i, job.layout.snapshot, keys[i])
         losses = stacked_cross_entropy(stacked_logits(state.params, cfg, x_train, vectorize), y_train)  # [S]
         for i, value in enumerate(losses.tolist()):
             state.train_loss[i].append(value)
@@ -319,27 +322,15 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
 
 def _finish(job: TrainJob, state: _State, i: int, store: Path, timings: dict, prov: dict, t_start: float) -> dict:
     """Link the checkpoints into place and write history.h5, config.json, metadata.json."""
-    v, out = job.variant, job.out_dir
-    for e in v.epochs:
-        link_or_copy(store / checkpoint_name(e), out / "checkpoints" / checkpoint_name(e))
-    train_loss, test_loss = state.train_loss[i], state.test_loss[i]
-    write_history(
-        out / "history.h5",
-        np.array(train_loss),
-        np.arange(len(train_loss)),
-        np.array(test_loss),
+    v = job.variant
+    history = History(
+        np.array(state.train_loss[i]),
+        np.arange(len(state.train_loss[i])),
+        np.array(state.test_loss[i]),
         np.array(state.test_epoch),
         {"variant": v.name, "provenance": json.dumps(prov)},
     )
-    summary = {
-        "family": job.family,
-        "variant": v.name,
-        "source": "trained",
-        "checkpoints": [{"index": k, "epoch": e, "file": f"checkpoints/{checkpoint_name(e)}"} for k, e in enumerate(v.epochs)],
-        "final": {"epoch": max(v.epochs), "train_loss": train_loss[-1], "test_loss": test_loss[-1]},
-        "timings": timings | {"total_seconds": time.perf_counter() - t_start},
-        "provenance": prov,
-    }
-    write_json(out / "config.json", job.run_config())
-    write_json(out / "metadata.json", summary)
-    return summary
+    timings = timings | {"total_seconds": time.perf_counter() - t_start}
+    fields = {"source": "trained", "final_epoch": max(v.epochs), "timings": timings, "provenance": prov}
+    checkpoints = {e: store / checkpoint_name(e) for e in v.epochs}
+    return write_variant_files(job.layout, job.run_config(), history, checkpoints, fields)

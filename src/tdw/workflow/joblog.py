@@ -39,8 +39,8 @@ def _rate(per_s: float) -> str:
 
 class Progress:
     """Progress of a loop over ``total`` items, printed to stderr (the job's log) every
-    ``every_s`` seconds and at the last item: '[label] checkpoint 3 of 40, 2.1
-    checkpoints/s, 18 s left'. ``first``: the number shown for the first item (training counts
+    ``every_s`` seconds and at the last item: '[label] <unit> 3 of 40, 2.1 <unit>s/s, 18 s
+    left'. ``first``: the number shown for the first item (training counts
     epochs from the one it resumes at)."""
 
     def __init__(self, total: int, label: str, unit: str = "checkpoint", every_s: float | None = None, first: int = 1):

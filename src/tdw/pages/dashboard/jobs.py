@@ -17,6 +17,8 @@ import yaml
 from tdw.config import FAMILIES_DIR as FAMILIES
 from tdw.config import ConfigError, load_family, resolve
 from tdw.io.atomic import write_text
+from tdw.io.variant import read_metadata_json
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout, find_variants
 
 ROOT = FAMILIES.parent  # the workbench checkout (Snakefile, families/)
 
@@ -50,7 +52,7 @@ def make_config(workdir: Path, name: str, family: str, moduli: str, seeds: str, 
         raise ConfigError(f"config name {name!r}: use letters, digits, '_' and '-'")
     config = {
         "family": family,
-        "results": str(Path(workdir) / "results"),
+        "results": str(Path(workdir) / RESULTS),
         "sweep": {"p": parse_ints(moduli, "modulus"), "seed": parse_ints(seeds, "seeds")},
         "train": {k: v for k, v in train.items() if v is not None},
         "checkpoints": parse_schedule(checkpoints),
@@ -65,12 +67,12 @@ def targets(config: Path, what: str) -> list[str]:
     """Snakemake targets: 'train' (checkpoints only), 'reports' (train + analyze + reports)
     or 'all' (everything, static figures included)."""
     wb = resolve(yaml.safe_load(Path(config).read_text()), str(config), str(FAMILIES))
-    base = f"{wb.results}/{wb.family.name}"
+    family = FamilyLayout(wb.results, wb.family.name)
     if what == "all":
         return ["all"]
     if what == "train":
-        return [f"{base}/{v.name}/metadata.json" for v in wb.variants]
-    return [f"{base}/{v.name}/reports/{r}.html" for v in wb.variants for r in wb.reports]
+        return [str(family.variant(v.name).metadata) for v in wb.variants]
+    return [str(family.variant(v.name).report(r)) for v in wb.variants for r in wb.reports]
 
 
 STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done")
@@ -112,8 +114,7 @@ def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Ite
 
 def variants(workdir: Path) -> list[str]:
     """'family/variant' for every variant with a finished training run under the workdir."""
-    found = sorted(Path(workdir, "results").glob("*/*/metadata.json"))
-    return [f"{p.parent.parent.name}/{p.parent.name}" for p in found]
+    return [f"{v.family}/{v.variant}" for v in find_variants(Path(workdir) / RESULTS)]
 
 
 def report_names(family: str) -> list[str]:
@@ -128,11 +129,11 @@ def reports_for(key: str | None) -> list[str]:
     return sorted({r for d in FAMILIES.iterdir() if (d / "family.json").exists() for r in report_names(d.name)})
 
 
-def _inputs_stamp(vdir: Path, views: list[dict]) -> list:
+def _inputs_stamp(layout: VariantLayout, views: list[dict]) -> list:
     """(file, size, mtime_ns) of everything a report reads: metadata.json and every view's
     input files (a re-run analyzer rewrites its artifact, so its stamp changes)."""
-    files = sorted({vdir / "metadata.json", *(Path(p) for v in views for p in v["inputs"].values())})
-    return [[str(f.relative_to(vdir)), st.st_size, st.st_mtime_ns] for f in files for st in (f.stat(),)]
+    files = sorted({layout.metadata, *(Path(p) for v in views for p in v["inputs"].values())})
+    return [[str(f.relative_to(layout.dir)), st.st_size, st.st_mtime_ns] for f in files for st in (f.stat(),)]
 
 
 def render_variant_report(workdir: Path, key: str, report: str, overrides: dict) -> Path:
@@ -146,14 +147,14 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
     from tdw.workflow.codehash import code_hash
 
     family, variant = key.split("/")
-    vdir = Path(workdir) / "results" / family / variant
-    spec, views = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report, overrides)
-    stamp = _inputs_stamp(vdir, views)
+    layout = VariantLayout(Path(workdir) / RESULTS, family, variant)
+    spec, views = variant_report(layout.dir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report, overrides)
+    stamp = _inputs_stamp(layout, views)
     code = code_hash("tdw.pages.report", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in spec["views"]))
     digest = hashlib.sha256(json.dumps([spec, stamp, code], sort_keys=True).encode()).hexdigest()[:12]
     out = Path(workdir) / "dashboard" / "views" / f"{variant}-{report}-{digest}.html"
     if not out.exists():
-        meta = json.loads((vdir / "metadata.json").read_text())
+        meta = read_metadata_json(layout.metadata)
         write_report(out, spec=spec, variant=variant, family=family, views=views, metadata=meta)
     return out
 
@@ -163,6 +164,6 @@ def view_params(workdir: Path, key: str, report: str) -> dict:
     from tdw.pages.report_spec import variant_report
 
     family, variant = key.split("/")
-    vdir = Path(workdir) / "results" / family / variant
+    vdir = VariantLayout(Path(workdir) / RESULTS, family, variant).dir
     spec, _ = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report)
     return {v["figure"]: v["params"] for v in spec["views"]}
