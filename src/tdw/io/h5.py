@@ -135,6 +135,11 @@ def read_dataset(ds: h5py.Dataset) -> np.ndarray:
     return value
 
 
+def is_index_scale(ds: h5py.Dataset) -> bool:
+    """Whether a dataset is the index of an axis without a coordinate (no dataset of ``write_h5``'s input)."""
+    return NOT_A_VARIABLE in ds.attrs.get("NAME", b"")
+
+
 def read_attrs(fh: h5py.File) -> dict:
     """File attributes, JSON strings decoded (netCDF's own attributes left out)."""
     out = {}
