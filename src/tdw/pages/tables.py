@@ -120,7 +120,8 @@ def write_table(fh, ds: xr.Dataset, dims: tuple[str, ...], names: list[str]) -> 
     step = max(1, CHUNK // max(1, rows // max(sizes[0], 1)))
     for start in range(0, max(sizes[0], 1), step):
         part = table.isel({dims[0]: slice(start, start + step)}).to_dataframe(dim_order=list(dims))
-        part.to_csv(fh, header=start == 0, na_rep="nan", lineterminator="\r\n")
+        # The axes as plain columns: pandas writes a MultiIndex through a tuple per row, 3x slower.
+        part.reset_index().to_csv(fh, header=start == 0, index=False, na_rep="nan", lineterminator="\r\n")
     return rows
 
 
