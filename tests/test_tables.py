@@ -21,23 +21,26 @@ HOOKS = np.array([b"blocks.0.hook_resid_mid", b"blocks.0.mlp.hook_post"])
 FREQS = np.array([1, 2, 3, 4])
 
 
+ATTRS = {"analyzer": "handmade", "params": {"energy": 0.9}, "p": 13}
+
+
+def handmade(rank, fve) -> dict:
+    return {
+        "epoch": (EPOCHS, "epoch"),
+        "hook": (HOOKS, "hook"),
+        "frequency": (FREQS, "frequency"),
+        "rank": (rank, "epoch hook"),
+        "fve": (fve, "epoch neuron frequency"),
+        "centred": (np.array(True), ""),
+    }
+
+
 @pytest.fixture
 def artifact(tmp_path):
     rank = np.array([[1.5, 2.25], [3.0, 4.125], [0.1, np.nan]])
     fve = (np.arange(3 * 2 * 4, dtype=np.float32) / 7).reshape(3, 2, 4)  # 1/7 is not exact in float32
     path = tmp_path / "art.h5"
-    write_h5(
-        path,
-        {
-            "epoch": (EPOCHS, "epoch"),
-            "hook": (HOOKS, "hook"),
-            "frequency": (FREQS, "frequency"),
-            "rank": (rank, "epoch hook"),
-            "fve": (fve, "epoch neuron frequency"),
-            "centred": (np.array(True), ""),
-        },
-        {"analyzer": "handmade", "params": {"energy": 0.9}, "p": 13},
-    )
+    write_h5(path, handmade(rank, fve), ATTRS)
     return path, rank, fve
 
 
@@ -146,3 +149,30 @@ def test_tables_written_in_chunks_are_the_same(artifact, tmp_path, monkeypatch):
     export_csv(path, tmp_path / "chunks")
     for name in ("epoch__hook.csv", "epoch__neuron__frequency.csv"):
         assert (tmp_path / "chunks/art" / name).read_text() == (tmp_path / "whole/art" / name).read_text()
+
+
+def test_files_without_dimension_scales_give_the_same_tables(artifact, tmp_path):
+    """A file from before the axes were dimension scales (plain h5py, ``dims`` attributes only)."""
+    path, rank, fve = artifact
+    old = tmp_path / "old" / "art.h5"
+    old.parent.mkdir()
+    with h5py.File(old, "w") as fh:
+        for name, (array, dims) in handmade(rank, fve).items():
+            fh.create_dataset(name, data=array).attrs["dims"] = dims
+        for key, value in ATTRS.items():
+            fh.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+    for export in (export_csv, export_json):
+        new_files, old_files = export(path, tmp_path / "new_out"), export(old, tmp_path / "old_out")
+        assert [p.name for p in new_files] == [p.name for p in old_files]
+        for a, b in zip(new_files, old_files, strict=True):
+            if a.suffix == ".csv":
+                assert a.read_text() == b.read_text()
+            else:
+                doc_a, doc_b = json.loads(a.read_text()), json.loads(b.read_text())
+                assert doc_a.pop("source") != doc_b.pop("source")
+                assert doc_a.pop("exported_by")["git_commit"] == doc_b.pop("exported_by")["git_commit"]
+                assert doc_a == doc_b
+    with h5py.File(old, "a") as fh:
+        fh.create_dataset("hook_count", data=np.zeros(3)).attrs["dims"] = "hook"  # 3 hooks here, 2 in 'hook'
+    with pytest.raises(TablesError, match=r"dimension 'hook' has length 2 in dataset 'hook' and 3 in 'hook_count'"):
+        export_csv(old, tmp_path / "bad")

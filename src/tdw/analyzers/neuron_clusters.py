@@ -37,7 +37,7 @@ class NeuronClusters(Analyzer):
     needs_full_grid = True
     description = "per-neuron FVE by each frequency, best frequency, clusters at an FVE threshold"
     params = (Param("threshold", float, 0.85, "a neuron is in its best frequency's cluster when that FVE exceeds this"),)
-    dims = {"fve": "neuron frequency", "best_frequency": "neuron", "cluster": "neuron", "cluster_size": "cluster"}
+    dims = {"fve": "neuron frequency", "best_frequency": "neuron", "cluster": "neuron", "cluster_size": "cluster_label"}
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         fve = neuron_fve(view.activation(POST), view.p)
@@ -53,7 +53,7 @@ class NeuronClusters(Analyzer):
         out = super().finalize(epochs, steps, params, state)
         k = steps[0]["fve"].shape[1]
         out["frequency"] = (np.arange(1, k + 1), "frequency")
-        out["cluster_label"] = (np.arange(k + 1), "cluster")  # 0: unclustered
+        out["cluster_label"] = (np.arange(k + 1), "cluster_label")  # 0: unclustered
         final = steps[-1]["cluster_size"]
         out["final_clusters"] = (np.flatnonzero(final[1:]) + 1, "final_cluster")
         return out

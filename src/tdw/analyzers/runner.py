@@ -87,7 +87,7 @@ def run_analyzer(
 
 def load_artifact(path: str | Path) -> dict[str, np.ndarray]:
     """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
-    from tdw.io.h5 import open_h5, read_attrs
+    from tdw.io.h5 import open_h5, read_attrs, read_dataset
 
     with open_h5(path) as fh:
-        return {k: fh[k][()] for k in fh} | {"attrs": read_attrs(fh)}
+        return {k: read_dataset(fh[k]) for k in fh} | {"attrs": read_attrs(fh)}

@@ -3,7 +3,8 @@ HDF5 with TransformerLens hook names as dataset names.
 
 Only what the family's ``cache`` section asks for is kept (hook, positions, dtype), so a
 p = 113 checkpoint's cache stays a few MB. ``logits`` (the model output, which has no hook)
-is cached under that name.
+is cached under that name. Like every workbench HDF5 file, a cache opens in xarray with its
+axes (``batch``, ``head``, ``d_model``, ...) as named dimensions (``tdw.io.h5``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The per-epoch loss history of a variant (``history.h5``).
 
 Datasets: ``train_loss`` [epoch] with ``train_epoch`` [epoch], ``test_loss`` [test_epoch]
-with ``test_epoch``; test losses may be sparser than train losses (legacy runs).
+with ``test_epoch``; test losses may be sparser than train losses (legacy runs). The two
+epoch datasets are the coordinates of their axes, so ``xarray.open_dataset(path,
+engine="h5netcdf")`` indexes each loss by its epochs (``tdw.io.h5``).
 """
 
 from __future__ import annotations

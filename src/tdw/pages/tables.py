@@ -1,10 +1,10 @@
 """Artifacts and training histories as tables, for pandas, R or a spreadsheet.
 
-Every dataset of a workbench HDF5 file names its axes (the ``dims`` attribute). Datasets over
-the same axes become one tidy CSV table: one row per element, a column per axis and a column
-per dataset. An axis with a coordinate dataset of its own name (``epoch``, ``frequency``,
-``hook``) gets that dataset's values, any other axis its index. Scalars, the file's
-attributes (analyzer, parameters, probe, provenance) and what wrote the tables go to
+A workbench HDF5 file opens in xarray with its axes as named dimensions (``tdw.io.h5``).
+Variables over the same dimensions become one tidy CSV table (``Dataset.to_dataframe``): one
+row per element, a column per axis and a column per dataset. An axis with a coordinate
+(``epoch``, ``frequency``, ``hook``) gets its values, any other axis its index. Scalars, the
+file's attributes (analyzer, parameters, probe, provenance) and what wrote the tables go to
 ``meta.json``. ``--format json`` writes one JSON file instead: every dataset with its dims and
 values as nested lists.
 
@@ -18,19 +18,21 @@ existing output is kept unless ``--force`` replaces it.
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from tdw.io.atomic import write_text
 from tdw.io.checkpoint import CorruptFileError
-from tdw.io.h5 import open_h5, read_attrs
+from tdw.io.h5 import dimension_sizes, is_index_scale, open_h5, read_attrs, read_dataset
 from tdw.io.provenance import provenance
 
 
@@ -38,92 +40,93 @@ class TablesError(ValueError):
     """Input that cannot be exported; the message names the file and what is wrong."""
 
 
-Datasets = dict[str, tuple[np.ndarray, tuple[str, ...]]]
-CHUNK = 100_000  # rows converted to text at a time
+CHUNK = 100_000  # rows converted to text at a time (at least one index of the leading axis)
 
 
-def read_datasets(path: Path, only: list[str] | None = None) -> tuple[Datasets, dict]:
-    """``({name: (array, dims)}, file attributes)``; ``only`` keeps those datasets (and the
-    coordinates of their axes)."""
+def _names(path: Path, fh) -> list[str]:
+    """The file's datasets in file order (axis indices left out), each checked for ``dims``."""
+    names = [n for n in fh if not is_index_scale(fh[n])]
+    for name in names:
+        ds = fh[name]
+        if "dims" not in ds.attrs:
+            raise TablesError(f"{path}: dataset {name!r} has no 'dims' attribute: not a workbench artifact or history")
+        if len(str(ds.attrs["dims"]).split()) != ds.ndim:
+            raise TablesError(f"{path}: dataset {name!r} has dims {tuple(str(ds.attrs['dims']).split())} for shape {ds.shape}")
+    return names
+
+
+def _from_dims_attrs(path: Path, fh, names: list[str]) -> xr.Dataset:
+    """A file written before the axes were dimension scales, built from its ``dims`` attributes."""
+    variables = {}
+    for name in names:
+        values = read_dataset(fh[name])
+        variables[name] = (values, tuple(str(fh[name].attrs["dims"]).split()))
+    try:
+        dimension_sizes(path, variables)  # what netCDF cannot name, xarray cannot either
+    except ValueError as err:
+        raise TablesError(f"{err}; rerun the workflow to rewrite the file") from err
+    for name, (values, dims) in variables.items():
+        variables[name] = (dims, np.char.decode(values) if values.dtype.kind == "S" else values)
+    coords = {n: variables.pop(n) for n in list(variables) if variables[n][0] == (n,)}
+    return xr.Dataset(variables, coords)
+
+
+@contextlib.contextmanager
+def open_tables(path: Path, only: list[str] | None = None) -> Iterator[tuple[xr.Dataset, list[str], dict]]:
+    """``(dataset, names, file attributes)``: the file in xarray and the names to export;
+    ``only`` keeps those datasets (and the coordinates of their axes)."""
     with open_h5(path) as fh:
-        names = list(fh)
+        names = _names(path, fh)
+        attrs = read_attrs(fh)
+        scaled = all(fh[n].ndim == 0 or "DIMENSION_LIST" in fh[n].attrs or "CLASS" in fh[n].attrs for n in names)
+        ds = None if scaled else _from_dims_attrs(path, fh, names)
+    if ds is None:
+        try:  # lazily: a table reads its slices from the file as it writes them
+            ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
+        except (ValueError, OSError) as err:
+            raise TablesError(f"{path}: xarray cannot open it ({err})") from err
+    with ds:
         if only:
             unknown = sorted(set(only) - set(names))
             if unknown:
                 raise TablesError(f"{path}: no dataset(s) {unknown}; the file has {sorted(names)}")
-        out: Datasets = {}
-        for name in names:
-            ds = fh[name]
-            if "dims" not in ds.attrs:
-                raise TablesError(f"{path}: dataset {name!r} has no 'dims' attribute: not a workbench artifact or history")
-            dims = tuple(str(ds.attrs["dims"]).split())
-            if len(dims) != ds.ndim:
-                raise TablesError(f"{path}: dataset {name!r} has dims {dims} for shape {ds.shape}")
-            out[name] = (ds[()], dims)
-        attrs = read_attrs(fh)
-    if only:
-        axes = {d for n in only for d in out[n][1]}
-        out = {n: v for n, v in out.items() if n in only or (n in axes and v[1] == (n,))}
-    return out, attrs
+            axes = {d for n in only for d in ds[n].dims}
+            names = [n for n in names if n in only or (n in axes and ds[n].dims == (n,))]
+        yield ds, names, attrs
 
 
-def _coordinate(datasets: Datasets, dim: str, size: int, path: Path) -> np.ndarray:
-    if dim in datasets and datasets[dim][1] == (dim,):
-        values = datasets[dim][0]
-        if len(values) != size:
-            raise TablesError(f"{path}: coordinate {dim!r} has {len(values)} values, an axis {dim!r} has {size}")
-        return values
-    return np.arange(size)
-
-
-def _text(column: np.ndarray) -> list[str]:
-    """Values as text: floats in the shortest form that reads back to the same value of
-    their own precision, bytes decoded."""
-    if column.dtype.kind == "S":
-        return [v.decode() for v in column]
-    return [str(v) for v in column]
-
-
-class Table:
-    """Datasets over the same axes as one table: a column per axis (its coordinate values or
-    its index), then a column per dataset; rows in C order (the last axis varies fastest)."""
-
-    def __init__(self, dims: tuple[str, ...], coords: list[np.ndarray], data: dict[str, np.ndarray]):
-        self.dims, self.coords, self.data = dims, coords, data
-        self.shape = tuple(len(c) for c in coords)
-        self.columns = list(dims) + list(data)
-        self.rows = int(np.prod(self.shape))
-
-    def chunk(self, start: int, stop: int) -> list[np.ndarray]:
-        """The columns of rows ``start`` to ``stop``."""
-        index = np.unravel_index(np.arange(start, min(stop, self.rows)), self.shape)
-        return [c[i] for c, i in zip(self.coords, index, strict=True)] + [a.reshape(-1)[start:stop] for a in self.data.values()]
-
-
-def tables(path: Path, datasets: Datasets) -> dict[tuple[str, ...], Table]:
-    """A ``Table`` for every group of non-scalar datasets over the same axes."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for name, (_, dims) in datasets.items():
+def groups(ds: xr.Dataset, names: list[str]) -> dict[tuple[str, ...], list[str]]:
+    """``{dims: names}``: the non-scalar datasets over each set of axes, in file order; a
+    coordinate that no other dataset uses is a table of its own."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    for name in names:
+        dims = tuple(ds[name].dims)
         if dims and dims != (name,):
-            groups.setdefault(dims, []).append(name)
-    for name, (_, dims) in datasets.items():  # a 1-D dataset along an axis with no other data
-        if dims == (name,) and not any(name in g for g in groups):
-            groups.setdefault(dims, [])
-    out = {}
-    for dims, names in groups.items():
-        shape = datasets[names[0]][0].shape if names else datasets[dims[0]][0].shape
-        for n in names:
-            if datasets[n][0].shape != shape:
-                raise TablesError(f"{path}: datasets {names[0]!r} and {n!r} share dims {dims} but not a shape")
-        coords = [_coordinate(datasets, d, shape[k], path) for k, d in enumerate(dims)]
-        out[dims] = Table(dims, coords, {n: datasets[n][0] for n in names})
+            out.setdefault(dims, []).append(name)
+    for name in names:
+        if ds[name].dims == (name,) and not any(name in g for g in out):
+            out.setdefault((name,), [])
     return out
+
+
+def write_table(fh, ds: xr.Dataset, dims: tuple[str, ...], names: list[str]) -> int:
+    """One table as CSV, rows in C order (the last axis varies fastest), converted to text in
+    slices of the leading axis to bound memory; returns the number of rows. The table's arrays
+    are read whole first: slices of a compressed dataset would decompress its chunks again and
+    again."""
+    table = ds[names or list(dims)].load()
+    sizes = [ds.sizes[d] for d in dims]
+    rows = int(np.prod(sizes))
+    step = max(1, CHUNK // max(1, rows // max(sizes[0], 1)))
+    for start in range(0, max(sizes[0], 1), step):
+        part = table.isel({dims[0]: slice(start, start + step)}).to_dataframe(dim_order=list(dims))
+        # The axes as plain columns: pandas writes a MultiIndex through a tuple per row, 3x slower.
+        part.reset_index().to_csv(fh, header=start == 0, index=False, na_rep="nan", lineterminator="\r\n")
+    return rows
 
 
 def _json_safe(value):
     if isinstance(value, np.ndarray):  # whole arrays at once: nested lists of Python values
-        if value.dtype.kind == "S":
-            return np.char.decode(value).tolist()
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             out = value.astype(object)
             out[np.isnan(value)], out[np.isposinf(value)], out[np.isneginf(value)] = None, "inf", "-inf"
@@ -142,6 +145,13 @@ def _json_safe(value):
     return value
 
 
+def _dtype(values: np.ndarray) -> str:
+    """The dtype as written: strings (UTF-8 in the file) by their fixed-length bytes type."""
+    if values.dtype.kind in "OU":
+        return str(np.char.encode(values.astype(str), "utf-8").dtype)
+    return str(values.dtype)
+
+
 def _replace_dir(built: Path, target: Path) -> None:
     """Move a fully written folder onto ``target`` (an existing one is removed only after)."""
     old = None
@@ -158,32 +168,28 @@ def export_csv(path: Path, out: Path, only: list[str] | None = None, force: bool
     path, target = Path(path), Path(out) / Path(path).stem
     if target.exists() and not force:
         raise TablesError(f"{target}: exists; pass --force to replace it")
-    datasets, attrs = read_datasets(path, only)
-    groups = tables(path, datasets)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}.", dir=target.parent))
-    try:
-        files = {}
-        for dims, table in groups.items():
-            name = "__".join(dims) + ".csv"
-            with open(built / name, "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(table.columns)
-                for start in range(0, table.rows, CHUNK):  # bounded memory for large artifacts
-                    writer.writerows(zip(*(_text(c) for c in table.chunk(start, start + CHUNK)), strict=True))
-            files[name] = {"dims": list(dims), "columns": table.columns, "rows": table.rows}
-        meta = {
-            "source": str(path.resolve()),
-            "attrs": _json_safe(attrs),
-            "scalars": {n: _json_safe(a) for n, (a, dims) in datasets.items() if not dims},
-            "tables": files,
-            "exported_by": provenance(),
-        }
-        (built / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(built, 0o755)
-        _replace_dir(built, target)
-    finally:
-        shutil.rmtree(built, ignore_errors=True)
+    with open_tables(path, only) as (ds, names, attrs):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}.", dir=target.parent))
+        try:
+            files = {}
+            for dims, members in groups(ds, names).items():
+                name = "__".join(dims) + ".csv"
+                with open(built / name, "w", newline="") as fh:
+                    rows = write_table(fh, ds, dims, members)
+                files[name] = {"dims": list(dims), "columns": [*dims, *members], "rows": rows}
+            meta = {
+                "source": str(path.resolve()),
+                "attrs": _json_safe(attrs),
+                "scalars": {n: _json_safe(ds[n].values) for n in names if not ds[n].dims},
+                "tables": files,
+                "exported_by": provenance(),
+            }
+            (built / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            os.chmod(built, 0o755)
+            _replace_dir(built, target)
+        finally:
+            shutil.rmtree(built, ignore_errors=True)
     return [target / n for n in files] + [target / "meta.json"]
 
 
@@ -192,13 +198,14 @@ def export_json(path: Path, out: Path, only: list[str] | None = None, force: boo
     path, target = Path(path), Path(out) / f"{Path(path).stem}.json"
     if target.exists() and not force:
         raise TablesError(f"{target}: exists; pass --force to replace it")
-    datasets, attrs = read_datasets(path, only)
-    doc = {
-        "source": str(path.resolve()),
-        "attrs": _json_safe(attrs),
-        "datasets": {n: {"dims": list(d), "dtype": str(a.dtype), "data": _json_safe(a)} for n, (a, d) in datasets.items()},
-        "exported_by": provenance(),
-    }
+    with open_tables(path, only) as (ds, names, attrs):
+        datasets = {n: ds[n].values for n in names}
+        doc = {
+            "source": str(path.resolve()),
+            "attrs": _json_safe(attrs),
+            "datasets": {n: {"dims": list(ds[n].dims), "dtype": _dtype(a), "data": _json_safe(a)} for n, a in datasets.items()},
+            "exported_by": provenance(),
+        }
     write_text(target, json.dumps(doc, allow_nan=False) + "\n")
     return [target]
 
