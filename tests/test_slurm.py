@@ -84,39 +84,49 @@ def test_sweep_on_slurm_equals_local(cluster, tmp_path):
     assert compare_trees(local, cluster_dir) == []
 
 
-def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path, legacy_dir):
-    # A truncated copy of a real legacy file, as an interrupted download leaves it.
-    original = legacy_dir / "low_precision_mod_addition.pth"
-    broken = tmp_path / "broken.pth"
-    broken.write_bytes(original.read_bytes()[:4000])
-    entry = {"name": "legacy_broken", "path": str(broken), "p": 113, "epoch": 49999}
-    config = write_config(tmp_path, [11], [0, 1], legacy=[entry])
+def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path):
+    # Legacy files and configs are checked while the DAG is built, so the failure is one that
+    # only a running job can find: a checkpoint damaged on disk after training (its size and
+    # time kept, as a failing disk leaves it), read by the forward pass of one variant.
+    config = write_config(tmp_path, [11], [0, 1])
+    done = run_snakemake(tmp_path, config, "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    good, broken = (VariantLayout(tmp_path / RESULTS, "modadd", v) for v in ("p11_seed0", "p11_seed1"))
+    ckpt = broken.checkpoint(10)
+    content, stat = ckpt.read_bytes(), ckpt.stat()
+    ckpt.unlink()  # a new inode: the train_state hard link keeps the good copy
+    ckpt.write_bytes(b"\0" * len(content))
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    for layout in (good, broken):
+        layout.artifact("full", "embedding_frequencies").unlink()
+    for path in broken.dir.glob("cache/full/*.h5"):
+        path.unlink()
 
     first = run_snakemake(tmp_path, config, *SLURM)
     assert first.returncode != 0
-    assert "Error in rule import_legacy_legacy_broken" in first.stderr
+    assert "Error in rule forward_cache_trained" in first.stderr
     # The reason is in the SLURM log that Snakemake names (the traceback leaves the job's
     # redirected output before it is printed, so the rule's own log does not hold it).
-    slurm_log = re.search(r"(\S+/slurm_logs/rule_import_legacy_legacy_broken/legacy_broken/\d+\.log)", first.stderr).group(1)
-    assert "not a readable torch checkpoint" in (tmp_path / slurm_log).read_text()
-    # keep-going: the trained variants finished despite the failure.
-    done = {str(p) for p in result_files(tmp_path)}
-    for variant in ("p11_seed0", "p11_seed1"):
-        assert str(VariantLayout(RESULTS, "modadd", variant).artifact("full", "embedding_frequencies")) in done
-    assert not any("legacy_broken" in p for p in done)
-    before = mtimes(tmp_path, f"{RESULTS}/modadd/p11_")
+    slurm_log = re.search(r"(\S+/slurm_logs/rule_forward_cache_trained/\S*p11_seed1\S*/\d+\.log)", first.stderr).group(1)
+    assert "not a readable safetensors checkpoint" in (tmp_path / slurm_log).read_text()
+    # keep-going: the other variant's analyzer ran on the cluster and finished despite the failure.
+    assert good.artifact("full", "embedding_frequencies").exists()
+    assert not broken.artifact("full", "embedding_frequencies").exists()
+    assert not list(broken.dir.glob("cache/full/*.h5"))
+    before = mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0")
 
-    # The rerun plans exactly the broken variant's three jobs ...
+    # The rerun plans exactly the broken variant's two jobs (its forward pass and analyzer) ...
     plan = run_snakemake(tmp_path, config, *SLURM, "--dry-run")
     counts = job_counts(plan.stdout + plan.stderr)
-    assert sum(counts.values()) == 3 and "train" not in counts, counts
-    # ... and, once the file is repaired, runs them on the cluster and touches nothing else.
-    shutil.copyfile(original, broken)
+    assert counts == {"forward_cache_trained": 1, "analyze": 1}, counts
+    # ... and, once the checkpoint is repaired, runs them on the cluster and touches nothing else.
+    ckpt.write_bytes(content)
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     second = run_snakemake(tmp_path, config, *SLURM)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert len(slurm_job_ids(second.stderr)) == 3
+    assert len(slurm_job_ids(second.stderr)) == 2
     assert all((tmp_path / t).exists() for t in targets(config))
-    assert mtimes(tmp_path, f"{RESULTS}/modadd/p11_") == before
+    assert mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0") == before
 
 
 def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
