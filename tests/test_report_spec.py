@@ -35,7 +35,8 @@ def test_per_view_overrides(tmp_path):
     ("spec", "message"),
     [
         ({"views": ["nope"]}, "'views.0' ('nope'): unknown view"),
-        ({"views": [{"figure": "loss_curves", "params": {"colour": "red"}}]}, "unknown parameter(s) ['colour']"),
+        ({"views": [{"figure": "loss_curves", "params": {"colour": "red"}}]}, "('loss_curves'): unknown parameter 'colour'"),
+        ({"views": [{"figure": "loss_curves", "params": {"width": "big"}}]}, "parameter 'width': expected integer, not 'big'"),
         ({"views": []}, "at least one view"),
         ({"views": ["loss_curves"], "extra": 1}, "expected"),
         ("{not json", "not valid JSON"),
@@ -53,3 +54,16 @@ def test_view_whose_artifact_this_config_does_not_produce(tmp_path):
     rendered = {"loss_curves": family["loss_curves"]}  # a config that runs no analyzer
     with pytest.raises(ConfigError, match="analyzer 'embedding_frequencies', which this config does not produce"):
         load_report_spec(write(tmp_path, {"views": ["embedding_frequencies"]}), rendered, family)
+
+
+def test_dashboard_overrides_are_checked_by_type(synthetic_variant):
+    """Per-view overrides from the dashboard or an export go through the same declared
+    parameters: a wrong type stops before anything is drawn."""
+    from tdw.config import FAMILIES_DIR, load_family
+    from tdw.pages.report_spec import variant_report
+
+    spec = load_family("modadd", str(FAMILIES_DIR)).spec
+    _, views = variant_report(synthetic_variant, "modadd", spec, FAMILIES_DIR, "default", {"loss_curves": {"width": 700}})
+    assert next(v for v in views if v["figure"] == "loss_curves")["params"]["width"] == 700
+    with pytest.raises(ConfigError, match=r"view 'loss_curves': parameter 'width': expected integer, not 'big'"):
+        variant_report(synthetic_variant, "modadd", spec, FAMILIES_DIR, "default", {"loss_curves": {"width": "big"}})

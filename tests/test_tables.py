@@ -1,4 +1,4 @@
-"""Artifacts and histories as CSV and JSON tables (``python -m tdw.pages.tables``): checked against a
+"""Artifacts and histories as CSV and JSON tables (``python -m tdw tables``): checked against a
 hand-built artifact with known values, a real analyzer artifact and history, and bad input."""
 
 import csv

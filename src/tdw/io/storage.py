@@ -8,8 +8,8 @@ train state and hard-links it into the checkpoints folder, so those bytes belong
 ``checkpoints`` and ``train_state`` holds only the optimizer snapshot and the files no
 checkpoint shares.
 
-    python -m tdw.io.storage results/modadd                 # table, and the family's storage.json
-    python -m tdw.io.storage results/modadd --drop-caches   # delete caches whose artifacts exist
+    python -m tdw storage results/modadd                 # table, and the family's storage.json
+    python -m tdw storage results/modadd --drop-caches   # delete caches whose artifacts exist
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def drop_caches(family_dir: Path) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tdw.io.storage", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tdw storage", description=__doc__.split("\n\n")[0])
     parser.add_argument("family_dir", type=Path, help="results/<family>")
     parser.add_argument("--json", type=Path, help="where to write the report (default: storage.json in family_dir)")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """A report as a static bundle to share: the interactive HTML plus a PNG and an SVG of every
 view (through one browser session) and an index.md that works without a browser.
 
-    python -m tdw.pages.export results/modadd/p113_seed0 --report default --out share/p113_seed0
+    python -m tdw export results/modadd/p113_seed0 --report default --out share/p113_seed0
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def export_bundle(variant_dir: Path, report: str, out: Path, families: Path = FA
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m tdw.pages.export", description="Export a variant's report as a static bundle.")
+    ap = argparse.ArgumentParser(prog="python -m tdw export", description="Export a variant's report as a static bundle.")
     ap.add_argument("variant_dir")
     ap.add_argument("--report", default="default")
     ap.add_argument("--out", required=True)

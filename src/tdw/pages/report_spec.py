@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tdw.config import ConfigError
 from tdw.layout import VariantLayout
+from tdw.params import ParamError, resolve_params
 
 KEYS = {"title", "description", "views"}
 VIEW_KEYS = {"figure", "title", "params", "optional"}
@@ -73,19 +74,26 @@ def load_report_spec(path: str | Path, figures: dict, family_figures: dict) -> d
                 f"{where}: the view draws the artifact of analyzer {source!r}, which this config does not produce "
                 f"(add it to the config's 'analyzers', or drop the view)"
             )
-        base = figures[name]["params"]
-        unknown = set(entry.get("params", {})) - set(base)
-        if unknown:
-            raise ConfigError(f"{where}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(base)}")
         views.append(
             {
                 "figure": name,
                 "title": entry.get("title", name.replace("_", " ")),
                 "source": figures[name]["source"],
-                "params": base | entry.get("params", {}),
+                "params": checked_params(name, figures[name]["params"], entry.get("params", {}), where),
             }
         )
     return {"title": spec.get("title", "{variant}"), "description": spec.get("description", ""), "views": views}
+
+
+def checked_params(figure: str, base: dict, overrides: dict, where: str) -> dict:
+    """``base`` with ``overrides``, checked against the figure's declared parameters (an
+    unknown name or a value of the wrong type is a ``ConfigError`` opening with ``where``)."""
+    from tdw.figures import params as declared
+
+    try:
+        return resolve_params(declared(figure), base | overrides, where)
+    except ParamError as err:
+        raise ConfigError(str(err)) from err
 
 
 def report_title(spec: dict, family: str, variant: str) -> str:
@@ -121,12 +129,7 @@ def variant_report(
     for name, params in (overrides or {}).items():
         if name not in figures:
             raise ConfigError(f"parameters for {name!r}: not a view of this variant; views: {sorted(figures)}")
-        unknown = set(params) - set(figures[name]["params"])
-        if unknown:
-            raise ConfigError(
-                f"{name}: unknown parameter(s) {sorted(unknown)}; the figure takes {sorted(figures[name]['params'])}"
-            )
-        figures[name]["params"] |= params
+        figures[name]["params"] = checked_params(name, figures[name]["params"], params, f"view {name!r}")
     spec = load_report_spec(Path(families_dir) / family / "reports" / f"{report}.json", figures, family_spec["figures"])
     views = [v | {"inputs": view_inputs(Path(variant_dir), v["source"], probe)} for v in spec["views"]]
     return spec, views

@@ -8,8 +8,8 @@ file's attributes (analyzer, parameters, probe, provenance) and what wrote the t
 ``meta.json``. ``--format json`` writes one JSON file instead: every dataset with its dims and
 values as nested lists.
 
-    python -m tdw.pages.tables ARTIFACT.h5 --out tables                 # paths: README, tdw.layout
-    python -m tdw.pages.tables HISTORY.h5 --out tables --format json
+    python -m tdw tables ARTIFACT.h5 --out tables                 # paths: README, tdw.layout
+    python -m tdw tables HISTORY.h5 --out tables --format json
 
 Outputs are written whole or not at all (a temporary folder or file, then a rename) and an
 existing output is kept unless ``--force`` replaces it.
@@ -211,7 +211,7 @@ def export_json(path: Path, out: Path, only: list[str] | None = None, force: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tdw.pages.tables", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tdw tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="analyzer artifacts or variant histories (HDF5)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the tables")
     ap.add_argument("--format", choices=["csv", "json"], default="csv")

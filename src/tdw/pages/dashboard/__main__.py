@@ -1,11 +1,11 @@
-"""``python -m tdw.pages.dashboard [--host 127.0.0.1] [--port 7860] [--workdir .] [--cores 2]``"""
+"""``python -m tdw dashboard [--host 127.0.0.1] [--port 7860] [--workdir .] [--cores 2]``"""
 
 import argparse
 from pathlib import Path
 
 from tdw.pages.dashboard.app import build_app
 
-parser = argparse.ArgumentParser(prog="python -m tdw.pages.dashboard", description=__doc__)
+parser = argparse.ArgumentParser(prog="python -m tdw dashboard", description=__doc__)
 parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
 parser.add_argument("--port", type=int, default=7860)
 parser.add_argument("--workdir", default=".", help="where results/ and dashboard/ configs live")
