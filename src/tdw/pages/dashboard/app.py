@@ -30,9 +30,23 @@ def _iframe(path: Path) -> str:
 
 
 def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
+    """The dashboard over results and configs in ``workdir``; launched runs use ``cores``."""
     workdir = Path(workdir).resolve()
     (workdir / "dashboard" / "views").mkdir(parents=True, exist_ok=True)
     gr.set_static_paths([str(workdir / "dashboard" / "views")])
+    with gr.Blocks(title="Training Dynamics Workbench") as app:
+        gr.Markdown("## Training Dynamics Workbench")
+        with gr.Tab("Train"):
+            _train_tab(workdir, cores)
+        with gr.Tab("Analyze"):
+            _analyze_tab(workdir, cores)
+        with gr.Tab("Views"):
+            _views_tab(workdir)
+    return app
+
+
+def _train_tab(workdir: Path, cores: int) -> None:
+    """A sweep from form values, validated, then run through Snakemake with its progress."""
 
     def launch(name, family, moduli, seeds, checkpoints, lr, wd, frac, what):
         started = time.monotonic()
@@ -46,8 +60,27 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         for log, code, progress in jobs.run_snakemake(workdir, config, what, cores):
             yield log, _status(code, started, progress)
 
-    def refresh():
-        return gr.update(choices=jobs.variants(workdir))
+    with gr.Row():
+        name = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
+        family = gr.Dropdown(sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family")
+        moduli = gr.Textbox("113", label="modulus p (comma-separated)", elem_id="cfg-p")
+        seeds = gr.Textbox("0", label="seeds", elem_id="cfg-seeds")
+    with gr.Row():
+        checkpoints = gr.Textbox(
+            "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
+        )
+        lr = gr.Number(1e-3, label="learning rate")
+        wd = gr.Number(1.0, label="weight decay")
+        frac = gr.Number(0.5, label="train fraction", elem_id="cfg-frac")
+        what = gr.Radio(["train", "reports", "all"], value="reports", label="run")
+    go_btn = gr.Button("launch", variant="primary", elem_id="launch")
+    status = gr.Textbox(label="status", elem_id="run-status")
+    log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
+    go_btn.click(launch, [name, family, moduli, seeds, checkpoints, lr, wd, frac, what], [log, status])
+
+
+def _analyze_tab(workdir: Path, cores: int) -> None:
+    """Analyzers and reports of a config launched from this dashboard."""
 
     def analyze(name):
         started = time.monotonic()
@@ -57,6 +90,16 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
             return
         for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores):
             yield log, _status(code, started, progress)
+
+    a_name = gr.Textbox("sweep", label="config name (launched from this dashboard)")
+    a_btn = gr.Button("run analyzers and reports", elem_id="analyze")
+    a_status = gr.Textbox(label="status")
+    a_log = gr.Textbox(label="snakemake output", lines=14, max_lines=30)
+    a_btn.click(analyze, [a_name], [a_log, a_status])
+
+
+def _views_tab(workdir: Path) -> None:
+    """A finished variant's report of its family's choice, with editable visual parameters."""
 
     def choose_variant(key, report):
         names = jobs.reports_for(key)
@@ -83,45 +126,15 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
         changed = html.escape(json.dumps(overrides)) if overrides else "family defaults"
         return _iframe(path), f"rendered {key} / {report} in {time.perf_counter() - t0:.2f} s with {changed}"
 
-    with gr.Blocks(title="Training Dynamics Workbench") as app:
-        gr.Markdown("## Training Dynamics Workbench")
-        with gr.Tab("Train"):
-            with gr.Row():
-                name = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
-                family = gr.Dropdown(
-                    sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family"
-                )
-                moduli = gr.Textbox("113", label="modulus p (comma-separated)", elem_id="cfg-p")
-                seeds = gr.Textbox("0", label="seeds", elem_id="cfg-seeds")
-            with gr.Row():
-                checkpoints = gr.Textbox(
-                    "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
-                )
-                lr = gr.Number(1e-3, label="learning rate")
-                wd = gr.Number(1.0, label="weight decay")
-                frac = gr.Number(0.5, label="train fraction", elem_id="cfg-frac")
-                what = gr.Radio(["train", "reports", "all"], value="reports", label="run")
-            go_btn = gr.Button("launch", variant="primary", elem_id="launch")
-            status = gr.Textbox(label="status", elem_id="run-status")
-            log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
-            go_btn.click(launch, [name, family, moduli, seeds, checkpoints, lr, wd, frac, what], [log, status])
-        with gr.Tab("Analyze"):
-            a_name = gr.Textbox("sweep", label="config name (launched from this dashboard)")
-            a_btn = gr.Button("run analyzers and reports", elem_id="analyze")
-            a_status = gr.Textbox(label="status")
-            a_log = gr.Textbox(label="snakemake output", lines=14, max_lines=30)
-            a_btn.click(analyze, [a_name], [a_log, a_status])
-        with gr.Tab("Views"):
-            with gr.Row():
-                variant = gr.Dropdown(jobs.variants(workdir), value=None, label="variant", elem_id="variant")
-                report = gr.Dropdown(jobs.reports_for(None), value="default", label="report", elem_id="report")
-                refresh_btn = gr.Button("refresh list")
-            params = gr.Textbox("{}", lines=10, label="visual parameters per view, JSON (edit, then show)", elem_id="params")
-            show_btn = gr.Button("show", variant="primary", elem_id="show")
-            v_status = gr.Markdown(elem_id="views-status")
-            frame = gr.HTML(elem_id="views-frame")
-            refresh_btn.click(refresh, None, variant)
-            variant.change(choose_variant, [variant, report], [report, params, v_status])  # the variant's family's reports
-            report.change(load_params, [variant, report], [params, v_status])
-            show_btn.click(show, [variant, report, params], [frame, v_status])
-    return app
+    with gr.Row():
+        variant = gr.Dropdown(jobs.variants(workdir), value=None, label="variant", elem_id="variant")
+        report = gr.Dropdown(jobs.reports_for(None), value="default", label="report", elem_id="report")
+        refresh_btn = gr.Button("refresh list")
+    params = gr.Textbox("{}", lines=10, label="visual parameters per view, JSON (edit, then show)", elem_id="params")
+    show_btn = gr.Button("show", variant="primary", elem_id="show")
+    v_status = gr.Markdown(elem_id="views-status")
+    frame = gr.HTML(elem_id="views-frame")
+    refresh_btn.click(lambda: gr.update(choices=jobs.variants(workdir)), None, variant)
+    variant.change(choose_variant, [variant, report], [report, params, v_status])  # the variant's family's reports
+    report.change(load_params, [variant, report], [params, v_status])
+    show_btn.click(show, [variant, report, params], [frame, v_status])
