@@ -63,8 +63,15 @@ def test_axes_are_the_fields_that_differ_and_seeds_are_not_axes():
     assert sd.swept_axes(fields) == ["train.weight_decay"]
     fields["v3"]["train.lr"] = 3e-3
     assert sd.swept_axes(fields) == ["train.lr", "train.weight_decay"]
+    for f, p in zip(fields.values(), (11, 13, 11, 13), strict=True):
+        f["task.p"], f["architecture.p"], f["architecture.d_vocab"] = p, p, p + 1
+    assert sd.swept_axes(fields) == ["task.p", "train.lr", "train.weight_decay"]  # architecture.p follows task.p
+    for f, p in zip(fields.values(), (11, 11, 13, 13), strict=True):
+        f["task.p"] = p  # now in lockstep with the weight decay: one axis, the first
+    assert sd.swept_axes(fields) == ["task.p", "train.lr", "architecture.p"]
     legacy = {"a": sd.sweep_fields(_config(0, 1.0)), "b": sd.sweep_fields({"task": {"p": 13}, "seed": 0, "train": {}})}
-    assert "train.weight_decay" in sd.swept_axes(legacy)  # a field one variant lacks differs
+    # a field one variant lacks differs; its train fields all change together: the first is the axis
+    assert sd.swept_axes(legacy) == ["train.betas"]
 
 
 def test_two_weight_decays_by_two_seeds_give_two_points_with_their_spread():
@@ -222,3 +229,37 @@ def test_page_escapes_text_from_files(tmp_path):
     page = build_sweep(spec, "modadd", "default", variants)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert page.count("<script>") == 2  # plotly.js and the page's own script; data sit in JSON elements
+
+
+@pytest.mark.slow
+def test_workflow_builds_the_sweep_page_over_two_primes_and_two_seeds(tmp_path):
+    """A tiny real run: the default target includes the page, one job over all variants,
+    whose axis is the swept prime and whose numbers are the variants' own."""
+    import re
+
+    from workflow_runs import job_counts, run_snakemake, write_config
+
+    from tdw.io.history import read_history
+    from tdw.layout import RESULTS, FamilyLayout
+
+    config = write_config(tmp_path, primes=[11, 13], seeds=[0, 1], analyzers=["embedding_frequencies", "transitions"])
+    page = FamilyLayout(RESULTS, "modadd").sweep("default")
+    dry = run_snakemake(tmp_path, config, "-n", target_list=[])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout)["sweep_page"] == 1 and str(page) in dry.stdout
+    run = run_snakemake(tmp_path, config, "--cores", "2", target_list=[str(page)])
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = (tmp_path / page).read_text()
+    assert "swept: task.p;" in text
+    data = json.loads(re.search(r'<script type="application/json" id="tdw-data">(.*?)</script>', text, re.S)[1])
+    tables = {t[0][-3] if t[0][-1].endswith("_hi") else t[0][-1]: t for t in data["tables"]}
+    assert tables["final_test_loss"][0] == ["variant", "task.p", "seed", "final_test_loss"]
+    for row in tables["final_test_loss"][1:]:
+        meta = read_metadata_json(tmp_path / RESULTS / "modadd" / row[0] / "metadata.json")
+        assert row[1:] == [int(row[0][1:3]), int(row[0][-1]), meta["final"]["test_loss"]]
+    for row in tables["epochs_to_memorise"][1:]:
+        h = read_history(tmp_path / RESULTS / "modadd" / row[0] / "history.h5")
+        assert row[-1] == (sd.first_below(h["train_epoch"], h["train_loss"], 0.1) or "not reached")
+    assert "cleanup_start" in tables and "final_sum_sq_weights" in tables  # transitions ran
+    assert "cluster_count" not in tables  # optional: neuron_clusters did not run
+    assert [r[0] for r in tables["final_test_loss"][1:]] == ["p11_seed0", "p11_seed1", "p13_seed0", "p13_seed1"]

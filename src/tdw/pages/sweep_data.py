@@ -30,11 +30,23 @@ def sweep_fields(config: Mapping) -> dict[str, object]:
 def swept_axes(fields: Mapping[str, Mapping[str, object]]) -> list[str]:
     """The parameters whose value differs across the variants (``fields``: variant ->
     ``sweep_fields``), in a stable order; a field a variant lacks counts as ``None``;
-    ``seed`` and ``data_seed`` are the spread, not axes."""
+    ``seed`` and ``data_seed`` are the spread, not axes. A field that changes in lockstep
+    with an earlier one (``architecture.p`` with ``task.p``: the same variants share a
+    value) is no axis of its own."""
     names: list[str] = []
     for f in fields.values():
         names += [k for k in f if k not in names and k not in SPREAD]
-    return [k for k in names if len({repr(f.get(k)) for f in fields.values()}) > 1]
+    axes: list[str] = []
+    seen: set[frozenset] = set()
+    for k in names:
+        values = [repr(f.get(k)) for f in fields.values()]
+        if len(set(values)) < 2:
+            continue
+        blocks = frozenset(frozenset(i for i, v in enumerate(values) if v == value) for value in set(values))
+        if blocks not in seen:
+            seen.add(blocks)
+            axes.append(k)
+    return axes
 
 
 def first_below(epochs: Sequence[int], values: Sequence[float], threshold: float) -> int | None:
