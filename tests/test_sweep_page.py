@@ -263,3 +263,26 @@ def test_workflow_builds_the_sweep_page_over_two_primes_and_two_seeds(tmp_path):
     assert "cleanup_start" in tables and "final_sum_sq_weights" in tables  # transitions ran
     assert "cluster_count" not in tables  # optional: neuron_clusters did not run
     assert [r[0] for r in tables["final_test_loss"][1:]] == ["p11_seed0", "p11_seed1", "p13_seed0", "p13_seed1"]
+
+
+@pytest.mark.slow
+def test_a_measure_whose_artifact_the_config_does_not_produce_stops_the_dag(tmp_path):
+    from test_report_workflow import snakemake, workflow_copy
+
+    wf = workflow_copy(tmp_path)
+    spec = {"measures": ["final_test_loss", {"artifact": "neuron_clusters", "dataset": "cluster", "reduce": "nonzero"}]}
+    (wf / "families/modadd/sweeps/default.json").write_text(json.dumps(spec))
+    (wf / "tests/configs/tiny.yaml").write_text(
+        (wf / "tests/configs/tiny.yaml").read_text() + "analyzers: [embedding_frequencies, transitions]\n"
+    )
+    bad = snakemake(wf, "-n")
+    assert bad.returncode != 0
+    assert (
+        "families/modadd/sweeps/default.json: key 'measures.1' ('neuron_clusters_cluster_final_nonzero'): "
+        "reads the artifact of analyzer 'neuron_clusters', which this config does not produce"
+    ) in bad.stderr + bad.stdout
+    spec["measures"][1]["optional"] = True
+    (wf / "families/modadd/sweeps/default.json").write_text(json.dumps(spec))
+    ok = snakemake(wf, "-n")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "rule sweep_page:" in ok.stdout
