@@ -16,7 +16,9 @@ pytestmark = pytest.mark.browser
 
 def test_sweep_page_plots_against_the_swept_parameter(browser, tmp_path):
     variants = sweep_variants(tmp_path)
-    spec_file = _spec(tmp_path, {"title": "<b>wd</b>", "measures": ["epochs_to_memorise", "final_test_loss"]})
+    spec_file = _spec(
+        tmp_path, {"title": "<b>wd</b>", "measures": ["epochs_to_memorise", "epochs_to_generalise", "final_test_loss"]}
+    )
     spec = load_sweep_spec(spec_file, [], list(analyzers.REGISTRY))
     out = tmp_path / "sweep.html"
     write_sweep(out, spec=spec, family="modadd", name="default", variants=variants)
@@ -40,11 +42,19 @@ def test_sweep_page_plots_against_the_swept_parameter(browser, tmp_path):
     }
     assert seeds == [[0.1, 0.1, 1.0, 1.0], [mem["wd0.1_seed0"], mem["wd0.1_seed1"], mem["wd1.0_seed0"], mem["wd1.0_seed1"]]]
     assert mean[0] == [0.1, 1.0]
+    # nobody generalises in 60 synthetic epochs below 0.1: said on the plot, nothing drawn
+    assert all(
+        sd.first_below(read_history(v["history"])["test_epoch"], read_history(v["history"])["test_loss"], 0.1) is None
+        for v in variants.values()
+    )
+    gen = page.evaluate("() => document.getElementById('tdw-sweep-2').layout.annotations.map(a => a.text)")
+    assert gen == ["not reached: " + ", ".join(variants)]
+    assert page.evaluate("() => document.getElementById('tdw-sweep-2').data.map(t => t.y.length)") == [0, 0]
     # the loss curves: one train and one test trace per variant
     assert page.evaluate("() => document.getElementById('tdw-sweep-loss').data.length") == 8
     # a CSV download: the table behind the final test loss plot, one row per variant
     with page.expect_download() as dl:
-        page.click("a.tdw-csv[data-table='1']")
+        page.click("a.tdw-csv[data-table='2']")
     lines = open(dl.value.path()).read().splitlines()
     assert dl.value.suggested_filename == "final_test_loss.csv"
     assert lines[0] == "variant,train.weight_decay,seed,final_test_loss"

@@ -140,6 +140,19 @@ def measure_figure(m: dict, axis: str | None, axes: list[str], fields: dict, val
                 hovertemplate="mean %{y}<br>%{text}<extra></extra>",
             )
         )
+    missing = [n for n in fields if values[n][m["name"]] is None]
+    if missing:  # said, not plotted: a variant that never got there has no number
+        fig.add_annotation(
+            text=html.escape(f"{NOT_REACHED}: {', '.join(missing)}"),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.0,
+            xanchor="left",
+            yanchor="bottom",
+            showarrow=False,
+            font={"size": 11, "color": "#a33"},
+        )
     fig.update_layout(
         title=html.escape(m["label"]),
         xaxis_title=html.escape(axis or "all variants"),
@@ -297,7 +310,7 @@ def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -
 <body><h1>{html.escape(title)}</h1><p class="tdw-description">{html.escape(spec["description"])}</p>
 <p id="tdw-sweep-axes">swept: {html.escape(swept)}; memorised: train loss below {th["memorise"]:g};
 generalised: test loss below {th["generalise"]:g}</p>
-{_grid(_overview(spec, axes, fields, values, keys))}
+<div style="overflow-x: auto">{_grid(_overview(spec, axes, fields, values, keys))}</div>
 <div id="tdw-controls"><label for="tdw-sweep-cursor">epoch cursor</label>
 <input type="range" id="tdw-sweep-cursor" min="0" max="{len(epochs) - 1}" step="1" value="{len(epochs) - 1}">
 <span id="tdw-sweep-epoch"></span></div>
