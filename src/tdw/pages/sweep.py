@@ -266,20 +266,20 @@ def _short(value: float) -> object:
     return int(value) if float(value).is_integer() and abs(value) < 1e9 else f"{value:.4g}"
 
 
-def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -> str:
-    """``spec`` from ``tdw.pages.sweep_spec.load_sweep_spec``; ``variants``: ``{name:
-    {"config": dict, "history": path, "metadata": dict, "artifacts": {analyzer: path}}}``."""
-    from plotly.offline import get_plotlyjs
-
-    fields = {n: sd.sweep_fields(v["config"]) for n, v in variants.items()}
-    axes = sd.swept_axes(fields)
-    values = {n: variant_values(spec, v) for n, v in variants.items()}
-    histories = {n: read_history(v["history"]) for n, v in variants.items()}
+def _key_frequencies(variants: dict[str, dict]) -> dict[str, str]:
+    """Variant -> its final key frequencies ("2, 5"), where the page reads its
+    embedding_frequencies artifact."""
     keys = {}
     for n, v in variants.items():
         if "embedding_frequencies" in v["artifacts"]:
             with h5py.File(v["artifacts"]["embedding_frequencies"], "r") as fh:
                 keys[n] = ", ".join(str(int(k)) for k in fh["key_frequencies"][()])
+    return keys
+
+
+def _plots(spec: dict, axes: list[str], fields: dict, values: dict, histories: dict) -> tuple[list, list, list[str]]:
+    """The figures (loss curves first, then each measure against each axis), the table
+    behind each measure, and the HTML of each measure plot with its CSV link."""
     figures, tables, sections = [loss_figure(histories, fields, axes)], [], []
     for t, m in enumerate(spec["measures"]):
         tables.append(measure_table(m, axes, fields, values))
@@ -290,6 +290,20 @@ def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -
                 f"download the table behind this plot (CSV)</a>"
             )
             figures.append(measure_figure(m, axis, axes, fields, values))
+    return figures, tables, sections
+
+
+def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -> str:
+    """``spec`` from ``tdw.pages.sweep_spec.load_sweep_spec``; ``variants``: ``{name:
+    {"config": dict, "history": path, "metadata": dict, "artifacts": {analyzer: path}}}``."""
+    from plotly.offline import get_plotlyjs
+
+    fields = {n: sd.sweep_fields(v["config"]) for n, v in variants.items()}
+    axes = sd.swept_axes(fields)
+    values = {n: variant_values(spec, v) for n, v in variants.items()}
+    histories = {n: read_history(v["history"]) for n, v in variants.items()}
+    keys = _key_frequencies(variants)
+    figures, tables, sections = _plots(spec, axes, fields, values, histories)
     epochs = sorted({int(e) for h in histories.values() for e in h["train_epoch"]})
     title = spec["title"].replace("{family}", family).replace("{sweep}", name)
     record = provenance() | {
