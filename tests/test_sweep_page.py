@@ -286,3 +286,26 @@ def test_a_measure_whose_artifact_the_config_does_not_produce_stops_the_dag(tmp_
     ok = snakemake(wf, "-n")
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "rule sweep_page:" in ok.stdout
+
+
+def test_with_two_axes_each_plot_has_one_line_per_value_of_the_other():
+    from tdw.pages.sweep import measure_figure
+
+    combos = [(p, wd, s) for p in (11, 13) for wd in (0.1, 1.0) for s in (0, 1)]
+    fields = {f"p{p}_wd{wd}_s{s}": sd.sweep_fields(_config(s, wd, p=p)) for p, wd, s in combos}
+    values = {n: {"m": 10.0 * p + 100 * wd + s} for n, (p, wd, s) in zip(fields, combos, strict=True)}
+    axes = sd.swept_axes(fields)
+    assert axes == ["task.p", "train.weight_decay"]
+    fig = measure_figure({"name": "m", "label": "m", "source": "history"}, "train.weight_decay", axes, fields, values)
+    names = [t.name for t in fig.data]
+    assert names == [
+        "task.p=11: seeds",
+        "task.p=11: mean (bars: min to max)",
+        "task.p=13: seeds",
+        "task.p=13: mean (bars: min to max)",
+    ]
+    mean13 = fig.data[3]
+    assert list(mean13.x) == [0.1, 1.0] and list(mean13.y) == pytest.approx([140.5, 230.5])
+    assert list(mean13.error_y.array) == pytest.approx([0.5, 0.5]) and list(mean13.error_y.arrayminus) == pytest.approx(
+        [0.5, 0.5]
+    )
