@@ -9,6 +9,7 @@ include: "rules/analyze.smk"
 include: "rules/render.smk"
 include: "rules/report.smk"
 include: "rules/compare.smk"
+include: "rules/sweep.smk"
 
 
 rule all:

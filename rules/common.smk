@@ -230,6 +230,52 @@ def get_compare_code(wildcards):
     return get_code("compare.py")
 
 
+def sweep_spec(sweep):
+    """A sweep file (this family's, or the nearest parent's), checked against this config:
+    an unknown measure, or one whose artifact this config does not produce, is an error
+    before any job runs."""
+    from tdw import analyzers
+    from tdw.pages.sweep_spec import load_sweep_spec, sweep_file
+
+    return load_sweep_spec(sweep_file(FAMILY, sweep), WB.analyzers, analyzers.REGISTRY)
+
+
+def get_sweep_inputs(wildcards):
+    """The sweep file; per variant: history, metadata, config.json and the artifacts its
+    measures read."""
+    from tdw.pages.sweep_spec import needed_artifacts, sweep_file
+
+    inputs = {"spec": str(sweep_file(FAMILY, wildcards.sweep))}
+    needed = needed_artifacts(sweep_spec(wildcards.sweep))
+    for v in WB.variants:
+        files = variant_layout(v.name)
+        for key in ("history", "metadata", "config"):
+            inputs[f"{v.name}.{key}"] = getattr(files, key)
+        for analyzer in needed:
+            inputs[f"{v.name}.artifact.{analyzer}"] = files.artifact(WB.probe, analyzer)
+    return inputs
+
+
+def get_sweep_spec(wildcards):
+    return sweep_spec(wildcards.sweep)
+
+
+def get_sweep_code(wildcards):
+    return get_code("sweep.py")
+
+
+def _sweep_pages():
+    from tdw.pages.sweep_spec import sweep_names
+
+    return sweep_names(FAMILY)
+
+
+SWEEPS = _sweep_pages()
+# The sweep pages this config builds are checked now, before the DAG is built.
+for _sweep in SWEEPS:
+    sweep_spec(_sweep)
+
+
 # The reports this config builds are checked now, before the DAG is built.
 for _report in WB.reports:
     report_spec(_report)
@@ -246,4 +292,5 @@ def get_all_targets():
         targets += [files.artifact(WB.probe, a) for a in WB.analyzers]
     # One comparison page per report configuration: a single cheap job over all variants.
     targets += [FAMILY_RESULTS.compare(r) for r in WB.reports]
+    targets += [FAMILY_RESULTS.sweep(s) for s in SWEEPS]  # one sweep page per sweep file
     return targets

@@ -8,7 +8,8 @@
       figures/<figure>.<ext>
       reports/<report>.html
       train_state/{key.json, snapshot.safetensors, checkpoints/}
-    <results>/<family>/compare/<report>.html, <results>/<family>/storage.json
+    <results>/<family>/compare/<report>.html, <results>/<family>/sweeps/<sweep>.html,
+    <results>/<family>/storage.json
     logs/<family>/<rule>/<job>.<ext>
 
 Every path is built here, by the workflow's rules (called with ``"{variant}"``, ``"{probe}"``
@@ -41,7 +42,7 @@ FILES = {
     "snapshot": "snapshot.safetensors",  # in train_state/
     "state_key": "key.json",  # in train_state/
 }
-FAMILY_FILES = {"compare": "compare", "storage": "storage.json"}  # beside the variant folders
+FAMILY_FILES = {"compare": "compare", "sweeps": "sweeps", "storage": "storage.json"}  # beside the variant folders
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -139,7 +140,7 @@ class VariantLayout:
 
 @dataclass(frozen=True)
 class FamilyLayout:
-    """A family's results folder (``results/family``), its comparison pages and its job logs."""
+    """A family's results folder (``results/family``), its comparison and sweep pages and its job logs."""
 
     results: str | os.PathLike
     family: str
@@ -153,6 +154,10 @@ class FamilyLayout:
 
     def compare(self, report: str) -> Path:
         return self.dir / FAMILY_FILES["compare"] / f"{report}.html"
+
+    def sweep(self, name: str) -> Path:
+        """The sweep page of sweep file ``name`` (``families/<family>/sweeps/<name>.json``)."""
+        return self.dir / FAMILY_FILES["sweeps"] / f"{name}.html"
 
     @property
     def storage(self) -> Path:
