@@ -23,6 +23,7 @@ EXAMPLE = {
     "<figure>": "loss_curves",
     "{html,png,svg}": "png",
     "<report>": "default",
+    "<sweep>": "default",
     "<rule>": "train",
 }
 
@@ -57,6 +58,7 @@ def layout_paths(files: VariantLayout, family: FamilyLayout) -> set[str]:
         files.report("default"),
         files.train_state,
         family.compare("default"),
+        family.sweep("default"),
         family.storage,
         family.log("train", "p113_seed0").parent,
     ]
