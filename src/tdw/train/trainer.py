@@ -290,7 +290,9 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     stores = [job.layout.state_checkpoints for job in jobs]
     schedule, last_epoch = set(v0.epochs), max(v0.epochs)
 
-    state = _State([{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], [j.train for j in jobs])
+    state = _State(
+        [{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], [j.train for j in jobs]
+    )
     start = _resume_epoch(jobs, snaps)
     if start:
         state.load([job.layout.snapshot for job in jobs], device)
