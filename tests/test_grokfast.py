@@ -1,7 +1,6 @@
 """Grokfast gradient filters in training: the trainer's filtered gradients against a literal
 float64 reference loop, resume with the filter's state, the config's checks."""
 
-from collections import deque
 from pathlib import Path
 
 import numpy as np
