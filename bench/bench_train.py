@@ -27,6 +27,7 @@ from tdw.models.architecture import ModelConfig  # noqa: E402
 from tdw.models.hooked import HookedModAdd  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
 from tdw.tasks import modular as data  # noqa: E402
+from tdw.train.grokfast import GradFilter  # noqa: E402
 from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
 
 GROKFAST = {"ema": {"kind": "ema", "alpha": 0.98, "lamb": 2.0}, "ma": {"kind": "ma", "window": 100, "lamb": 5.0}}
@@ -48,6 +49,20 @@ def epoch_time(forward, params: list[dict], tc: TrainConfig | list[TrainConfig],
         state.step(losses, i)
     sync()
     return (time.perf_counter() - t0) / epochs
+
+
+def filter_time(params: list[dict], spec: dict, calls: int) -> float:
+    """Seconds per call of the Grokfast filter alone on gradients of the models' shapes, after
+    the moving average's window has filled: less exposed to a busy machine than the
+    difference of two epoch times."""
+    grads = {k: torch.randn_like(torch.stack([p[k] for p in params])) for k in params[0]}
+    gf = GradFilter([spec] * len(params))
+    for _ in range(spec.get("window", 1)):
+        gf(grads)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        gf(grads)
+    return (time.perf_counter() - t0) / calls
 
 
 def seed_tensors(p: int, train_frac: float, seeds: int, dev: torch.device) -> tuple[torch.Tensor, ...]:
@@ -92,6 +107,7 @@ def main() -> None:
         t_gf = epoch_time(fast, params[:1], gf, one, args.epochs, warmup=max(5, gf.grokfast.get("window", 0)))
         result[f"grokfast_{args.grokfast}_ms_per_epoch"] = round(1000 * t_gf, 2)
         result[f"grokfast_{args.grokfast}_extra_ms"] = round(1000 * (t_gf - t_fast), 2)
+        result[f"grokfast_{args.grokfast}_filter_only_ms"] = round(1000 * filter_time(params[:1], gf.grokfast, args.epochs), 3)
     if args.seeds > 1:
         sweep = [TrainConfig(train_frac=0.3, lr=1e-3 * (1 + i / 8), weight_decay=0.5 + i / 8) for i in range(seeds)]
         for mode, vectorize in (("loop", False), ("vmap", True)):
