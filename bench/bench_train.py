@@ -2,9 +2,12 @@
 epoch): the workbench's fast path against the full hooked forward (all positions), side by
 side in one process; with ``--seeds S``, also S seeds trained as one stacked model (the
 ``batch_seeds`` mode), one kernel per seed ("loop", the CPU default) and as one vmapped
-call ("vmap", the CUDA default), against one seed in the same process.
+call ("vmap", the CUDA default), against one seed in the same process. The stacked models
+have per-model hyperparameters (lr and weight decay differ by seed), as variants of a
+hyperparameter sweep that share shapes. With ``--grokfast ema|ma``, also the cost of the
+Grokfast filter (EMA: alpha 0.98, lamb 2; MA: window 100, lamb 5) on one model.
 
-    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda] [--seeds 8]
+    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda] [--seeds 8] [--grokfast ema]
 """
 
 from __future__ import annotations
@@ -24,27 +27,42 @@ from tdw.models.architecture import ModelConfig  # noqa: E402
 from tdw.models.hooked import HookedModAdd  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
 from tdw.tasks import modular as data  # noqa: E402
+from tdw.train.grokfast import GradFilter  # noqa: E402
 from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
 
+GROKFAST = {"ema": {"kind": "ema", "alpha": 0.98, "lamb": 2.0}, "ma": {"kind": "ma", "window": 100, "lamb": 5.0}}
 
-def epoch_time(forward, params: list[dict], tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> float:
+
+def epoch_time(forward, params: list[dict], tc: TrainConfig | list[TrainConfig], tensors, epochs: int, warmup: int = 5) -> float:
     """Seconds per epoch of S stacked models: train loss (with grad), test loss (no grad),
-    one AdamW step."""
-    state = _State(params, tc)
+    one AdamW step (and the Grokfast filter where the recipe has one)."""
+    state = _State(params, tc if isinstance(tc, list) else [tc] * len(params))
     x_tr, y_tr, x_te, y_te = tensors
     sync = torch.cuda.synchronize if x_tr.is_cuda else (lambda: None)
     for i in range(warmup + epochs):
         if i == warmup:
             sync()
             t0 = time.perf_counter()
-        loss = stacked_cross_entropy(forward(state.params, x_tr), y_tr).sum()
+        losses = stacked_cross_entropy(forward(state.params, x_tr), y_tr)
         with torch.no_grad():
             stacked_cross_entropy(forward(state.params, x_te), y_te).tolist()
-        loss.backward()
-        state.opt.step()
-        state.opt.zero_grad(set_to_none=True)
+        state.step(losses, i)
     sync()
     return (time.perf_counter() - t0) / epochs
+
+
+def filter_time(params: list[dict], spec: dict, calls: int) -> float:
+    """Seconds per call of the Grokfast filter alone on gradients of the models' shapes, after
+    the moving average's window has filled: less exposed to a busy machine than the
+    difference of two epoch times."""
+    grads = {k: torch.randn_like(torch.stack([p[k] for p in params])) for k in params[0]}
+    gf = GradFilter([spec] * len(params))
+    for _ in range(spec.get("window", 1)):
+        gf(grads)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        gf(grads)
+    return (time.perf_counter() - t0) / calls
 
 
 def seed_tensors(p: int, train_frac: float, seeds: int, dev: torch.device) -> tuple[torch.Tensor, ...]:
@@ -64,6 +82,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seeds", type=int, default=1, help="also time this many seeds trained as one stacked model")
     ap.add_argument("--skip-full", action="store_true", help="do not time the full hooked forward")
+    ap.add_argument("--grokfast", choices=sorted(GROKFAST), help="also time one model with this Grokfast filter")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg, tc = ModelConfig(p=113), TrainConfig(train_frac=0.3)
@@ -82,9 +101,17 @@ def main() -> None:
 
     t_fast = epoch_time(fast, params[:1], tc, one, args.epochs)
     result = {"device": str(dev), "threads": args.threads, "fast_ms_per_epoch": round(1000 * t_fast, 2)}
+    if args.grokfast:
+        gf = TrainConfig(train_frac=0.3, grokfast=GROKFAST[args.grokfast])
+        # the moving average applies once its window is full: time the epochs after that
+        t_gf = epoch_time(fast, params[:1], gf, one, args.epochs, warmup=max(5, gf.grokfast.get("window", 0)))
+        result[f"grokfast_{args.grokfast}_ms_per_epoch"] = round(1000 * t_gf, 2)
+        result[f"grokfast_{args.grokfast}_extra_ms"] = round(1000 * (t_gf - t_fast), 2)
+        result[f"grokfast_{args.grokfast}_filter_only_ms"] = round(1000 * filter_time(params[:1], gf.grokfast, args.epochs), 3)
     if args.seeds > 1:
+        sweep = [TrainConfig(train_frac=0.3, lr=1e-3 * (1 + i / 8), weight_decay=0.5 + i / 8) for i in range(seeds)]
         for mode, vectorize in (("loop", False), ("vmap", True)):
-            t = epoch_time(lambda p, x, v=vectorize: stacked_logits(p, cfg, x, vectorize=v), params, tc, tensors, args.epochs)
+            t = epoch_time(lambda p, x, v=vectorize: stacked_logits(p, cfg, x, vectorize=v), params, sweep, tensors, args.epochs)
             result[f"{args.seeds}_seeds_{mode}_ms_per_epoch"] = round(1000 * t, 2)
             result[f"{args.seeds}_seeds_{mode}_vs_one"] = round(t / t_fast, 2)
     if not args.skip_full:

@@ -32,9 +32,16 @@ class TrainConfig:
     eps: float = 1e-8
     warmup_steps: int = 10
     test_loss_every: int = 1
+    # None, or a Grokfast gradient filter: {kind: ema, alpha, lamb} or {kind: ma, window, lamb} (tdw.train.grokfast)
+    grokfast: dict | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"betas": list(self.betas)}
+        """The recipe as written to config.json; ``grokfast`` only when a filter is on, so a run
+        without one is described as before the filter existed."""
+        out = asdict(self) | {"betas": list(self.betas)}
+        if self.grokfast is None:
+            del out["grokfast"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,12 @@ outputs are hard links into it. A rerun with the same training key continues fro
 bit-identical weights (CPU); a different key (architecture, recipe or training code
 changed) starts again from epoch 0.
 
-Several seeds of one configuration can train together in one process (``train_variants``):
-parameters stacked on a leading axis, the forward vmapped, one elementwise AdamW; each
-variant's files are the same as when it trains alone (numerically equal, tested).
+Variants whose tensors have the same shapes can train together in one process
+(``train_variants``): parameters stacked on a leading axis, the forward run per slice (or
+vmapped), one elementwise AdamW with each variant's own lr, weight decay, betas, eps and
+warm-up (``tdw.train.optim``), and each variant's optional Grokfast gradient filter
+(``tdw.train.grokfast``). Each variant's files are the same as when it trains alone
+(bit-identical on the CPU, tested).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
+from tdw.train.grokfast import GradFilter, batch_shape
+from tdw.train.optim import AdamWHyper, StackedAdamW
 from tdw.workflow.joblog import Progress
 
 
@@ -93,37 +98,44 @@ class TrainJob:
 
 
 class _State:
-    """Parameters of S variants stacked on a leading axis, one AdamW over them (Adam and its
-    decoupled weight decay are elementwise, so this is S independent optimizers), and each
-    variant's loss history. Snapshots are per variant and unstacked."""
+    """Parameters of S variants stacked on a leading axis, one AdamW over them with each
+    variant's hyperparameters (``tdw.train.optim``; Adam and its decoupled weight decay are
+    elementwise, so this is S independent optimizers), each variant's Grokfast filter, and
+    each variant's loss history. Snapshots are per variant and unstacked."""
 
-    def __init__(self, params: list[dict[str, torch.Tensor]], train: TrainConfig):
+    def __init__(self, params: list[dict[str, torch.Tensor]], trains: list[TrainConfig]):
         self.params = {k: torch.stack([p[k] for p in params]).requires_grad_(True) for k in params[0]}
-        self.opt = torch.optim.AdamW(
-            list(self.params.values()), lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay
-        )
+        self.trains = trains
+        hypers = [AdamWHyper(t.lr, tuple(t.betas), t.eps, t.weight_decay) for t in trains]
+        self.opt = StackedAdamW(self.params, hypers)
+        self.filter = GradFilter([t.grokfast for t in trains])
         n = len(params)
         self.train_loss: list[list[float]] = [[] for _ in range(n)]
         self.test_loss: list[list[float]] = [[] for _ in range(n)]
         self.test_epoch: list[int] = []
         self.epoch = 0
 
+    def step(self, losses: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
+        """One optimizer step after epoch ``epoch`` on the per-model losses [S]; returns the
+        gradients stepped on (after the Grokfast filter)."""
+        names = list(self.params)
+        # each model's gradient is that of its own loss
+        grads = dict(zip(names, torch.autograd.grad(losses.sum(), [self.params[k] for k in names]), strict=True))
+        grads = self.filter(grads)
+        self.opt.step(grads, [scheduled_lr(t, epoch) for t in self.trains])
+        return grads
+
     def weights(self, i: int) -> dict[str, np.ndarray]:
         return {k: t[i].detach().cpu().numpy() for k, t in self.params.items()}
 
     def save(self, i: int, path: Path, key: str) -> None:
-        """Variant i's parameters, AdamW moments and history up to (not including) ``epoch``."""
+        """Variant i's parameters, AdamW moments, filter state and history up to (not including) ``epoch``."""
         tensors = {f"param/{k}": v[i].detach().cpu() for k, v in self.params.items()}
-        for name, p in self.params.items():
-            st = self.opt.state.get(p, {})
-            for slot in ("exp_avg", "exp_avg_sq"):
-                if slot in st:
-                    tensors[f"{slot}/{name}"] = st[slot][i].cpu()
-        step = int(next(iter(self.opt.state.values()))["step"]) if self.opt.state else 0
+        tensors |= {k: v.cpu() for k, v in (self.opt.slot_state(i) | self.filter.slot_state(i)).items()}
         tensors["train_loss"] = torch.tensor(self.train_loss[i], dtype=torch.float64)
         tensors["test_loss"] = torch.tensor(self.test_loss[i], dtype=torch.float64)
         tensors["test_epoch"] = torch.tensor(self.test_epoch, dtype=torch.int64)
-        meta = {"epoch": str(self.epoch), "step": str(step), "key": key}
+        meta = {"epoch": str(self.epoch), "step": str(self.opt.step_count), "key": key}
         with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
@@ -137,18 +149,17 @@ class _State:
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(torch.stack([s[f"param/{name}"] for s in snaps]))
-        step = int(meta["step"])
-        if step:
-            for name, p in self.params.items():
-                self.opt.state[p] = {
-                    "step": torch.tensor(float(step)),
-                    "exp_avg": torch.stack([s[f"exp_avg/{name}"] for s in snaps]).to(device),
-                    "exp_avg_sq": torch.stack([s[f"exp_avg_sq/{name}"] for s in snaps]).to(device),
-                }
+        self.opt.load_slots(snaps, int(meta["step"]), device)
+        self.filter.load_slots(snaps, device)
         self.train_loss = [s["train_loss"].tolist() for s in snaps]
         self.test_loss = [s["test_loss"].tolist() for s in snaps]
         self.test_epoch = snaps[0]["test_epoch"].tolist()
         self.epoch = int(meta["epoch"])
+
+
+def scheduled_lr(train: TrainConfig, epoch: int) -> float:
+    """The lr of the step after epoch ``epoch``: linear warm-up from 0 over ``warmup_steps``."""
+    return train.lr * (min(epoch / train.warmup_steps, 1.0) if train.warmup_steps else 1.0)
 
 
 def stacked_logits(
@@ -211,17 +222,27 @@ def training_threads(jobs: list[TrainJob], available: int) -> int:
 
 
 def _shared(job: TrainJob) -> tuple:
-    """What variants trained together must share: all but the seed."""
-    v = job.variant
-    return (job.family, job.operation, job.model, job.train, v.p, v.train_frac, v.epochs)
+    """What variants trained together must share: the shapes of their tensors (task, model,
+    train fraction), the schedule, and the layout of the Grokfast filter's state. Seeds, data
+    seeds, lr, weight decay, betas, eps, warm-up and the filter's alpha and lamb may differ."""
+    v, t = job.variant, job.train
+    return (job.family, job.operation, job.model, v.p, v.train_frac, v.epochs, t.test_loss_every, batch_shape(t.grokfast))
 
 
 def _check_batchable(jobs: list[TrainJob]) -> None:
     for job in jobs[1:]:
         if _shared(job) != _shared(jobs[0]):
             raise ValueError(
-                f"variants {jobs[0].variant.name} and {job.variant.name} differ in more than the seed: train them apart"
+                f"variants {jobs[0].variant.name} and {job.variant.name} differ in more than the seeds and the "
+                "optimizer's or Grokfast's strengths (task, model, train fraction, schedule, test-loss spacing or "
+                "Grokfast kind/window): train them apart"
             )
+
+
+def split_seed(variant: Variant) -> int:
+    """The seed of the variant's train/test split: its data seed where it has one, else its seed."""
+    data_seed = getattr(variant, "data_seed", None)
+    return variant.seed if data_seed is None else data_seed
 
 
 def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
@@ -243,7 +264,7 @@ def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Te
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for job in jobs:
         v = job.variant
-        train_idx, test_idx = data.split(v.p, v.train_frac, v.seed)
+        train_idx, test_idx = data.split(v.p, v.train_frac, split_seed(v))
         for i, (idx, fn) in enumerate(((train_idx, data.tokens), (train_idx, None), (test_idx, data.tokens), (test_idx, None))):
             parts[i].append(fn(v.p, idx) if fn else data.labels(v.p, idx, job.operation))
     return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
@@ -255,8 +276,8 @@ def train_variant(job: TrainJob, progress_seconds: float = 5.0) -> dict:
 
 
 def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectorize: bool | None = None) -> list[dict]:
-    """Train variants that differ only in their seed in one process, stacked, and write each
-    one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
+    """Train variants that share their tensors' shapes (``_shared``) in one process, stacked,
+    and write each one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
     ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
     ``training_threads``)."""
     _check_batchable(jobs)
@@ -269,7 +290,9 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     stores = [job.layout.state_checkpoints for job in jobs]
     schedule, last_epoch = set(v0.epochs), max(v0.epochs)
 
-    state = _State([{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], tc)
+    state = _State(
+        [{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], [j.train for j in jobs]
+    )
     start = _resume_epoch(jobs, snaps)
     if start:
         state.load([job.layout.snapshot for job in jobs], device)
@@ -302,11 +325,7 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         progress.step(f"train {worst[0]:.3e} test {worst[1]:.3e} (worst of {len(jobs)})")
         if epoch == last_epoch:
             break
-        for group in state.opt.param_groups:
-            group["lr"] = tc.lr * (min(epoch / tc.warmup_steps, 1.0) if tc.warmup_steps else 1.0)
-        losses.sum().backward()  # each model's gradient is that of its own loss
-        state.opt.step()
-        state.opt.zero_grad(set_to_none=True)
+        state.step(losses, epoch)
     timings = {
         "train_seconds": time.perf_counter() - t_loop,
         "epochs_trained": last_epoch - start,
