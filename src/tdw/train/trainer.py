@@ -62,7 +62,7 @@ class TrainJob:
             operation=run["operation"],
             model=ModelConfig(**run["model"]),
             train=TrainConfig(**(run["train"] | {"betas": tuple(run["train"]["betas"])})),
-            variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"])),
+            variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"]), data_seed=v.get("data_seed")),
             out_dir=Path(out_dir),
             code_hash=code_hash,
         )
@@ -78,6 +78,7 @@ class TrainJob:
             "variant": self.variant.name,
             "task": {"operation": self.operation, "p": self.variant.p},
             "seed": self.variant.seed,
+            "data_seed": self.variant.data_seed,
             "architecture": self.model.to_dict(),
             "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
             "checkpoint_epochs": list(self.variant.epochs),
@@ -88,6 +89,8 @@ class TrainJob:
         cfg = self.run_config()
         cfg.pop("checkpoint_epochs")
         cfg.pop("variant")
+        if cfg["data_seed"] == cfg["seed"]:  # the split follows the seed: the key from before data seeds existed
+            cfg.pop("data_seed")
         blob = json.dumps(cfg, sort_keys=True) + self.code_hash
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -243,7 +246,7 @@ def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Te
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for job in jobs:
         v = job.variant
-        train_idx, test_idx = data.split(v.p, v.train_frac, v.seed)
+        train_idx, test_idx = data.split(v.p, v.train_frac, v.data_seed)
         for i, (idx, fn) in enumerate(((train_idx, data.tokens), (train_idx, None), (test_idx, data.tokens), (test_idx, None))):
             parts[i].append(fn(v.p, idx) if fn else data.labels(v.p, idx, job.operation))
     return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
