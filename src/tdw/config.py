@@ -200,7 +200,9 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
     combos = sweep.combinations(config.get("sweep", {}), family, train, source)
     for c in combos:
         check_modulus(c["p"], source, "sweep.p")
-    schedules = sweep.schedules(combos, sweep.schedule_rules(config.get("checkpoints", [0]), family, source, expand_schedule), source)
+    schedules = sweep.schedules(
+        combos, sweep.schedule_rules(config.get("checkpoints", [0]), family, source, expand_schedule), source
+    )
     variants, seen = [], {}
     for combo, epochs in zip(combos, schedules, strict=True):
         name = sweep.variant_name(combo, family, train, source)
@@ -214,7 +216,9 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         recipe, _ = sweep.overrides(combo, family, train)
         vt = replace(train, **recipe) if recipe else train
         tags = tuple(sweep.tags(combo, family, train))
-        variants.append(Variant(name, combo["p"], combo["seed"], vt.train_frac, epochs, None, None, combo["data_seed"], vt, model, tags))
+        variants.append(
+            Variant(name, combo["p"], combo["seed"], vt.train_frac, epochs, None, None, combo["data_seed"], vt, model, tags)
+        )
     return variants
 
 

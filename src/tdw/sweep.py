@@ -46,7 +46,12 @@ def sweepable(family: Family) -> tuple[str, ...]:
 def defaults(family: Family, train) -> dict:
     """Each sweepable name's value where the config does not sweep it (p has none)."""
     arch = family.model_config(3)
-    return {"seed": 0, "data_seed": None, **{n: getattr(train, n) for n in TRAIN_NAMES}, **{n: getattr(arch, n) for n in ARCH_NAMES}}
+    return {
+        "seed": 0,
+        "data_seed": None,
+        **{n: getattr(train, n) for n in TRAIN_NAMES},
+        **{n: getattr(arch, n) for n in ARCH_NAMES},
+    }
 
 
 def _value(name: str, value):
