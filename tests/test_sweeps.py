@@ -291,3 +291,34 @@ def test_adding_a_value_trains_only_the_new_variant(tmp_path):
     assert job_counts(out) == {"train": 1, "forward_cache_trained": 1}
     assert set(re.findall(r"wildcards: variant=([^\s,]+)", out)) == {"p13_seed0_wd0.3"}
     assert {p: p.stat().st_mtime_ns for p in old.dir.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
+def test_a_swept_width_and_data_seed_run_through_training_and_the_cache(tmp_path):
+    """A variant with its own d_model and data seed: the trainer builds its width, splits by
+    the data seed and initialises by the seed; the cache job runs its width on its split."""
+    import h5py
+
+    from tdw.models.fastpath import last_logits
+    from tdw.models.weights import init_params
+
+    path = _write(tmp_path, {"p": [13], "d_model": [64], "data_seed": [3]}, [0, 5])
+    (v,) = load(path, "families").variants
+    assert v.name == "p13_seed0_dmodel64_dseed3"
+    files = VariantLayout(RESULTS, "modadd", v.name)
+    run = run_snakemake(tmp_path, path, "--cores", "1", target_list=[str(files.cache("train", 5))])
+    assert run.returncode == 0, run.stderr
+    out = VariantLayout(tmp_path / RESULTS, "modadd", v.name)
+    cfg = json.loads(out.config.read_text())
+    assert (cfg["seed"], cfg["data_seed"], cfg["architecture"]["d_model"]) == (0, 3, 64)
+    train_idx, _ = modular.split(13, 0.5, 3)
+    with h5py.File(out.cache("train", 5), "r") as fh:
+        assert np.array_equal(fh["pair_index"][()], np.sort(train_idx))
+        assert fh["blocks.0.hook_resid_mid"].shape[-1] == 64
+    # epoch 0's train loss is the seed-0 initialisation on the data-seed-3 train pairs
+    params = init_params(v.model, 0)
+    logits = last_logits(params, v.model, torch.from_numpy(modular.tokens(13, train_idx))).to(torch.float64)
+    labels = torch.from_numpy(modular.labels(13, train_idx))
+    want = -logits.log_softmax(-1).gather(-1, labels[:, None]).mean().item()
+    with h5py.File(out.history, "r") as fh:
+        assert fh["train_loss"][0] == pytest.approx(want, rel=1e-12)
