@@ -152,13 +152,11 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         except LegacyEntryError as err:
             raise ConfigError(f"{source}: key 'legacy.{i}.{err.key}': {err}") from err
         check_modulus(found.p, source, f"legacy.{i}.p")
+        where = (str(path), found.test_loss_every)
         model = family.model_config(found.p)
         variants.append(
-            Variant(
-                entry["name"], found.p, found.seed, found.train_frac, (found.epoch,), str(path), found.test_loss_every,
-                train=train, model=model,
-            )
-        )  # fmt: skip
+            Variant(entry["name"], found.p, found.seed, found.train_frac, (found.epoch,), *where, train=train, model=model)
+        )
     names = [v.name for v in variants]
     for n in names:
         if names.count(n) > 1:

@@ -30,7 +30,7 @@ from tdw.config import ConfigError, Variant, Workbench
 class EpochClass:
     """Variants with one checkpoint schedule, and the rule suffix naming them."""
 
-    name: str  # "trained" or "legacy_<variant>"
+    name: str  # "trained", "trained_<k>" (the k-th schedule) or "legacy_<variant>"
     legacy: bool
     epochs: tuple[int, ...]
     variants: tuple[str, ...]
@@ -38,7 +38,7 @@ class EpochClass:
 
 @dataclass(frozen=True)
 class SeedBatch:
-    """Trained variants of one prime that train together in one job."""
+    """Trained variants of one prime, architecture, recipe and schedule that train together in one job."""
 
     name: str  # the rule name: train_batch_p<p>_seeds<s1>_<s2>...
     p: int
