@@ -31,7 +31,8 @@ ENV = "../envs/workbench.yaml"
 EPOCH_CLASSES = plan.epoch_classes(WB)
 SEED_BATCHES = plan.seed_batches(WB)
 TRAIN_NAMES = plan.train_alone(WB)
-TRAIN_EPOCHS = next((c.epochs for c in EPOCH_CLASSES if not c.legacy), ())
+# One train rule per trained schedule; with no trained variant, `train` still exists (no job).
+TRAIN_CLASSES = [c for c in EPOCH_CLASSES if not c.legacy] or [plan.EpochClass("trained", False, (), ())]
 
 
 def variant_layout(variant):
@@ -62,7 +63,7 @@ def checkpoints_of(epoch_class):
     if epoch_class.legacy:
         return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
     if not SEED_BATCHES:
-        return rules.train.output.checkpoints
+        return getattr(rules, plan.train_rule(epoch_class)).output.checkpoints
     return [V.checkpoint(e) for e in epoch_class.epochs]
 
 
@@ -81,11 +82,12 @@ def get_train_params(wildcards):
 
 
 def train_params(v):
+    """What a train job needs: the variant's own architecture and recipe."""
     params = {
         "family": FAMILY.name,
         "operation": FAMILY.operation,
-        "model": FAMILY.model_config(v.p).to_dict(),
-        "train": WB.train.to_dict(),
+        "model": (v.model or FAMILY.model_config(v.p)).to_dict(),
+        "train": (v.train or WB.train).to_dict(),
         "variant": {
             "name": v.name,
             "p": v.p,
@@ -94,6 +96,8 @@ def train_params(v):
             "epochs": list(v.epochs),
         },
     }
+    if v.data_seed != v.seed:  # absent: the split follows the seed
+        params["variant"]["data_seed"] = v.data_seed
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params
@@ -112,13 +116,19 @@ def get_legacy_path(wildcards):
 
 def get_cache_params(wildcards):
     v = WB.variant(wildcards.variant)
-    return {
+    params = {
         "variant": v.name,
         "p": v.p,
         "seed": v.seed,
         "train_frac": v.train_frac,
         "cache": FAMILY.spec["cache"],
     }
+    # Only what differs from the seed and the family's architecture: params that change rerun the job.
+    if v.data_seed != v.seed:
+        params["data_seed"] = v.data_seed
+    if v.model is not None and v.model != FAMILY.model_config(v.p):
+        params["model"] = v.model.to_dict()
+    return params
 
 
 def get_probe_spec(wildcards):

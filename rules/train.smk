@@ -1,30 +1,34 @@
-# Checkpoints of every variant: trained here (one job per variant, resumable), trained with
-# the other seeds of its prime (batch_seeds), or imported from a legacy file. All write the
-# same files (tdw.io.variant). Rule names: tdw.workflow.plan.
+# Checkpoints of every variant: trained here (one job per variant, resumable; one rule per
+# checkpoint schedule), trained with the other seeds of its prime (batch_seeds), or imported
+# from a legacy file. All write the same files (tdw.io.variant). Rule names: tdw.workflow.plan.
 
 
-rule train:
-    output:
-        checkpoints=[V.checkpoint(e) for e in TRAIN_EPOCHS],
-        history=V.history,
-        metadata=V.metadata,
-        config=V.config,
-    log:
-        log_file("train", "{variant}"),
-    benchmark:
-        log_file("train", "{variant}", "bench.tsv")
-    wildcard_constraints:
-        variant=plan.alternatives(TRAIN_NAMES),
-    conda:
-        ENV
-    threads: 2
-    resources:
-        mem_mb=tdw_config.TRAIN_MEM_MB,
-    params:
-        run=get_train_params,
-        code=get_code("train.py"),
-    script:
-        "../workflow/scripts/train.py"
+for _class in TRAIN_CLASSES:
+
+    rule:
+        name:
+            plan.train_rule(_class)
+        output:
+            checkpoints=[V.checkpoint(e) for e in _class.epochs],
+            history=V.history,
+            metadata=V.metadata,
+            config=V.config,
+        log:
+            log_file("train", "{variant}"),
+        benchmark:
+            log_file("train", "{variant}", "bench.tsv")
+        wildcard_constraints:
+            variant=plan.alternatives(n for n in TRAIN_NAMES if n in _class.variants),
+        conda:
+            ENV
+        threads: 2
+        resources:
+            mem_mb=tdw_config.TRAIN_MEM_MB,
+        params:
+            run=get_train_params,
+            code=get_code("train.py"),
+        script:
+            "../workflow/scripts/train.py"
 
 
 for _batch in SEED_BATCHES:

@@ -52,11 +52,15 @@ def test_legacy_names_that_give_one_rule_name_are_refused(tmp_path):
         plan.epoch_classes(wb)
 
 
-def test_trained_variants_with_two_schedules_are_refused(tmp_path):
+def test_trained_variants_with_two_schedules_get_a_class_each(tmp_path):
     wb = workbench(tmp_path, sweep={"p": [13], "seed": [0]})
     odd = Variant("p17_seed0", 17, 0, 0.3, (0, 7))
-    with pytest.raises(ConfigError, match="2 checkpoint schedules"):
-        plan.epoch_classes(type(wb)(**{**wb.__dict__, "variants": (*wb.variants, odd)}))
+    classes = plan.epoch_classes(type(wb)(**{**wb.__dict__, "variants": (*wb.variants, odd)}))
+    assert [(c.name, c.epochs, c.variants) for c in classes] == [
+        ("trained", (0, 5, 10), ("p13_seed0",)),
+        ("trained_2", (0, 7), ("p17_seed0",)),
+    ]
+    assert [plan.train_rule(c) for c in classes] == ["train", "train_2"]
 
 
 def test_seed_batches_by_prime(tmp_path):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from tdw.families import FAMILIES_DIR, Family, load_family
+from tdw.models.architecture import ModelConfig
 from tdw.validation import ConfigError, checked_params, validate
 from tdw.workflow.resources import TRAIN_MEM_MB, check_variant_sizes
 
@@ -46,15 +47,23 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Variant:
-    """One member of a family, fixed by its domain parameters."""
+    """One member of a family, fixed by its domain parameters and its own recipe."""
 
     name: str
     p: int
-    seed: int
+    seed: int  # of the initialisation
     train_frac: float
     epochs: tuple[int, ...]  # checkpoint epochs, increasing
     legacy_path: str | None = None
     legacy_test_every: int | None = None  # spacing of a legacy file's test-loss history
+    data_seed: int | None = None  # of the train/test split; None: the same as ``seed``
+    train: TrainConfig | None = None  # the variant's recipe (None: the config's)
+    model: ModelConfig | None = None  # the variant's architecture (None: the family's at p)
+    tags: tuple[tuple[str, object], ...] = ()  # swept values other than p and seed that differ from the defaults
+
+    def __post_init__(self) -> None:
+        if self.data_seed is None:
+            object.__setattr__(self, "data_seed", self.seed)
 
     @property
     def is_legacy(self) -> bool:
@@ -70,24 +79,24 @@ def check_modulus(p: int, source: str, key: str) -> None:
         raise ConfigError(f"{source}: key {key!r}: {p} is not a prime >= 3 (the modulus must be prime)")
 
 
-def expand_schedule(items: list, source: str) -> tuple[int, ...]:
+def expand_schedule(items: list, source: str, key: str = "checkpoints") -> tuple[int, ...]:
     """Checkpoint epochs from integers and ``{from, to, every}`` ranges (``to`` inclusive when
     on the grid). The result must be non-negative and strictly increasing."""
     epochs: list[int] = []
     for i, item in enumerate(items):
         if isinstance(item, dict):
             if item["to"] < item["from"]:
-                raise ConfigError(f"{source}: key 'checkpoints.{i}': 'to' ({item['to']}) is before 'from' ({item['from']})")
+                raise ConfigError(f"{source}: key '{key}.{i}': 'to' ({item['to']}) is before 'from' ({item['from']})")
             epochs += range(item["from"], item["to"] + 1, item["every"])
         else:
             epochs.append(item)
     for i, e in enumerate(epochs):
         if e < 0:
-            raise ConfigError(f"{source}: key 'checkpoints': epoch {e} is negative; epochs are >= 0")
+            raise ConfigError(f"{source}: key '{key}': epoch {e} is negative; epochs are >= 0")
         if i and e <= epochs[i - 1]:
             what = "duplicate" if e == epochs[i - 1] else "out of order"
             raise ConfigError(
-                f"{source}: key 'checkpoints': epoch {e} is {what} (after {epochs[i - 1]}); "
+                f"{source}: key '{key}': epoch {e} is {what} (after {epochs[i - 1]}); "
                 "list epochs and ranges in strictly increasing order"
             )
     return tuple(epochs)
@@ -135,17 +144,9 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     validate(config, "config.schema.json", source)
     family = load_family(config["family"], families_dir)
     train = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in config.get("train", {}).items()})
-    epochs = expand_schedule(config.get("checkpoints", [0]), source)
     spec = family.spec
 
-    variants: list[Variant] = []
-    sweep = config.get("sweep", {})
-    for p in sweep.get("p", []):
-        check_modulus(p, source, "sweep.p")
-    for p in sweep.get("p", []):
-        for seed in sweep.get("seed", [0]):
-            name = spec["variant_name"].format(p=p, seed=seed)
-            variants.append(Variant(name, p, seed, train.train_frac, epochs))
+    variants = _sweep_variants(config, family, train, source)
     for i, entry in enumerate(config.get("legacy", [])):
         from tdw.train.legacy import LegacyEntryError, resolve_entry
 
@@ -158,8 +159,10 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         except LegacyEntryError as err:
             raise ConfigError(f"{source}: key 'legacy.{i}.{err.key}': {err}") from err
         check_modulus(found.p, source, f"legacy.{i}.p")
+        where = (str(path), found.test_loss_every)
+        model = family.model_config(found.p)
         variants.append(
-            Variant(entry["name"], found.p, found.seed, found.train_frac, (found.epoch,), str(path), found.test_loss_every)
+            Variant(entry["name"], found.p, found.seed, found.train_frac, (found.epoch,), *where, train=train, model=model)
         )
     names = [v.name for v in variants]
     for n in names:
@@ -173,7 +176,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     settings = _resolve_analyzers(config, spec, probe, source)
     analyzers = list(settings)
     _check_key_frequencies(settings, variants, source)
-    check_variant_sizes(family, variants, probe, config.get("batch_seeds", False), source, "train" in config)
+    check_variant_sizes(family, variants, probe, config.get("batch_seeds", False), source, _frac_key(config))
     figures = _resolve_figures(config, spec, analyzers, source)
     reports = config.get("reports", ["default"])
     known_reports = [p.stem for p in (family.root / "reports").glob("*.json")]
@@ -192,6 +195,43 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         keep_caches=config.get("keep_caches", True),
         analyzer_settings=settings,
     )
+
+
+def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: str) -> list[Variant]:
+    """The swept variants, each with its own recipe, architecture and schedule
+    (``tdw.sweep``); two combinations with one name are refused."""
+    from tdw import sweep
+
+    combos = sweep.combinations(config.get("sweep", {}), family, train, source)
+    for c in combos:
+        check_modulus(c["p"], source, "sweep.p")
+    schedules = sweep.schedules(
+        combos, sweep.schedule_rules(config.get("checkpoints", [0]), family, source, expand_schedule), source
+    )
+    variants, seen = [], {}
+    for combo, epochs in zip(combos, schedules, strict=True):
+        name = sweep.variant_name(combo, family, train, source)
+        if name in seen:
+            raise ConfigError(
+                f"{source}: key 'sweep': combinations {sweep.describe(seen[name])} and {sweep.describe(combo)} "
+                f"both give variant name {name!r}"
+            )
+        seen[name] = combo
+        model = sweep.check_model(combo, family, source)
+        recipe, _ = sweep.overrides(combo, family, train)
+        vt = replace(train, **recipe) if recipe else train
+        tags = tuple(sweep.tags(combo, family, train))
+        variants.append(
+            Variant(name, combo["p"], combo["seed"], vt.train_frac, epochs, None, None, combo["data_seed"], vt, model, tags)
+        )
+    return variants
+
+
+def _frac_key(config: dict) -> str:
+    """The key a variant's train fraction comes from, for messages."""
+    if "train_frac" in config.get("sweep", {}):
+        return "sweep.train_frac"
+    return "train.train_frac" if "train" in config else ""
 
 
 def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dict[str, dict]:

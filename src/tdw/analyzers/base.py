@@ -62,10 +62,12 @@ class CheckpointView:
         return len(index) == self.p**2 and bool(np.all(index == np.arange(self.p**2)))
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train and test flat pair indices of this run (seeded split, ``tdw.tasks.modular.split``)."""
+        """Train and test flat pair indices of this run (seeded split, ``tdw.tasks.modular.split``),
+        under its data seed (a run config without one: the seed)."""
         from tdw.tasks.modular import split
 
-        return split(self.p, float(self.config["train"]["train_frac"]), int(self.config["seed"]))
+        seed = self.config.get("data_seed", self.config["seed"])
+        return split(self.p, float(self.config["train"]["train_frac"]), int(seed))
 
     def labels(self) -> np.ndarray:
         """Correct answer of each cached row, shape [batch]."""

@@ -62,9 +62,9 @@ def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict
 def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path]) -> list[float]:
     """Write one cache file per checkpoint; returns seconds spent per checkpoint. Runs on as
     many threads as torch has: the entry point sets them."""
-    cfg = family.model_config(variant.p)
+    cfg = variant.model or family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
-    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.seed)
+    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed)
     tokens = torch.from_numpy(data.tokens(variant.p, index))
     model = HookedModAdd(cfg)
     spec = family.spec["cache"]

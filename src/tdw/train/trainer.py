@@ -67,7 +67,7 @@ class TrainJob:
             operation=run["operation"],
             model=ModelConfig(**run["model"]),
             train=TrainConfig(**(run["train"] | {"betas": tuple(run["train"]["betas"])})),
-            variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"])),
+            variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"]), data_seed=v.get("data_seed")),
             out_dir=Path(out_dir),
             code_hash=code_hash,
         )
@@ -83,6 +83,7 @@ class TrainJob:
             "variant": self.variant.name,
             "task": {"operation": self.operation, "p": self.variant.p},
             "seed": self.variant.seed,
+            "data_seed": self.variant.data_seed,
             "architecture": self.model.to_dict(),
             "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
             "checkpoint_epochs": list(self.variant.epochs),
@@ -93,6 +94,8 @@ class TrainJob:
         cfg = self.run_config()
         cfg.pop("checkpoint_epochs")
         cfg.pop("variant")
+        if cfg["data_seed"] == cfg["seed"]:  # the split follows the seed: the key from before data seeds existed
+            cfg.pop("data_seed")
         blob = json.dumps(cfg, sort_keys=True) + self.code_hash
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -3,12 +3,16 @@
 A rule's outputs are fixed when it is declared, so a rule that writes one file per
 checkpoint is declared once per checkpoint schedule:
 
-- ``forward_cache_trained``: every trained variant (they share the config's schedule);
+- ``forward_cache_trained``, ``train``: the trained variants with the first schedule (every
+  trained variant when the config gives one schedule); ``forward_cache_trained_<k>``,
+  ``train_<k>``: those with the k-th distinct schedule (per-variant ``checkpoints`` rules);
 - ``forward_cache_legacy_<variant>``, ``import_legacy_<variant>``: one per legacy variant
   (each has its own final epoch);
-- ``train``: every trained variant that trains alone, one job each;
-- ``train_batch_p<p>_seeds<s1>_<s2>...``: with ``batch_seeds``, the seeds of one prime
-  trained together in one job (a prime swept with a single seed trains alone).
+- ``train`` (``train_<k>``): every trained variant that trains alone, one job each;
+- ``train_batch_p<p>[<tags>]_seeds<s1>_<s2>...``: with ``batch_seeds``, the seeds of one
+  prime trained together in one job, when they share the architecture, the recipe and the
+  schedule (a group of one trains alone); ``<tags>`` are the variant names' tags other
+  than the data seed, as in ``train_batch_p113_wd0_3_seeds0_1``.
 
 Characters of a legacy variant's name that cannot be part of a rule name (``.`` and ``-``)
 become ``_``.
@@ -26,7 +30,7 @@ from tdw.config import ConfigError, Variant, Workbench
 class EpochClass:
     """Variants with one checkpoint schedule, and the rule suffix naming them."""
 
-    name: str  # "trained" or "legacy_<variant>"
+    name: str  # "trained", "trained_<k>" (the k-th schedule) or "legacy_<variant>"
     legacy: bool
     epochs: tuple[int, ...]
     variants: tuple[str, ...]
@@ -34,7 +38,7 @@ class EpochClass:
 
 @dataclass(frozen=True)
 class SeedBatch:
-    """Trained variants of one prime that train together in one job."""
+    """Trained variants of one prime, architecture, recipe and schedule that train together in one job."""
 
     name: str  # the rule name: train_batch_p<p>_seeds<s1>_<s2>...
     p: int
@@ -51,14 +55,14 @@ def trained(wb: Workbench) -> list[Variant]:
 
 
 def epoch_classes(wb: Workbench) -> list[EpochClass]:
-    """The trained variants as one class (first, if any), then one class per legacy variant."""
+    """The trained variants by schedule, first seen first (``trained``, ``trained_2``, ...),
+    then one class per legacy variant."""
     out = []
-    train = trained(wb)
-    if train:
-        schedules = {v.epochs for v in train}
-        if len(schedules) > 1:
-            raise ConfigError(f"{wb.source}: trained variants have {len(schedules)} checkpoint schedules; the config gives one")
-        out.append(EpochClass("trained", False, train[0].epochs, tuple(v.name for v in train)))
+    by_epochs: dict[tuple[int, ...], list[str]] = {}
+    for v in trained(wb):
+        by_epochs.setdefault(v.epochs, []).append(v.name)
+    for k, (epochs, names) in enumerate(by_epochs.items()):
+        out.append(EpochClass("trained" if k == 0 else f"trained_{k + 1}", False, epochs, tuple(names)))
     for v in wb.variants:
         if v.is_legacy:
             name = rule_name(f"legacy_{v.name}")
@@ -71,19 +75,37 @@ def epoch_classes(wb: Workbench) -> list[EpochClass]:
     return out
 
 
+def train_rule(epoch_class: EpochClass) -> str:
+    """The rule that trains a trained class's variants one job each: train, train_2, ..."""
+    return "train" + epoch_class.name.removeprefix("trained")
+
+
+def batch_key(v: Variant) -> tuple:
+    """What variants trained together in one job share: everything but the seeds (the
+    stacked trainer gives each model its own initialisation and split, nothing else)."""
+    return (v.p, v.model, v.train, v.epochs)
+
+
 def seed_batches(wb: Workbench) -> list[SeedBatch]:
-    """With ``batch_seeds``, the trained variants of each prime swept with two or more
-    seeds, by prime; none otherwise."""
+    """With ``batch_seeds``, the trained variants that share a ``batch_key`` in groups of
+    two or more, by prime; none otherwise."""
+    from tdw.sweep import tag_text
+
     if not wb.batch_seeds:
         return []
-    by_p: dict[int, list[Variant]] = {}
+    groups: dict[tuple, list[Variant]] = {}
     for v in trained(wb):
-        by_p.setdefault(v.p, []).append(v)
-    return [
-        SeedBatch(f"train_batch_p{p}_seeds{'_'.join(str(v.seed) for v in group)}", p, tuple(group))
-        for p, group in sorted(by_p.items())
-        if len(group) > 1
-    ]
+        groups.setdefault(batch_key(v), []).append(v)
+    out: list[SeedBatch] = []
+    for key, group in sorted(groups.items(), key=lambda kv: kv[0][0]):  # by prime, else in sweep order
+        if len(group) < 2:
+            continue
+        tags = rule_name(tag_text([t for t in group[0].tags if t[0] != "data_seed"]))
+        name = f"train_batch_p{key[0]}{tags}_seeds{'_'.join(str(v.seed) for v in group)}"
+        taken = {b.name for b in out}
+        name = next(f"{name}_{k}" for k in range(1, len(out) + 2) if f"{name}_{k}" not in taken) if name in taken else name
+        out.append(SeedBatch(name, key[0], tuple(group)))
+    return out
 
 
 def train_alone(wb: Workbench) -> list[str]:

@@ -79,29 +79,34 @@ def cache_memory_mb(cfg: ModelConfig, rows: int, cache: dict) -> float:
 
 
 def check_variant_sizes(
-    family: Family, variants: list[Variant], probe: str, batch_seeds: bool, source: str, frac_given: bool
+    family: Family, variants: list[Variant], probe: str, batch_seeds: bool, source: str, frac_key: str = ""
 ) -> None:
     """Refuse a trained variant whose split has no train or no test pair, and a variant
     whose training or cache job needs more memory than the rules declare
-    (``tdw.workflow.resources``)."""
+    (``tdw.workflow.resources``), each with its own architecture and train fraction
+    (``frac_key``: the config key the train fraction comes from, for messages)."""
     from tdw.config import ConfigError  # not at the top: tdw.config imports this module
     from tdw.tasks.modular import probe_indices, split
+    from tdw.workflow.plan import batch_key
 
     seen = set()
     for v in variants:
-        cfg = family.model_config(v.p)
-        models = sum(1 for w in variants if w.p == v.p and not w.is_legacy) if batch_seeds and not v.is_legacy else 1
-        if (v.p, v.train_frac, v.is_legacy, models) in seen:
-            continue  # the sizes do not depend on the seed
-        seen.add((v.p, v.train_frac, v.is_legacy, models))
-        key = f"variant {v.name}" if v.is_legacy else "key 'sweep.p'" + (" / 'train.train_frac'" if frac_given else "")
+        cfg = v.model or family.model_config(v.p)
+        together = [w for w in variants if not w.is_legacy and batch_key(w) == batch_key(v)]
+        models = len(together) if batch_seeds and not v.is_legacy else 1
+        if (cfg, v.train_frac, v.is_legacy, models) in seen:
+            continue  # the sizes do not depend on the seeds
+        seen.add((cfg, v.train_frac, v.is_legacy, models))
+        key = f"variant {v.name}" if v.is_legacy else "key 'sweep.p'" + (f" / {frac_key!r}" if frac_key else "")
         what = f"{source}: {key}: p = {v.p} with train_frac {v.train_frac}"
+        if v.model is not None and v.model != family.model_config(v.p):
+            what += f" (variant {v.name}: d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, n_heads {cfg.n_heads})"
         limit = f"the {TRAIN_MEM_MB} MB the train rule declares (tdw.workflow.resources.TRAIN_MEM_MB)"
         if not v.is_legacy:
             need = train_memory_mb(cfg, 0, v.p * v.p, models)  # every row at the test cost: a lower bound
             if need > TRAIN_MEM_MB:
                 raise ConfigError(f"{what}: training {v.p**2} pairs needs at least {need:,.0f} MB, more than {limit}")
-            train, test = split(v.p, v.train_frac, v.seed)
+            train, test = split(v.p, v.train_frac, v.data_seed)
             if len(train) == 0 or len(test) == 0:
                 raise ConfigError(
                     f"{what}: the split of the {v.p**2} pairs has {len(train)} train and {len(test)} test pairs; "
@@ -110,7 +115,7 @@ def check_variant_sizes(
             need = train_memory_mb(cfg, len(train), len(test), models)
             if need > TRAIN_MEM_MB:
                 raise ConfigError(f"{what}: training needs about {need:,.0f} MB ({models} model(s)), more than {limit}")
-        rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.seed))
+        rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.data_seed))
         need = cache_memory_mb(cfg, rows, family.spec["cache"])
         if need > CACHE_MEM_MB:
             raise ConfigError(
