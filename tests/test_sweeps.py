@@ -131,20 +131,26 @@ def test_train_params_carry_each_variants_recipe(root):
     assert v.name == "p13_seed0_wd0.3_dmlp256_dseed4"
 
 
-def test_seed_batches_share_architecture_and_recipe():
+def test_seed_batches_stack_what_shares_shapes():
+    # the stacked trainer gives each model its own seed, split and optimizer settings: one batch
+    # per prime holds both weight decays and both seeds
     wb = wb_of({"p": [13, 17], "weight_decay": [0.3, 1.0], "seed": [0, 1]}, batch_seeds=True)
     batches = plan.seed_batches(wb)
     assert [(b.name, [v.name for v in b.variants]) for b in batches] == [
-        ("train_batch_p13_wd0_3_seeds0_1", ["p13_seed0_wd0.3", "p13_seed1_wd0.3"]),
-        ("train_batch_p13_seeds0_1", ["p13_seed0", "p13_seed1"]),
-        ("train_batch_p17_wd0_3_seeds0_1", ["p17_seed0_wd0.3", "p17_seed1_wd0.3"]),
-        ("train_batch_p17_seeds0_1", ["p17_seed0", "p17_seed1"]),
+        ("train_batch_p13_4models", ["p13_seed0_wd0.3", "p13_seed1_wd0.3", "p13_seed0", "p13_seed1"]),
+        ("train_batch_p17_4models", ["p17_seed0_wd0.3", "p17_seed1_wd0.3", "p17_seed0", "p17_seed1"]),
     ]
+    # a tag all members share names the batch; seeds alone name it by its seeds
+    wb = wb_of({"p": [13], "weight_decay": [0.3], "seed": [0, 1]}, batch_seeds=True)
+    assert [b.name for b in plan.seed_batches(wb)] == ["train_batch_p13_wd0_3_seeds0_1"]
     # the data seed may differ within a batch (each model has its own split), as the seed does
     wb = wb_of({"p": [13], "seed": [0, 1], "data_seed": [7]}, batch_seeds=True)
     assert [b.name for b in plan.seed_batches(wb)] == ["train_batch_p13_seeds0_1"]
-    # one variant per recipe: nothing to batch
-    assert plan.seed_batches(wb_of({"p": [13], "weight_decay": [0.3, 1.0]}, batch_seeds=True)) == []
+    # shapes that differ (the width) cannot stack: one variant per width, nothing to batch
+    assert plan.seed_batches(wb_of({"p": [13], "d_mlp": [64, 128]}, batch_seeds=True)) == []
+    # neither can two schedules
+    rules = [{"when": {"weight_decay": 0.3}, "schedule": [0, 5]}, {"schedule": [0, 4]}]
+    assert plan.seed_batches(wb_of({"p": [13], "weight_decay": [0.3, 1.0]}, batch_seeds=True, checkpoints=rules)) == []
 
 
 def test_per_variant_schedules_give_a_rule_group_each():

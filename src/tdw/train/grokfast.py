@@ -17,6 +17,8 @@ from collections import deque
 
 import torch
 
+from tdw.train.stacking import filter_layout
+
 KINDS = {"ema": ("alpha", "lamb"), "ma": ("window", "lamb")}
 
 
@@ -35,21 +37,13 @@ def check_grokfast(spec: dict | None) -> None:
         raise ValueError(f"grokfast: window {spec['window']!r}: expected an integer >= 1")
 
 
-def batch_shape(spec: dict | None) -> tuple:
-    """What models filtered together must share (their filter state has one layout): the kind
-    and the window; alpha and lamb may differ per model."""
-    if spec is None:
-        return (None,)
-    return (spec["kind"], spec.get("window"))
-
-
 class GradFilter:
-    """The Grokfast filter of S stacked models, one spec per model (all of one ``batch_shape``)."""
+    """The Grokfast filter of S stacked models, one spec per model (all of one ``filter_layout``)."""
 
     def __init__(self, specs: list[dict | None]):
         for spec in specs:
             check_grokfast(spec)
-        if len({batch_shape(s) for s in specs}) != 1:
+        if len({filter_layout(s) for s in specs}) != 1:
             raise ValueError(f"grokfast filters of one stack must share kind and window: {specs}")
         self.specs = specs
         self.kind = specs[0]["kind"] if specs[0] else None

@@ -43,8 +43,9 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
-from tdw.train.grokfast import GradFilter, batch_shape
+from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
+from tdw.train.stacking import stack_key
 from tdw.workflow.joblog import Progress
 
 
@@ -228,8 +229,8 @@ def _shared(job: TrainJob) -> tuple:
     """What variants trained together must share: the shapes of their tensors (task, model,
     train fraction), the schedule, and the layout of the Grokfast filter's state. Seeds, data
     seeds, lr, weight decay, betas, eps, warm-up and the filter's alpha and lamb may differ."""
-    v, t = job.variant, job.train
-    return (job.family, job.operation, job.model, v.p, v.train_frac, v.epochs, t.test_loss_every, batch_shape(t.grokfast))
+    v = job.variant
+    return (job.family, *stack_key(job.operation, job.model, v.p, v.train_frac, v.epochs, job.train))
 
 
 def _check_batchable(jobs: list[TrainJob]) -> None:
@@ -243,9 +244,8 @@ def _check_batchable(jobs: list[TrainJob]) -> None:
 
 
 def split_seed(variant: Variant) -> int:
-    """The seed of the variant's train/test split: its data seed where it has one, else its seed."""
-    data_seed = getattr(variant, "data_seed", None)
-    return variant.seed if data_seed is None else data_seed
+    """The seed of the variant's train/test split (its data seed; by default its seed)."""
+    return variant.data_seed
 
 
 def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:

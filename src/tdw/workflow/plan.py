@@ -38,9 +38,10 @@ class EpochClass:
 
 @dataclass(frozen=True)
 class SeedBatch:
-    """Trained variants of one prime, architecture, recipe and schedule that train together in one job."""
+    """Trained variants of one prime, architecture and schedule that train together in one job
+    (as one stacked model with per-model seeds and optimizer settings)."""
 
-    name: str  # the rule name: train_batch_p<p>_seeds<s1>_<s2>...
+    name: str  # the rule name: train_batch_p<p>[_<shared tags>]_seeds<s1>_<s2>... or ..._<n>models
     p: int
     variants: tuple[Variant, ...]
 
@@ -81,14 +82,18 @@ def train_rule(epoch_class: EpochClass) -> str:
 
 
 def batch_key(v: Variant) -> tuple:
-    """What variants trained together in one job share: everything but the seeds (the
-    stacked trainer gives each model its own initialisation and split, nothing else)."""
-    return (v.p, v.model, v.train, v.epochs)
+    """What variants trained together in one job share (``tdw.train.stacking``): shapes,
+    schedule and the filter's layout; seeds, data seeds and the optimizer's and filter's
+    strengths may differ, since the stacked trainer gives each model its own."""
+    from tdw.train.stacking import stack_key
+
+    return stack_key("", v.model, v.p, v.train_frac, v.epochs, v.train)
 
 
 def seed_batches(wb: Workbench) -> list[SeedBatch]:
     """With ``batch_seeds``, the trained variants that share a ``batch_key`` in groups of
-    two or more, by prime; none otherwise."""
+    two or more, by prime; none otherwise. A batch is named by its prime, the tags all its
+    variants share, and its seeds when only seeds differ (else the number of models)."""
     from tdw.sweep import tag_text
 
     if not wb.batch_seeds:
@@ -97,14 +102,17 @@ def seed_batches(wb: Workbench) -> list[SeedBatch]:
     for v in trained(wb):
         groups.setdefault(batch_key(v), []).append(v)
     out: list[SeedBatch] = []
-    for key, group in sorted(groups.items(), key=lambda kv: kv[0][0]):  # by prime, else in sweep order
+    for group in sorted(groups.values(), key=lambda g: g[0].p):  # by prime, else in sweep order
         if len(group) < 2:
             continue
-        tags = rule_name(tag_text([t for t in group[0].tags if t[0] != "data_seed"]))
-        name = f"train_batch_p{key[0]}{tags}_seeds{'_'.join(str(v.seed) for v in group)}"
+        p = group[0].p
+        shared = [t for t in group[0].tags if t[0] != "data_seed" and all(t in w.tags for w in group)]
+        only_seeds = all([t for t in w.tags if t[0] != "data_seed"] == shared for w in group)
+        what = "_seeds" + "_".join(str(v.seed) for v in group) if only_seeds else f"_{len(group)}models"
+        name = f"train_batch_p{p}{rule_name(tag_text(shared))}{what}"
         taken = {b.name for b in out}
         name = next(f"{name}_{k}" for k in range(1, len(out) + 2) if f"{name}_{k}" not in taken) if name in taken else name
-        out.append(SeedBatch(name, key[0], tuple(group)))
+        out.append(SeedBatch(name, p, tuple(group)))
     return out
 
 
