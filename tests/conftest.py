@@ -83,3 +83,15 @@ def synthetic_variant(tmp_path_factory) -> Path:
     from tdw.train.synthetic import make_variant
 
     return make_variant(tmp_path_factory.mktemp("variants"), p=13, n_checkpoints=6, n_epochs=100)
+
+
+@pytest.fixture
+def one_thread():
+    """Training runs on torch's thread count, which the entry point sets; these runs use one,
+    so that runs compared bit for bit do the same arithmetic."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,14 +24,6 @@ EMA = [{"kind": "ema", "alpha": 0.98, "lamb": 2.0}, {"kind": "ema", "alpha": 0.8
 MA = [{"kind": "ma", "window": 4, "lamb": 5.0}, {"kind": "ma", "window": 4, "lamb": 0.5}]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _split(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     idx, _ = data.split(7, 0.5, seed)
     return torch.from_numpy(data.tokens(7, idx)), torch.from_numpy(data.labels(7, idx, "add"))

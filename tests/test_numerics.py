@@ -168,15 +168,6 @@ def _compare_runs(root_a, root_b, seeds, epochs, **tol):
             check(hb[key], ha[key], **({"rtol": 1e-4} if tol else {}))
 
 
-@pytest.fixture
-def one_thread():
-    """Training runs on torch's thread count, which the entry point sets; these runs use one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_stacked_seeds_train_bit_identically_to_single_runs(tmp_path, one_thread):
     """Three seeds trained in one process (stacked parameters, one AdamW) end exactly where
     each ends when trained alone (CPU)."""

@@ -24,14 +24,6 @@ HYPERS = [  # lr, weight decay, betas, eps, warm-up
 ]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _job(i: int, train: TrainConfig, root, epochs=(0, 15, 30), p=23) -> TrainJob:
     variant = Variant(f"p{p}_v{i}", p, i, train.train_frac, epochs)
     return TrainJob("modadd", "add", ModelConfig(p=p), train, variant, root / variant.name)
