@@ -59,8 +59,10 @@ def test_axes_are_the_fields_that_differ_and_seeds_are_not_axes():
     fields = {f"v{i}": sd.sweep_fields(_config(s, wd)) for i, (s, wd) in enumerate([(0, 0.1), (1, 0.1), (0, 1.0), (1, 1.0)])}
     assert fields["v0"]["train.betas"] == (0.9, 0.98)
     assert sd.swept_axes(fields) == ["train.weight_decay"]
+    assert sd.spread_fields(fields) == ["seed"]  # the data seed equals the seed: no column of its own
     fields["v0"]["data_seed"] = 5
     assert sd.swept_axes(fields) == ["train.weight_decay"]
+    assert sd.spread_fields(fields) == ["seed", "data_seed"]
     fields["v3"]["train.lr"] = 3e-3
     assert sd.swept_axes(fields) == ["train.lr", "train.weight_decay"]
     for f, p in zip(fields.values(), (11, 13, 11, 13), strict=True):

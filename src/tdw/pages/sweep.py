@@ -76,7 +76,7 @@ def variant_values(spec: dict, variant: dict) -> dict:
 def measure_table(m: dict, axes: list[str], fields: dict, values: dict) -> list[list]:
     """Header, then one row per variant: its swept values, seeds and the measure ("not
     reached" where it has none), with the checkpoint interval of a transitions boundary."""
-    spread = [s for s in sd.SPREAD if any(s in f for f in fields.values())]
+    spread = sd.spread_fields(fields)
     interval = m["source"] == "transitions" and "dataset" not in m
     head = ["variant", *axes, *spread, m["name"], *([f"{m['name']}_lo", f"{m['name']}_hi"] if interval else [])]
     rows = [head]
@@ -253,7 +253,7 @@ def _grid(rows: list[list]) -> str:
 
 def _overview(spec: dict, axes: list[str], fields: dict, values: dict, keys: dict) -> list[list]:
     """Header, then per variant: swept values, seeds, every measure, the key frequencies."""
-    spread = [s for s in sd.SPREAD if any(s in f for f in fields.values())]
+    spread = sd.spread_fields(fields)
     head = ["variant", *axes, *spread, *(m["name"] for m in spec["measures"]), *(["key frequencies"] if keys else [])]
     rows = [head]
     for n, f in fields.items():

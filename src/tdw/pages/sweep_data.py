@@ -16,15 +16,21 @@ SECTIONS = ("train", "architecture")
 
 def sweep_fields(config: Mapping) -> dict[str, object]:
     """The sweepable fields of a variant's config.json, flat: ``task.p``, ``seed``,
-    ``data_seed`` (when present), ``train.<key>`` and ``architecture.<key>``. Lists become
-    tuples, so that values compare and group."""
+    ``data_seed`` (the seed where the file has none), ``train.<key>`` and
+    ``architecture.<key>``. Lists become tuples, so that values compare and group."""
     out: dict[str, object] = {"task.p": config["task"]["p"], "seed": config["seed"]}
-    if "data_seed" in config:
-        out["data_seed"] = config["data_seed"]
+    out["data_seed"] = config.get("data_seed", config["seed"])
     for section in SECTIONS:
         for key, value in sorted((config.get(section) or {}).items()):
             out[f"{section}.{key}"] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def spread_fields(fields: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """The seeds a page lists beside each variant: ``seed``, and ``data_seed`` where some
+    variant's split seed differs from its seed."""
+    differ = any(f.get("data_seed", f["seed"]) != f["seed"] for f in fields.values())
+    return ["seed", "data_seed"] if differ else ["seed"]
 
 
 def swept_axes(fields: Mapping[str, Mapping[str, object]]) -> list[str]:
