@@ -5,12 +5,11 @@ analyzer's and figure's parameters complete. Kept per process, read again when a
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tdw.models.architecture import ModelConfig
-from tdw.validation import ConfigError, checked_params, validate
+from tdw.validation import ConfigError, checked_params, read_json, validate
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "families"  # the checkout's family declarations
 
@@ -63,10 +62,7 @@ def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
             what = f"{chain[-1][0]}: key 'extends': unknown family {name!r}" if chain else f"family {name!r}"
             raise ConfigError(f"{what}: {path} not found; known families: {', '.join(known)}")
         stamp = _stamp(path)  # before reading: a file changed meanwhile is read again next time
-        try:
-            spec = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path}: not valid JSON: {err}") from err
+        spec = read_json(path)
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(f"{path}: expected an object with its own 'name' (the folder name, {name!r})")
         chain.append((path, spec, stamp))

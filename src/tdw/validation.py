@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 
@@ -51,3 +52,11 @@ def checked_params(declared: tuple, given: dict, where: str) -> dict:
         return resolve_params(declared, given, where)
     except ParamError as err:
         raise ConfigError(str(err)) from None
+
+
+def read_json(path: str | Path) -> object:
+    """A JSON file's content; a file that is not JSON is a ``ConfigError`` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON: {err}") from err

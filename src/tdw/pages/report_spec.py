@@ -16,12 +16,12 @@ report can list every analyzer's view and still apply to configs that run fewer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tdw.config import ConfigError
 from tdw.layout import VariantLayout
 from tdw.params import ParamError, resolve_params
+from tdw.validation import read_json
 
 KEYS = {"title", "description", "views"}
 VIEW_KEYS = {"figure", "title", "params", "optional"}
@@ -50,10 +50,7 @@ def load_report_spec(path: str | Path, figures: dict, family_figures: dict) -> d
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such report configuration")
-    try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON: {err}") from err
+    spec = read_json(path)
     if not isinstance(spec, dict) or set(spec) - KEYS or not isinstance(spec.get("views"), list) or not spec["views"]:
         raise ConfigError(f"{path}: expected {{'title'?: str, 'description'?: str, 'views': [view, ...]}} with at least one view")
     for key in ("title", "description"):

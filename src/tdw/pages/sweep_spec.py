@@ -22,13 +22,12 @@ key or measure, or a measure whose artifact this config does not produce (unless
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from pathlib import Path
 
 from tdw.families import Family
 from tdw.pages.sweep_data import REDUCERS
-from tdw.validation import ConfigError
+from tdw.validation import ConfigError, read_json
 
 FOLDER = "sweeps"
 KEYS = {"title", "description", "thresholds", "measures"}
@@ -99,10 +98,7 @@ def _measure(entry: object, where: str) -> dict:
 def _read(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(f"sweep page file {path} not found")
-    try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON: {err}") from err
+    spec = read_json(path)
     if not isinstance(spec, dict) or set(spec) - KEYS:
         raise ConfigError(f"{path}: expected an object with keys among {sorted(KEYS)}")
     if not isinstance(spec.get("measures"), list) or not spec["measures"]:
