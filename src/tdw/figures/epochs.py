@@ -109,3 +109,18 @@ def loss_layout(fig: go.Figure, title: str, params: dict, x_range: list[float]) 
     fig.update_yaxes(type="log" if params["log_y"] else "linear", exponentformat="power")
     fig.update_xaxes(range=x_range)
     return fig
+
+
+def overlaid_loss_layout(fig: go.Figure, title: str, **layout) -> go.Figure:
+    """The layout of many variants' loss curves in one plot (comparison and sweep pages):
+    epoch axis, log loss axis, legend groups that toggle a variant's train and test lines."""
+    fig.update_layout(
+        title=title,
+        xaxis_title="epoch",
+        yaxis_title="cross-entropy loss",
+        height=480,
+        legend={"font": {"size": 10}, "groupclick": "togglegroup"},
+        **layout,
+    )
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig

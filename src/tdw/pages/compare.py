@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from tdw.analyzers.runner import load_artifact
 from tdw.analyzers.transitions import BOUNDARIES
 from tdw.figures.dimensionality import text
+from tdw.figures.epochs import overlaid_loss_layout
 from tdw.figures.views import safe_json
 from tdw.io.atomic import write_text
 from tdw.io.history import read_history
@@ -40,15 +41,7 @@ def loss_overlay(histories: dict[str, dict]) -> go.Figure:
                     hovertemplate=f"{html.escape(name)} {split}<br>epoch %{{x}}<br>loss %{{y:.3e}}<extra></extra>",
                 )
             )
-    fig.update_layout(
-        title="loss curves (solid: train, dashed: test)",
-        xaxis_title="epoch",
-        yaxis_title="cross-entropy loss",
-        height=480,
-        legend={"font": {"size": 10}, "groupclick": "togglegroup"},
-    )
-    fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return overlaid_loss_layout(fig, "loss curves (solid: train, dashed: test)")
 
 
 def final_losses(finals: dict[str, dict]) -> go.Figure:

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 
 from tdw.figures.dimensionality import text
+from tdw.figures.epochs import overlaid_loss_layout
 from tdw.figures.views import safe_json
 from tdw.io.atomic import write_text
 from tdw.io.history import read_history
@@ -205,15 +206,11 @@ def loss_figure(histories: dict, fields: dict, axes: list[str]) -> go.Figure:
         {"label": html.escape(f"colour by {a}"), "method": "restyle", "args": [{"line.color": [colours[a][n] for n in order]}]}
         for a in axes
     ]
-    fig.update_layout(
-        title="loss curves (solid: train, dashed: test), coloured by the swept value",
-        xaxis_title="epoch",
-        yaxis_title="cross-entropy loss",
-        height=480,
-        legend={"font": {"size": 10}, "groupclick": "togglegroup"},
+    overlaid_loss_layout(
+        fig,
+        "loss curves (solid: train, dashed: test), coloured by the swept value",
         updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "xanchor": "right"}] if len(buttons) > 1 else [],
     )
-    fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 
