@@ -5,9 +5,12 @@ side in one process; with ``--seeds S``, also S seeds trained as one stacked mod
 call ("vmap", the CUDA default), against one seed in the same process. The stacked models
 have per-model hyperparameters (lr and weight decay differ by seed), as variants of a
 hyperparameter sweep that share shapes. With ``--grokfast ema|ma``, also the cost of the
-Grokfast filter (EMA: alpha 0.98, lamb 2; MA: window 100, lamb 5) on one model.
+Grokfast filter (EMA: alpha 0.98, lamb 2; MA: window 100, lamb 5) on one model. With
+``--profile``, where one model's epoch goes: train forward, its float64 loss, backward,
+optimizer step, test forward, test loss, in CPU time (less exposed to a busy machine than
+wall time).
 
-    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda] [--seeds 8] [--grokfast ema]
+    .venv/bin/python bench/bench_train.py [--epochs 100] [--threads 2] [--device cpu|cuda] [--seeds 8] [--grokfast ema] [--profile]
 """
 
 from __future__ import annotations
@@ -51,6 +54,36 @@ def epoch_time(forward, params: list[dict], tc: TrainConfig | list[TrainConfig],
     return (time.perf_counter() - t0) / epochs
 
 
+def epoch_parts(params: dict, cfg: ModelConfig, tc: TrainConfig, tensors, epochs: int, warmup: int = 5) -> dict[str, float]:
+    """CPU milliseconds per epoch of each part of one model's epoch (CPU only: no sync)."""
+    from tdw.train.trainer import scheduled_lr
+
+    state = _State([params], [tc])
+    x_tr, y_tr, x_te, y_te = tensors
+    names = list(state.params)
+    parts = dict.fromkeys(("train_forward", "train_loss_f64", "backward", "optimizer", "test_forward", "test_loss_f64"), 0.0)
+    for i in range(warmup + epochs):
+        t = [time.process_time()]
+        logits = stacked_logits(state.params, cfg, x_tr)
+        t.append(time.process_time())
+        losses = stacked_cross_entropy(logits, y_tr)
+        t.append(time.process_time())
+        grads = dict(zip(names, torch.autograd.grad(losses.sum(), [state.params[k] for k in names]), strict=True))
+        t.append(time.process_time())
+        state.opt.step(state.filter(grads), [scheduled_lr(tc, i)])
+        t.append(time.process_time())
+        with torch.no_grad():
+            test_logits = stacked_logits(state.params, cfg, x_te)
+            t.append(time.process_time())
+            stacked_cross_entropy(test_logits, y_te).tolist()
+            t.append(time.process_time())
+        if i >= warmup:
+            for k, a, b in zip(parts, t[:-1], t[1:], strict=True):
+                parts[k] += b - a
+    out = {k: round(1000 * v / epochs, 2) for k, v in parts.items()}
+    return out | {"total": round(sum(out.values()), 2)}
+
+
 def filter_time(params: list[dict], spec: dict, calls: int) -> float:
     """Seconds per call of the Grokfast filter alone on gradients of the models' shapes, after
     the moving average's window has filled: less exposed to a busy machine than the
@@ -83,6 +116,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="also time this many seeds trained as one stacked model")
     ap.add_argument("--skip-full", action="store_true", help="do not time the full hooked forward")
     ap.add_argument("--grokfast", choices=sorted(GROKFAST), help="also time one model with this Grokfast filter")
+    ap.add_argument("--profile", action="store_true", help="also split one model's epoch into its parts (CPU time)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg, tc = ModelConfig(p=113), TrainConfig(train_frac=0.3)
@@ -108,6 +142,8 @@ def main() -> None:
         result[f"grokfast_{args.grokfast}_ms_per_epoch"] = round(1000 * t_gf, 2)
         result[f"grokfast_{args.grokfast}_extra_ms"] = round(1000 * (t_gf - t_fast), 2)
         result[f"grokfast_{args.grokfast}_filter_only_ms"] = round(1000 * filter_time(params[:1], gf.grokfast, args.epochs), 3)
+    if args.profile:
+        result["cpu_ms_per_epoch_parts"] = epoch_parts(params[0], cfg, tc, one, args.epochs)
     if args.seeds > 1:
         sweep = [TrainConfig(train_frac=0.3, lr=1e-3 * (1 + i / 8), weight_decay=0.5 + i / 8) for i in range(seeds)]
         for mode, vectorize in (("loop", False), ("vmap", True)):
