@@ -49,12 +49,12 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
 
 # One list field per name a family may declare sweepable (p and seeds first); the chosen
 # family's "sweepable" decides which are shown.
-KNOBS = ("p", "seed", *(n for n in sweeps.SWEEPABLE if n not in ("p", "seed")))
+KNOBS = ("p", "seed", "data_seed", *(n for n in sweeps.SWEEPABLE if n not in ("p", "seed", "data_seed")))
 KNOB_FIELDS = {
-    "p": ("113", "modulus p (comma-separated)", "cfg-p"),
-    "seed": ("0", "seeds", "cfg-seeds"),
-    "data_seed": ("", "data seeds (the split; empty: each variant's seed)", None),
-    "betas": ("", "betas (pairs beta1-beta2, e.g. 0.9-0.98, 0.9-0.99)", None),
+    "p": ("113", "p (modulus)", "cfg-p"),
+    "seed": ("0", "seed", "cfg-seeds"),
+    "data_seed": ("", "data_seed (empty: the seed)", None),
+    "betas": ("", "betas (beta1-beta2)", None),
 }
 
 
@@ -62,8 +62,8 @@ def _knob_fields(family: str) -> dict[str, gr.Textbox]:
     shown = set(jobs.knob_names(family))
     fields = {}
     for n in KNOBS:
-        value, label, elem_id = KNOB_FIELDS.get(n, ("", f"{n} (comma-separated; empty: not swept)", None))
-        fields[n] = gr.Textbox(value, label=label, elem_id=elem_id or f"sweep-{n}", visible=n in shown, min_width=120)
+        value, label, elem_id = KNOB_FIELDS.get(n, ("", n, None))
+        fields[n] = gr.Textbox(value, label=label, elem_id=elem_id or f"sweep-{n}", visible=n in shown, min_width=150)
     return fields
 
 
@@ -113,7 +113,10 @@ def _train_tab(workdir: Path, cores: int) -> None:
         family = gr.Dropdown(
             sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family", elem_id="cfg-family"
         )
-    gr.Markdown("Sweep: one list per knob of the family; the variants are the product of the lists.")
+    gr.Markdown(
+        "**Sweep**: comma-separated values per knob the family declares sweepable (empty: not swept); "
+        "the variants are the product of the lists, as in a config's `sweep:`."
+    )
     with gr.Row():
         knobs = _knob_fields("modadd")
     with gr.Row():
@@ -123,9 +126,9 @@ def _train_tab(workdir: Path, cores: int) -> None:
         checkpoints = gr.Textbox(
             "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
         )
-        lr = gr.Number(1e-3, label="learning rate")
-        wd = gr.Number(1.0, label="weight decay")
-        frac = gr.Number(0.5, label="train fraction", elem_id="cfg-frac")
+        lr = gr.Number(1e-3, label="lr where not swept")
+        wd = gr.Number(1.0, label="weight_decay where not swept")
+        frac = gr.Number(0.5, label="train_frac where not swept", elem_id="cfg-frac")
     with gr.Row():
         what = gr.Radio(["train", "sweep", "reports", "all"], value="reports", label="run", elem_id="cfg-what")
         pages = jobs.sweep_pages("modadd")
