@@ -75,6 +75,41 @@ def _sweep_frame(path: Path, page: Path) -> str:
     )
 
 
+def _chosen_page(pages: list[str]) -> str | None:
+    return "default" if "default" in pages else (pages[0] if pages else None)
+
+
+def _train_form() -> dict:
+    """The Train tab's fields, by name (``knobs``: one per name in ``KNOBS``)."""
+    f = {}
+    with gr.Row():
+        f["name"] = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
+        families = sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir())
+        f["family"] = gr.Dropdown(families, value="modadd", label="family", elem_id="cfg-family")
+    gr.Markdown(
+        "**Sweep**: comma-separated values per knob the family declares sweepable (empty: not swept); "
+        "the variants are the product of the lists, as in a config's `sweep:`."
+    )
+    with gr.Row():
+        f["knobs"] = _knob_fields("modadd")
+    with gr.Row():
+        f["include"] = gr.Textbox(
+            "", label="include (combinations to add, e.g. {p: 113, weight_decay: 0.1})", elem_id="cfg-include"
+        )
+        f["exclude"] = gr.Textbox("", label="exclude (combinations to remove, e.g. {weight_decay: 3.0})", elem_id="cfg-exclude")
+    with gr.Row():
+        schedule = "0-400/50, 450-1200/25, 1300-1500/100"
+        f["checkpoints"] = gr.Textbox(schedule, label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt")
+        f["lr"] = gr.Number(1e-3, label="lr where not swept")
+        f["wd"] = gr.Number(1.0, label="weight_decay where not swept")
+        f["frac"] = gr.Number(0.5, label="train_frac where not swept", elem_id="cfg-frac")
+    with gr.Row():
+        f["what"] = gr.Radio(["train", "sweep", "reports", "all"], value="reports", label="run", elem_id="cfg-what")
+        pages = jobs.sweep_pages("modadd")
+        f["sweep"] = gr.Dropdown(pages, value=_chosen_page(pages), label="sweep page", elem_id="cfg-sweep")
+    return f
+
+
 def _train_tab(workdir: Path, cores: int) -> None:
     """A sweep from form values (a list per sweepable knob), validated as a config file is,
     then run through Snakemake with its progress; when done, its sweep page."""
@@ -83,10 +118,10 @@ def _train_tab(workdir: Path, cores: int) -> None:
         started = time.monotonic()
         page = sweep if what in ("sweep", "reports", "all") and sweep else None
         try:
-            train = {"lr": lr, "weight_decay": wd, "train_frac": frac}
             if what == "sweep" and page not in jobs.sweep_pages(family):
                 raise ConfigError(f"sweep page {page!r}: family {family} has sweep files {jobs.sweep_pages(family)}")
             knobs = dict(zip(KNOBS, values, strict=True))
+            train = {"lr": lr, "weight_decay": wd, "train_frac": frac}
             config, wb = jobs.make_config(workdir, name, family, knobs, checkpoints, train, include, exclude)
         except ConfigError as err:
             yield "", f"NOT STARTED: {err}", "", ""
@@ -94,9 +129,9 @@ def _train_tab(workdir: Path, cores: int) -> None:
         names = [v.name for v in wb.variants]
         shown = f"{len(names)} variant{'s' * (len(names) != 1)}: " + ", ".join(names)
         for log, code, progress in jobs.run_snakemake(workdir, config, what, cores, page if what != "all" else None):
-            yield log, _status(code, started, progress), shown, _sweep_view(family, page) if code == 0 and page else ""
+            yield log, _status(code, started, progress), shown, sweep_view(family, page) if code == 0 and page else ""
 
-    def _sweep_view(family: str, page: str) -> str:
+    def sweep_view(family: str, page: str) -> str:
         built = FamilyLayout(workdir / RESULTS, family).sweep(page)
         try:
             return _sweep_frame(jobs.show_sweep_page(workdir, family, page), built)
@@ -105,42 +140,17 @@ def _train_tab(workdir: Path, cores: int) -> None:
 
     def choose_family(family):
         shown, pages = set(jobs.knob_names(family)), jobs.sweep_pages(family)
-        page = "default" if "default" in pages else (pages[0] if pages else None)
-        return [gr.update(visible=n in shown) for n in KNOBS] + [gr.update(choices=pages, value=page)]
+        return [gr.update(visible=n in shown) for n in KNOBS] + [gr.update(choices=pages, value=_chosen_page(pages))]
 
-    with gr.Row():
-        name = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
-        family = gr.Dropdown(
-            sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family", elem_id="cfg-family"
-        )
-    gr.Markdown(
-        "**Sweep**: comma-separated values per knob the family declares sweepable (empty: not swept); "
-        "the variants are the product of the lists, as in a config's `sweep:`."
-    )
-    with gr.Row():
-        knobs = _knob_fields("modadd")
-    with gr.Row():
-        include = gr.Textbox("", label="include (combinations to add, e.g. {p: 113, weight_decay: 0.1})", elem_id="cfg-include")
-        exclude = gr.Textbox("", label="exclude (combinations to remove, e.g. {weight_decay: 3.0})", elem_id="cfg-exclude")
-    with gr.Row():
-        checkpoints = gr.Textbox(
-            "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
-        )
-        lr = gr.Number(1e-3, label="lr where not swept")
-        wd = gr.Number(1.0, label="weight_decay where not swept")
-        frac = gr.Number(0.5, label="train_frac where not swept", elem_id="cfg-frac")
-    with gr.Row():
-        what = gr.Radio(["train", "sweep", "reports", "all"], value="reports", label="run", elem_id="cfg-what")
-        pages = jobs.sweep_pages("modadd")
-        sweep = gr.Dropdown(pages, value="default" if "default" in pages else None, label="sweep page", elem_id="cfg-sweep")
+    f = _train_form()
     go_btn = gr.Button("launch", variant="primary", elem_id="launch")
     status = gr.Textbox(label="status", elem_id="run-status")
     shown = gr.Textbox(label="variants of the config", elem_id="run-variants")
     log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
     frame = gr.HTML(elem_id="sweep-frame")
-    inputs = [name, family, include, exclude, checkpoints, lr, wd, frac, what, sweep, *knobs.values()]
-    go_btn.click(launch, inputs, [log, status, shown, frame])
-    family.change(choose_family, [family], [*knobs.values(), sweep])
+    fields = ("name", "family", "include", "exclude", "checkpoints", "lr", "wd", "frac", "what", "sweep")
+    go_btn.click(launch, [*(f[k] for k in fields), *f["knobs"].values()], [log, status, shown, frame])
+    f["family"].change(choose_family, [f["family"]], [*f["knobs"].values(), f["sweep"]])
 
 
 def _analyze_tab(workdir: Path, cores: int) -> None:
