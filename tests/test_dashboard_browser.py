@@ -1,6 +1,6 @@
 """The dashboard end to end in headless Chromium: launch a tiny variant through Snakemake
-(and see a bad config refused), then browse a variant's views with the global slider,
-and re-render after a visual-parameter change."""
+(and see a bad config refused), launch a tiny sweep and see its sweep page, then browse a
+variant's views with the global slider, and re-render after a visual-parameter change."""
 
 import json
 import re
@@ -132,4 +132,62 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
     from tdw.pages.dashboard import jobs
 
     assert "modadd/p13_seed1" in jobs.variants(workdir)
+    page.close()
+
+
+def fill(page, elem_id: str, text: str) -> None:
+    page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
+
+
+def frame_showing(page, part: str):
+    """The frame whose address contains ``part``, once its page has loaded."""
+    for _ in range(400):
+        frames = [f for f in page.frames if part in f.url and not f.is_detached()]
+        if frames:
+            frames[0].wait_for_load_state()
+            frames[0].wait_for_function("() => window.tdwSweep !== undefined")
+            return frames[0]
+        page.wait_for_timeout(50)
+    raise AssertionError(f"no frame showing {part}; frames: {[f.url for f in page.frames]}")
+
+
+def test_launch_a_sweep_and_see_its_sweep_page(browser, dashboard):
+    """Sweep weight decay from the Train tab (p = 7, two variants, 20 epochs): a value that is
+    no number is refused naming the knob; then the variants the config resolves to are shown,
+    the sweep page is built and shown with both variants, their weight decay on the axis and
+    their final test losses as training recorded them."""
+    url, workdir = dashboard
+    page = browser.new_page()
+    page.goto(url)
+    fill(page, "cfg-name", "wdsweep")
+    fill(page, "cfg-p", "7")
+    fill(page, "cfg-seeds", "0")
+    fill(page, "sweep-weight_decay", "0.1, abc")
+    fill(page, "cfg-ckpt", "0-20/10")
+    page.get_by_label("sweep", exact=True).check()
+    page.click("#launch")
+    page.wait_for_function("() => document.querySelector('#run-status textarea').value.startsWith('NOT STARTED')")
+    assert "sweep knob 'weight_decay': cannot read 'abc'" in page.input_value("#run-status textarea")
+    fill(page, "sweep-weight_decay", "0.1, 1")
+    page.click("#launch")
+    page.wait_for_function("() => document.querySelector('#run-variants textarea').value !== ''")
+    assert page.input_value("#run-variants textarea") == "2 variants: p7_seed0_wd0.1, p7_seed0"
+    page.wait_for_function("() => /finished|FAILED/.test(document.querySelector('#run-status textarea').value)", timeout=600_000)
+    status = page.input_value("#run-status textarea")
+    assert re.fullmatch(r"finished in \d+ s: (\d+) of \1 jobs done", status), (
+        status,
+        page.input_value("#run-log textarea")[-2000:],
+    )
+    frame = frame_showing(page, "/dashboard/views/sweep-modadd-default-")
+    frame.evaluate("() => window.tdwSweep")
+    assert frame.text_content("#tdw-sweep-axes").startswith("swept: train.weight_decay;")
+    tables = frame.evaluate("() => JSON.parse(document.getElementById('tdw-data').textContent).tables")
+    (final,) = [t for t in tables if t[0][-1] == "final_test_loss"]
+    assert final[0] == ["variant", "train.weight_decay", "seed", "final_test_loss"]
+    assert [row[:3] for row in final[1:]] == [["p7_seed0_wd0.1", 0.1, 0], ["p7_seed0", 1.0, 0]]
+    recorded = [
+        read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", v).metadata) for v in ("p7_seed0_wd0.1", "p7_seed0")
+    ]
+    assert [row[3] for row in final[1:]] == pytest.approx([m["final"]["test_loss"] for m in recorded])
+    assert [[c["epoch"] for c in m["checkpoints"]] for m in recorded] == [[0, 10, 20]] * 2
     page.close()

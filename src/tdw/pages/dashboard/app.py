@@ -10,7 +10,9 @@ from urllib.parse import quote
 
 import gradio as gr
 
+from tdw import sweep as sweeps
 from tdw.config import ConfigError
+from tdw.layout import RESULTS, FamilyLayout
 from tdw.pages.dashboard import jobs
 
 
@@ -45,38 +47,110 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
     return app
 
 
-def _train_tab(workdir: Path, cores: int) -> None:
-    """A sweep from form values, validated, then run through Snakemake with its progress."""
+# One list field per name a family may declare sweepable (p and seeds first); the chosen
+# family's "sweepable" decides which are shown.
+KNOBS = ("p", "seed", "data_seed", *(n for n in sweeps.SWEEPABLE if n not in ("p", "seed", "data_seed")))
+KNOB_FIELDS = {
+    "p": ("113", "p (modulus)", "cfg-p"),
+    "seed": ("0", "seed", "cfg-seeds"),
+    "data_seed": ("", "data_seed (empty: the seed)", None),
+    "betas": ("", "betas (beta1-beta2)", None),
+}
 
-    def launch(name, family, moduli, seeds, checkpoints, lr, wd, frac, what):
-        started = time.monotonic()
-        try:
-            config = jobs.make_config(
-                workdir, name, family, moduli, seeds, checkpoints, {"lr": lr, "weight_decay": wd, "train_frac": frac}
-            )
-        except ConfigError as err:
-            yield "", f"NOT STARTED: {err}"
-            return
-        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores):
-            yield log, _status(code, started, progress)
 
+def _knob_fields(family: str) -> dict[str, gr.Textbox]:
+    shown = set(jobs.knob_names(family))
+    fields = {}
+    for n in KNOBS:
+        value, label, elem_id = KNOB_FIELDS.get(n, ("", n, None))
+        fields[n] = gr.Textbox(value, label=label, elem_id=elem_id or f"sweep-{n}", visible=n in shown, min_width=150)
+    return fields
+
+
+def _sweep_frame(path: Path, page: Path) -> str:
+    src = html.escape("/gradio_api/file=" + quote(str(path)))
+    return (
+        f'<p>sweep page <code>{html.escape(str(page))}</code> (<a href="{src}" target="_blank">open</a>)</p>'
+        f'<iframe id="tdw-sweep" src="{src}" style="width:100%;height:1500px;border:0"></iframe>'
+    )
+
+
+def _chosen_page(pages: list[str]) -> str | None:
+    return "default" if "default" in pages else (pages[0] if pages else None)
+
+
+def _train_form() -> dict:
+    """The Train tab's fields, by name (``knobs``: one per name in ``KNOBS``)."""
+    f = {}
     with gr.Row():
-        name = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
-        family = gr.Dropdown(sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir()), value="modadd", label="family")
-        moduli = gr.Textbox("113", label="modulus p (comma-separated)", elem_id="cfg-p")
-        seeds = gr.Textbox("0", label="seeds", elem_id="cfg-seeds")
+        f["name"] = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
+        families = sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir())
+        f["family"] = gr.Dropdown(families, value="modadd", label="family", elem_id="cfg-family")
+    gr.Markdown(
+        "**Sweep**: comma-separated values per knob the family declares sweepable (empty: not swept); "
+        "the variants are the product of the lists, as in a config's `sweep:`."
+    )
     with gr.Row():
-        checkpoints = gr.Textbox(
-            "0-400/50, 450-1200/25, 1300-1500/100", label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt"
+        f["knobs"] = _knob_fields("modadd")
+    with gr.Row():
+        f["include"] = gr.Textbox(
+            "", label="include (combinations to add, e.g. {p: 113, weight_decay: 0.1})", elem_id="cfg-include"
         )
-        lr = gr.Number(1e-3, label="learning rate")
-        wd = gr.Number(1.0, label="weight decay")
-        frac = gr.Number(0.5, label="train fraction", elem_id="cfg-frac")
-        what = gr.Radio(["train", "reports", "all"], value="reports", label="run")
+        f["exclude"] = gr.Textbox("", label="exclude (combinations to remove, e.g. {weight_decay: 3.0})", elem_id="cfg-exclude")
+    with gr.Row():
+        schedule = "0-400/50, 450-1200/25, 1300-1500/100"
+        f["checkpoints"] = gr.Textbox(schedule, label="checkpoints (epochs; from-to/every)", elem_id="cfg-ckpt")
+        f["lr"] = gr.Number(1e-3, label="lr where not swept")
+        f["wd"] = gr.Number(1.0, label="weight_decay where not swept")
+        f["frac"] = gr.Number(0.5, label="train_frac where not swept", elem_id="cfg-frac")
+    with gr.Row():
+        f["what"] = gr.Radio(["train", "sweep", "reports", "all"], value="reports", label="run", elem_id="cfg-what")
+        pages = jobs.sweep_pages("modadd")
+        f["sweep"] = gr.Dropdown(pages, value=_chosen_page(pages), label="sweep page", elem_id="cfg-sweep")
+    return f
+
+
+def _train_tab(workdir: Path, cores: int) -> None:
+    """A sweep from form values (a list per sweepable knob), validated as a config file is,
+    then run through Snakemake with its progress; when done, its sweep page."""
+
+    def launch(name, family, include, exclude, checkpoints, lr, wd, frac, what, sweep, *values):
+        started = time.monotonic()
+        page = sweep if what in ("sweep", "reports", "all") and sweep else None
+        try:
+            if what == "sweep" and page not in jobs.sweep_pages(family):
+                raise ConfigError(f"sweep page {page!r}: family {family} has sweep files {jobs.sweep_pages(family)}")
+            knobs = dict(zip(KNOBS, values, strict=True))
+            train = {"lr": lr, "weight_decay": wd, "train_frac": frac}
+            config, wb = jobs.make_config(workdir, name, family, knobs, checkpoints, train, include, exclude)
+        except ConfigError as err:
+            yield "", f"NOT STARTED: {err}", "", ""
+            return
+        names = [v.name for v in wb.variants]
+        shown = f"{len(names)} variant{'s' * (len(names) != 1)}: " + ", ".join(names)
+        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores, page if what != "all" else None):
+            yield log, _status(code, started, progress), shown, sweep_view(family, page) if code == 0 and page else ""
+
+    def sweep_view(family: str, page: str) -> str:
+        built = FamilyLayout(workdir / RESULTS, family).sweep(page)
+        try:
+            return _sweep_frame(jobs.show_sweep_page(workdir, family, page), built)
+        except OSError as err:
+            return f"<p>no sweep page to show: {html.escape(str(err))}</p>"
+
+    def choose_family(family):
+        shown, pages = set(jobs.knob_names(family)), jobs.sweep_pages(family)
+        return [gr.update(visible=n in shown) for n in KNOBS] + [gr.update(choices=pages, value=_chosen_page(pages))]
+
+    f = _train_form()
     go_btn = gr.Button("launch", variant="primary", elem_id="launch")
     status = gr.Textbox(label="status", elem_id="run-status")
+    shown = gr.Textbox(label="variants of the config", elem_id="run-variants")
     log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
-    go_btn.click(launch, [name, family, moduli, seeds, checkpoints, lr, wd, frac, what], [log, status])
+    frame = gr.HTML(elem_id="sweep-frame")
+    fields = ("name", "family", "include", "exclude", "checkpoints", "lr", "wd", "frac", "what", "sweep")
+    go_btn.click(launch, [*(f[k] for k in fields), *f["knobs"].values()], [log, status, shown, frame])
+    f["family"].change(choose_family, [f["family"]], [*f["knobs"].values(), f["sweep"]])
 
 
 def _analyze_tab(workdir: Path, cores: int) -> None:

@@ -1,11 +1,13 @@
-"""What the dashboard does, without the UI: write a validated config from form values, run
-Snakemake on it as a subprocess (streaming its output), find finished variants, and
-render a variant's report from its artifacts with changed visual parameters."""
+"""What the dashboard does, without the UI: write a validated config from form values (one
+list per sweepable knob of the family), run Snakemake on it as a subprocess (streaming its
+output), find finished variants and sweep pages, and render a variant's report from its
+artifacts with changed visual parameters."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import subprocess
 import sys
@@ -14,11 +16,14 @@ from pathlib import Path
 
 import yaml
 
+from tdw import sweep as sweeps
 from tdw.config import FAMILIES_DIR as FAMILIES
-from tdw.config import ConfigError, load_family, resolve
-from tdw.io.atomic import write_text
+from tdw.config import ConfigError, Workbench, load_family, resolve
+from tdw.io.atomic import link_or_copy, write_text
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout, VariantLayout, find_variants
+from tdw.pages.sweep_spec import sweep_names
+from tdw.validation import schema
 
 ROOT = FAMILIES.parent  # the workbench checkout (Snakefile, families/)
 
@@ -46,33 +51,128 @@ def parse_schedule(text: str) -> list:
     return items
 
 
-def make_config(workdir: Path, name: str, family: str, moduli: str, seeds: str, checkpoints: str, train: dict) -> Path:
-    """Validate form values as a workbench config and write ``<workdir>/dashboard/<name>.yaml``."""
+def knob_names(family: str) -> list[str]:
+    """The names the family declares sweepable: the Train tab's list fields."""
+    return list(sweeps.sweepable(load_family(family, str(FAMILIES))))
+
+
+def sweep_pages(family: str) -> list[str]:
+    """The family's sweep files (``families/<family>/sweeps/<name>.json``, or its parents')."""
+    return sweep_names(load_family(family, str(FAMILIES)))
+
+
+def _item_schema(name: str) -> dict:
+    """The config schema's type of one value of sweep list ``name``."""
+    config = schema("config.schema.json")
+    item = config["properties"]["sweep"]["properties"][name]["items"]
+    return config["$defs"][item["$ref"].rsplit("/", 1)[1]] if "$ref" in item else item
+
+
+HINTS = {
+    "integer": "integers separated by commas, e.g. 0, 1, 2",
+    "number": "numbers separated by commas, e.g. 0.3, 1, 3e-3",
+    "array": "pairs beta1-beta2 separated by commas, e.g. 0.9-0.98, 0.9-0.99",
+}
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def parse_knob(name: str, text: str) -> list:
+    """Sweep list ``name`` from a form field: comma-separated values, each read as the config
+    schema types that list (integers; numbers; pairs of numbers written ``0.9-0.98``, as in
+    variant names). The values' ranges are checked by ``tdw.config.resolve``."""
+    item = _item_schema(name)
+    kind = item.get("type")
+    if kind not in HINTS:
+        raise ConfigError(f"sweep knob {name!r}: the dashboard cannot read values of type {kind!r}; sweep it in a config file")
+    values: list = []
+    for part in str(text).replace(",", " ").split():
+        try:
+            if kind == "integer":
+                values.append(int(part))
+            elif kind == "number":
+                values.append(_number(part))
+            else:
+                pair = [_number(x) for x in re.split(r"(?<![eE])-", part)]
+                if len(pair) != item.get("minItems", 2):
+                    raise ValueError(part)
+                values.append(pair)
+        except ValueError:
+            raise ConfigError(f"sweep knob {name!r}: cannot read {part!r}; expected {HINTS[kind]}") from None
+    return values
+
+
+def parse_combinations(text: str, key: str) -> list[dict]:
+    """``include`` or ``exclude`` as a config writes them: mappings in YAML flow style,
+    ``{weight_decay: 3.0, train_frac: 0.7}, {lr: 0.01}`` (brackets optional)."""
+    text = str(text or "").strip()
+    if not text:
+        return []
+    try:
+        value = yaml.safe_load(f"[{text}]" if text.startswith("{") else text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"sweep {key}: {text!r} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v for v in value):
+        raise ConfigError(
+            f"sweep {key}: {text!r} is not a list of mappings name: value, e.g. {{weight_decay: 3.0, train_frac: 0.7}}"
+        )
+    return value
+
+
+def make_config(
+    workdir: Path, name: str, family: str, knobs: dict, checkpoints: str, train: dict, include: str = "", exclude: str = ""
+) -> tuple[Path, Workbench]:
+    """Form values as a workbench config, resolved as a config file is when the DAG is built
+    (``tdw.config.resolve``: errors name the key and value), then written atomically to
+    ``<workdir>/dashboard/<name>.yaml``. ``knobs``: sweepable name -> comma-separated values
+    (empty: not swept); names the family does not declare sweepable are left out."""
     if not name or not all(c.isalnum() or c in "_-" for c in name):
         raise ConfigError(f"config name {name!r}: use letters, digits, '_' and '-'")
+    declared = knob_names(family)
+    sweep = {n: parse_knob(n, knobs[n]) for n in declared if str(knobs.get(n) or "").strip()}
+    for key, text in (("include", include), ("exclude", exclude)):
+        if entries := parse_combinations(text, key):
+            sweep[key] = entries
     config = {
         "family": family,
         "results": str(Path(workdir) / RESULTS),
-        "sweep": {"p": parse_ints(moduli, "modulus"), "seed": parse_ints(seeds, "seeds")},
+        "sweep": sweep,
         "train": {k: v for k, v in train.items() if v is not None},
         "checkpoints": parse_schedule(checkpoints),
     }
-    resolve(config, f"dashboard config {name!r}", str(FAMILIES))  # raises ConfigError naming the key
+    wb = resolve(config, f"dashboard config {name!r}", str(FAMILIES))
     path = Path(workdir) / "dashboard" / f"{name}.yaml"
     write_text(path, yaml.safe_dump(config, sort_keys=False))
-    return path
+    return path, wb
 
 
-def targets(config: Path, what: str) -> list[str]:
-    """Snakemake targets: 'train' (checkpoints only), 'reports' (train + analyze + reports)
-    or 'all' (everything, static figures included)."""
+def targets(config: Path, what: str, sweep: str | None = None) -> list[str]:
+    """Snakemake targets: 'train' (checkpoints only), 'sweep' (the sweep page ``sweep`` and
+    what it reads), 'reports' (train + analyze + reports, and the sweep page ``sweep`` where
+    given) or 'all' (everything, static figures and every sweep page included)."""
     wb = resolve(yaml.safe_load(Path(config).read_text()), str(config), str(FAMILIES))
     family = FamilyLayout(wb.results, wb.family.name)
     if what == "all":
         return ["all"]
     if what == "train":
         return [str(family.variant(v.name).metadata) for v in wb.variants]
-    return [str(family.variant(v.name).report(r)) for v in wb.variants for r in wb.reports]
+    pages = []
+    if sweep is not None or what == "sweep":
+        known = sweep_names(wb.family)
+        if sweep not in known:
+            offered = f"its sweep files are {known}" if known else "it has no sweep files (families/<family>/sweeps/)"
+            raise ConfigError(f"{config}: sweep page {sweep!r} is not one of family {wb.family.name}'s: {offered}")
+        pages = [str(family.sweep(sweep))]
+    if what == "sweep":
+        return pages
+    return [str(family.variant(v.name).report(r)) for v in wb.variants for r in wb.reports] + pages
 
 
 STEPS = re.compile(r"^(\d+) of (\d+) steps \(\d+%\) done")
@@ -99,10 +199,12 @@ def progress(lines: list[str]) -> str:
     return text + (f"; failed: {', '.join(failed)}" if failed else "")
 
 
-def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Iterator[tuple[str, int | None, str]]:
+def run_snakemake(
+    workdir: Path, config: Path, what: str, cores: int = 2, sweep: str | None = None
+) -> Iterator[tuple[str, int | None, str]]:
     """Yield (output so far, exit code or None while running, progress so far)."""
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    cmd = [snakemake, *targets(config, what), "--snakefile", str(ROOT / "Snakefile"), "--cores", str(cores)]
+    cmd = [snakemake, *targets(config, what, sweep), "--snakefile", str(ROOT / "Snakefile"), "--cores", str(cores)]
     cmd += ["--configfile", str(config)]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines = [f"$ {' '.join(cmd)}"]
@@ -110,6 +212,17 @@ def run_snakemake(workdir: Path, config: Path, what: str, cores: int = 2) -> Ite
         lines.append(line.rstrip())
         yield "\n".join(lines[-400:]), None, progress(lines)
     yield "\n".join(lines[-400:]), proc.wait(), progress(lines)
+
+
+def show_sweep_page(workdir: Path, family: str, sweep: str) -> Path:
+    """A snapshot of ``results/<family>/sweeps/<sweep>.html`` under ``<workdir>/dashboard/views/``
+    (where the dashboard serves files from), named by its content: a rebuilt page is a new file."""
+    page = FamilyLayout(Path(workdir) / RESULTS, family).sweep(sweep)
+    digest = hashlib.sha256(page.read_bytes()).hexdigest()[:12]
+    out = Path(workdir) / "dashboard" / "views" / f"sweep-{family}-{sweep}-{digest}.html"
+    if not out.exists():
+        link_or_copy(page, out)
+    return out
 
 
 def variants(workdir: Path) -> list[str]:
