@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from tdw.analyzers.base import Analyzer
+from tdw.analyzers.base import Analyzer, supports, unsupported
 
 REGISTRY: dict[str, str] = {
     "embedding_frequencies": "tdw.analyzers.embedding_frequencies",
@@ -50,11 +50,8 @@ def check_family_analyzers(spec: dict, source: str) -> None:
         if name not in REGISTRY:
             raise ConfigError(f"{source}: key 'analyzers.{name}': unknown analyzer; registered: {sorted(REGISTRY)}")
         analyzer = get(name)
-        if spec["task"]["operation"] not in analyzer.operations:
-            raise ConfigError(
-                f"{source}: key 'analyzers.{name}': the analyzer supports tasks {list(analyzer.operations)}, "
-                f"not {spec['task']['operation']!r}"
-            )
+        if not supports(analyzer, spec["task"]):
+            raise ConfigError(f"{source}: key 'analyzers.{name}': {unsupported(analyzer, spec['task'])} (task {spec['task']})")
         for hook in analyzer.reads:
             if not cache_provides(spec, hook):
                 raise ConfigError(f"{source}: key 'analyzers.{name}': reads {hook!r}, which the family's 'cache' does not keep")
