@@ -142,7 +142,7 @@ def _load_family(name: str, families_dir: str) -> tuple[Family, tuple]:
             f"is not one of its probes {sorted(spec['probes'])}"
         )
     _check_task(spec, chain)
-    analyzers.check_family_analyzers(spec, _origin(chain, ["analyzers"]))
+    analyzers.check_family_analyzers(spec, _origin(chain, ["analyzers"]), _origin(chain, ["task"]))
     for fig in spec["figures"]:
         if fig not in figures.REGISTRY:
             raise ConfigError(
