@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from handmade import fourier_weights, write_caches
 
-from tdw.analyzers import check_family_analyzers
 from tdw.analyzers.base import CheckpointView, GroupView
 from tdw.analyzers.fourier import block_fve, centred_fourier_2d, frequency_norms, sum_directions
 from tdw.analyzers.runner import load_artifact, run_analyzer
@@ -246,13 +245,18 @@ def test_families_offer_what_their_task_supports(root, tmp_path):
         assert wb.family.name == name and set(wb.analyzers) == set(wb.family.spec["analyzers"])
     # a Fourier analyzer for mul without the relabelling: refused, naming the file, analyzer and task
     dirs = _family_tree(tmp_path, root, "plainmul", {"extends": "modmul", "name": "plainmul", "task": {"relabel": None}})
-    with pytest.raises(ConfigError, match=r"modmul/family.json: key 'analyzers.embedding_frequencies': .*not 'mul'.*discrete_log.*of .*plainmul/family.json"):
+    with pytest.raises(
+        ConfigError,
+        match=r"modmul/family.json: key 'analyzers.embedding_frequencies': .*not 'mul'.*discrete_log.*of .*plainmul/family.json",
+    ):
         load_family("plainmul", dirs)
 
 
 def test_config_asking_for_an_analyzer_the_task_cannot_support(root):
     config = {"family": "modsq", "sweep": {"p": [13], "seed": [0]}, "checkpoints": [0, 5], "analyzers": ["neuron_clusters"]}
-    with pytest.raises(ConfigError, match=r"cfg.yaml: key 'analyzers.neuron_clusters': family 'modsq' does not offer it: .*not 'sq'"):
+    with pytest.raises(
+        ConfigError, match=r"cfg.yaml: key 'analyzers.neuron_clusters': family 'modsq' does not offer it: .*not 'sq'"
+    ):
         resolve(config, "cfg.yaml", str(root / "families"))
 
 
@@ -260,13 +264,20 @@ def test_probe_kind_and_relabel_the_task_cannot_make(root, tmp_path):
     spec = {"extends": "modadd", "name": "seqmul", "task": {"operation": "mul"}, "probes": {"prompts": {"kind": "prompts"}}}
     spec |= {"analyzers": {"dimensionality": {"probes": ["full"]}}}
     dirs = _family_tree(tmp_path, root, "seqmul", spec)
-    with pytest.raises(ConfigError, match=r"seqmul/family.json: key 'probes.prompts.kind': 'prompts': task 'mul' makes probes of kind grid"):
+    with pytest.raises(
+        ConfigError, match=r"seqmul/family.json: key 'probes.prompts.kind': 'prompts': task 'mul' makes probes of kind grid"
+    ):
         load_family("seqmul", dirs)
     dirs = _family_tree(tmp_path, root, "sqlog", {"extends": "modsq", "name": "sqlog", "task": {"relabel": "discrete_log"}})
     with pytest.raises(ConfigError, match=r"sqlog/family.json: key 'task.relabel': 'discrete_log' for operation 'sq'"):
         load_family("sqlog", dirs)
     ok = {"extends": "modadd", "name": "fine", "task": {"operation": "mul", "relabel": "discrete_log"}}
-    assert load_family("fine", _family_tree(tmp_path, root, "fine", ok | {"analyzers": {"ablations": None}, "figures": {"ablations": None}})).name == "fine"
+    assert (
+        load_family(
+            "fine", _family_tree(tmp_path, root, "fine", ok | {"analyzers": {"ablations": None}, "figures": {"ablations": None}})
+        ).name
+        == "fine"
+    )
     load_family.cache_clear()
 
 

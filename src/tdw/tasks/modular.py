@@ -136,9 +136,7 @@ def check_task(task: dict) -> None:
     if op not in OPERATIONS:
         raise ValueError(f"key 'task.operation': {op!r}: expected one of {', '.join(OPERATIONS)}")
     if relabel is not None and (relabel not in RELABELS or op not in LOG_GROUP):
-        raise ValueError(
-            f"key 'task.relabel': {relabel!r} for operation {op!r}: 'discrete_log' relabels 'mul' and 'div' only"
-        )
+        raise ValueError(f"key 'task.relabel': {relabel!r} for operation {op!r}: 'discrete_log' relabels 'mul' and 'div' only")
 
 
 def all_pairs(p: int) -> np.ndarray:
