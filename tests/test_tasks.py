@@ -290,3 +290,27 @@ def test_the_checkpoint_task_decides_at_run_time(tmp_path):
     assert not (tmp_path / "out.h5").exists()
     run_analyzer("weight_norms", {}, [ckpt], None, tmp_path / "norms.h5", {})  # any task
     assert load_artifact(tmp_path / "norms.h5")["total_sum_sq"][0] == pytest.approx(sum(np.sum(w**2) for w in mul.values()))
+
+
+@pytest.mark.slow
+def test_division_family_runs_end_to_end(root, tmp_path):
+    """The moddiv tiny config through the workflow: training on the p(p - 1) pairs with b != 0,
+    the grid cache holds those rows, the Fourier analyzers work on Z_{p-1}, the report renders."""
+    import h5py
+    from workflow_runs import run_snakemake
+
+    from tdw.layout import RESULTS, VariantLayout
+
+    p = 13
+    files = VariantLayout(RESULTS, "moddiv", f"p{p}_seed0")
+    report, artifact = files.report("default"), files.artifact("full", "neuron_clusters")
+    config = root / "tests" / "configs" / "tiny_moddiv.yaml"
+    proc = run_snakemake(tmp_path, config, "--cores", "2", target_list=[str(report), str(artifact)], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / report).stat().st_size > 0
+    cfg = json.loads((tmp_path / files.config).read_text())
+    assert cfg["task"] == {"operation": "div", "p": p, "relabel": "discrete_log"}
+    with h5py.File(tmp_path / files.cache("full", 10)) as fh:
+        assert fh["pair_index"][()].tolist() == Task("div", p).pairs.tolist()  # b != 0: p(p - 1) rows
+    art = load_artifact(tmp_path / artifact)
+    assert art["fve"].shape == (3, 512, (p - 1) // 2) and art["attrs"]["group"]["order"] == p - 1
