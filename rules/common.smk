@@ -98,6 +98,8 @@ def train_params(v):
     }
     if v.data_seed != v.seed:  # absent: the split follows the seed
         params["variant"]["data_seed"] = v.data_seed
+    if "relabel" in FAMILY.spec["task"]:  # absent: no relabelling (the params of add and sub as before)
+        params["relabel"] = FAMILY.spec["task"]["relabel"]
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params

@@ -116,7 +116,7 @@ def test_the_writer_refuses_a_bad_config_before_writing(tmp_path):
     config = {
         "family": "modadd",
         "variant": "v",
-        "task": {"operation": "mul", "p": 5},
+        "task": {"operation": "pow", "p": 5},
         "seed": 0,
         "architecture": ModelConfig(p=5).to_dict(),
         "train": {"train_frac": 0.3},

@@ -238,10 +238,17 @@ def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dic
     """Analyzer -> resolved params. ``analyzers`` in a config is a list (the family's
     analyzers to run) or a mapping (those to run, each with parameter overrides, ``{}`` or
     null for none); absent: all the family offers."""
-    from tdw.analyzers import get
+    from tdw.analyzers import REGISTRY, get
+    from tdw.analyzers.base import supports, unsupported
 
     selected = config.get("analyzers", list(spec["analyzers"]))
     overrides = selected if isinstance(selected, dict) else {}
+    for name in selected:  # one the family cannot offer: say why
+        if name in REGISTRY and name not in spec["analyzers"] and not supports(get(name), spec["task"]):
+            raise ConfigError(
+                f"{source}: key 'analyzers.{name}': family {spec['name']!r} does not offer it: "
+                f"{unsupported(get(name), spec['task'])} (task {spec['task']})"
+            )
     _names_known(list(selected), list(spec["analyzers"]), source, "analyzers")
     settings = {}
     for name in selected:

@@ -107,6 +107,22 @@ def _check_param_overrides(chain: list[tuple[Path, dict, tuple]]) -> None:
                     checked_params(declared(name), {k: v for k, v in entry["params"].items() if v is not None}, where)
 
 
+def _check_task(spec: dict, chain: list[tuple[Path, dict, tuple]]) -> None:
+    """The task is one the workbench has (``tdw.tasks.modular.check_task``) and makes every probe kind declared."""
+    from tdw.tasks.modular import PROBE_KINDS, check_task
+
+    try:
+        check_task(spec["task"])
+    except ValueError as err:
+        raise ConfigError(f"{_origin(chain, ['task'])}: {err}") from err
+    for probe, entry in spec["probes"].items():
+        if entry["kind"] not in PROBE_KINDS:
+            raise ConfigError(
+                f"{_origin(chain, ['probes', probe, 'kind'])}: key 'probes.{probe}.kind': {entry['kind']!r}: "
+                f"task {spec['task']['operation']!r} makes probes of kind {', '.join(PROBE_KINDS)}"
+            )
+
+
 def _load_family(name: str, families_dir: str) -> tuple[Family, tuple]:
     """The resolved family and the stamps of the files it was read from."""
     from tdw import analyzers, figures
@@ -125,7 +141,8 @@ def _load_family(name: str, families_dir: str) -> tuple[Family, tuple]:
             f"{_origin(chain, ['default_probe'])}: key 'default_probe': {spec['default_probe']!r} "
             f"is not one of its probes {sorted(spec['probes'])}"
         )
-    analyzers.check_family_analyzers(spec, _origin(chain, ["analyzers"]))
+    _check_task(spec, chain)
+    analyzers.check_family_analyzers(spec, _origin(chain, ["analyzers"]), _origin(chain, ["task"]))
     for fig in spec["figures"]:
         if fig not in figures.REGISTRY:
             raise ConfigError(

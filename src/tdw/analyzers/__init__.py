@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from tdw.analyzers.base import Analyzer
+from tdw.analyzers.base import Analyzer, supports, unsupported
 
 REGISTRY: dict[str, str] = {
     "embedding_frequencies": "tdw.analyzers.embedding_frequencies",
@@ -41,20 +41,19 @@ def cache_provides(spec: dict, hook: str) -> bool:
     return hook in tail_hooks(cfg) and spec["cache"].get(source_hook(cfg), {}).get("positions") == "last"
 
 
-def check_family_analyzers(spec: dict, source: str) -> None:
+def check_family_analyzers(spec: dict, source: str, task_source: str | None = None) -> None:
     """Each analyzer a family offers exists, supports its task, and finds what it reads in
-    the family's cache; each figure's source is an offered analyzer (or ``history``)."""
+    the family's cache; each figure's source is an offered analyzer (or ``history``).
+    ``task_source``: the file that declares the task, where it is not ``source``."""
     from tdw.config import ConfigError
 
     for name in spec["analyzers"]:
         if name not in REGISTRY:
             raise ConfigError(f"{source}: key 'analyzers.{name}': unknown analyzer; registered: {sorted(REGISTRY)}")
         analyzer = get(name)
-        if spec["task"]["operation"] not in analyzer.operations:
-            raise ConfigError(
-                f"{source}: key 'analyzers.{name}': the analyzer supports tasks {list(analyzer.operations)}, "
-                f"not {spec['task']['operation']!r}"
-            )
+        if not supports(analyzer, spec["task"]):
+            task = f"task {spec['task']}" + (f" of {task_source}" if task_source and task_source != source else "")
+            raise ConfigError(f"{source}: key 'analyzers.{name}': {unsupported(analyzer, spec['task'])} ({task})")
         for hook in analyzer.reads:
             if not cache_provides(spec, hook):
                 raise ConfigError(f"{source}: key 'analyzers.{name}': reads {hook!r}, which the family's 'cache' does not keep")

@@ -25,6 +25,8 @@ def frequency_design(index: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]
     k = np.arange(1, p // 2 + 1)[:, None]  # [freq, 1]
     wa, wb = 2 * np.pi * k * a / p, 2 * np.pi * k * b / p  # [freq, batch]
     design = np.stack([np.ones_like(wa), np.cos(wa), np.sin(wa), np.cos(wb), np.sin(wb)], 1)  # [freq, 5, batch]
+    if p % 2 == 0:  # sin(pi x) is zero up to rounding: exactly zero
+        design[-1, [2, 4]] = 0.0
     gram = np.einsum("fib,fjb->fij", design, design, optimize=True)
     return design.reshape(-1, len(index)), np.linalg.inv(gram + 1e-12 * np.eye(5))
 
@@ -42,6 +44,7 @@ def frequency_r2(values: np.ndarray, design: tuple[np.ndarray, np.ndarray]) -> n
 
 class Attention(Analyzer):
     name = "attention"
+    on_group = True
     reads = (PATTERN,)
     description = "mean attention from the `=` query per head and source; pos0 - pos1; dominant frequency per head"
     dims = {

@@ -15,8 +15,9 @@ from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward, source_hook, tail_hooks
 from tdw.params import Param
+from tdw.tasks.modular import LOG_GROUP, Group, Task
 
-__all__ = ["Analyzer", "CheckpointView", "Param", "resolve_hook"]
+__all__ = ["Analyzer", "CheckpointView", "GroupView", "Param", "resolve_hook", "supports"]
 
 
 def resolve_hook(hook: str, model: ModelConfig) -> str:
@@ -43,7 +44,12 @@ class CheckpointView:
 
     @property
     def operation(self) -> str:
-        return self.config.get("task", {}).get("operation", "add")
+        return self.task.operation
+
+    @cached_property
+    def task(self) -> Task:
+        """The run's task (operation, p, relabelling) from its config (a config without one: a + b)."""
+        return Task.from_config(self.config.get("task", {}), self.p)
 
     @property
     def pair_index(self) -> np.ndarray:
@@ -64,16 +70,12 @@ class CheckpointView:
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """Train and test flat pair indices of this run (seeded split, ``tdw.tasks.modular.split``),
         under its data seed (a run config without one: the seed)."""
-        from tdw.tasks.modular import split
-
         seed = self.config.get("data_seed", self.config["seed"])
-        return split(self.p, float(self.config["train"]["train_frac"]), int(seed))
+        return self.task.split(float(self.config["train"]["train_frac"]), int(seed))
 
     def labels(self) -> np.ndarray:
         """Correct answer of each cached row, shape [batch]."""
-        from tdw.tasks.modular import labels
-
-        return labels(self.p, self.pair_index, self.operation)
+        return self.task.labels(self.pair_index)
 
     def drop_activations(self) -> None:
         """Free the cached tensors (the view stays usable; they reload on demand)."""
@@ -126,7 +128,12 @@ class Analyzer:
     reads: tuple[str, ...] = ()  # cached hook names; weights are always available
     needs_full_grid: bool = False
     needs_history: bool = False  # the workflow then passes the variant's history.h5
-    operations: tuple[str, ...] = ("add", "sub")
+    # The tasks whose maths the analyzer holds for, in the tokens themselves (None: every task).
+    operations: tuple[str, ...] | None = ("add", "sub")
+    # True: the maths needs a +- b on a cyclic group; the analyzer also serves every task with a
+    # group (``Task.group``: mul and div under the discrete-log relabelling) and sees each
+    # checkpoint as a ``GroupView`` of it (for add and sub, the checkpoint itself).
+    on_group: bool = False
     params: tuple[Param, ...] = ()
     dims: dict[str, str] = {}
     description: str = ""
@@ -147,3 +154,108 @@ class Analyzer:
         for key, dims in self.dims.items():
             out[key] = (np.stack([s[key] for s in steps]), ("epoch " + dims).strip())
         return out
+
+
+def supports(analyzer: Analyzer, task: dict) -> bool:
+    """Whether the analyzer's maths holds for a task (a family's or run's ``task`` mapping)."""
+    if analyzer.on_group and task.get("operation") in LOG_GROUP and task.get("relabel") == "discrete_log":
+        return True
+    return analyzer.operations is None or task.get("operation", "add") in analyzer.operations
+
+
+def unsupported(analyzer: Analyzer, task: dict) -> str:
+    """Why the analyzer does not serve the task (for messages; ``supports`` is False)."""
+    op = task.get("operation", "add")
+    why = f"the analyzer supports tasks {list(analyzer.operations or [])}, not {op!r}"
+    if analyzer.on_group:
+        why += f' ({", ".join(map(repr, LOG_GROUP))} with "relabel": "discrete_log": its maths needs a +- b on a cyclic group)'
+    return why
+
+
+class GroupView:
+    """A checkpoint seen on its task's cyclic group Z_n (``tdw.tasks.modular.Group``): what
+    an ``on_group`` analyzer reads, so its maths runs unchanged on the group.
+
+    ``p`` is the group order n and a pair of group elements (i, j) has index i * n + j; the
+    rows are the cached rows whose a and b are both group elements (for mul and div under the
+    discrete-log relabelling: a, b != 0), ordered by that index; ``labels`` and ``split`` are
+    in group elements and group indices. The embedding's rows and the unembedding's and logits'
+    columns are permuted so that the group elements' tokens come first in group order (the
+    other tokens and `=` after them: norms and sums of squares keep their values). For add and
+    sub the group is the tokens themselves and analyzers see the checkpoint itself (``on_group``).
+    """
+
+    def __init__(self, base: CheckpointView, group: Group) -> None:
+        self.base, self.group = base, group
+        self.epoch, self.model, self.checkpoint = base.epoch, base.model, base.checkpoint
+        self.cache, self.config, self.history = base.cache, base.config, base.history
+        self.task, self.operation, self.p = base.task, group.operation, group.n
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _order(self, size: int) -> np.ndarray:
+        """The token order: group elements' tokens, then the other tokens ascending, [size]."""
+        rest = np.setdiff1d(np.arange(size), self.group.tokens)
+        return np.concatenate([self.group.tokens, rest])
+
+    @cached_property
+    def _rows(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """(cached rows kept in group order, or None for all of them as they are; their group indices)."""
+        a, b = np.divmod(self.base.pair_index, self.base.p)
+        i, j = self.group.element[a], self.group.element[b]
+        index = i * self.group.n + j
+        rows = np.flatnonzero((i >= 0) & (j >= 0))
+        rows = rows[np.argsort(index[rows], kind="stable")]
+        if len(rows) == len(index) and np.array_equal(rows, np.arange(len(index))):
+            return None, index
+        return rows, index[rows]
+
+    @property
+    def pair_index(self) -> np.ndarray:
+        return self._rows[1]
+
+    @property
+    def is_full_grid(self) -> bool:
+        return len(self.pair_index) == self.p**2 and bool(np.all(self.pair_index == np.arange(self.p**2)))
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and test group indices (the seeded split's inputs that are group pairs)."""
+        out = []
+        for part in self.base.split():
+            a, b = np.divmod(part, self.base.p)
+            i, j = self.group.element[a], self.group.element[b]
+            keep = (i >= 0) & (j >= 0)
+            out.append(i[keep] * self.group.n + j[keep])
+        return out[0], out[1]
+
+    def labels(self) -> np.ndarray:
+        """Group element of each row's answer, [batch]."""
+        rows = self._rows[0]
+        answers = self.base.labels()
+        return self.group.element[answers if rows is None else answers[rows]]
+
+    def drop_activations(self) -> None:
+        self._arrays.clear()
+        self.base.drop_activations()
+
+    @cached_property
+    def weights(self) -> dict[str, np.ndarray]:
+        weights = self.base.weights
+        w_e, w_u = weights["embed.W_E"], weights["unembed.W_U"]
+        return weights | {"embed.W_E": w_e[self._order(len(w_e))], "unembed.W_U": w_u[:, self._order(w_u.shape[1])]}
+
+    def activation(self, hook: str) -> np.ndarray:
+        hook = resolve_hook(hook, self.model)
+        rows = self._rows[0]
+        if rows is None and hook != hooks.LOGITS:
+            return self.base.activation(hook)
+        if hook not in self._arrays:
+            out = self.base.activation(hook)
+            out = out if rows is None else out[rows]
+            self._arrays[hook] = out[:, self._order(out.shape[1])] if hook == hooks.LOGITS else out
+        return self._arrays[hook]
+
+
+def on_group(analyzer: Analyzer, view: CheckpointView) -> CheckpointView | GroupView:
+    """The view an analyzer reads: the group view for an ``on_group`` analyzer where the task has a group."""
+    group = view.task.group if analyzer.on_group else None
+    return view if group is None or group.is_tokens else GroupView(view, group)

@@ -45,6 +45,7 @@ def dimension_metrics(s: np.ndarray, energy: float = 0.9) -> dict[str, float]:
 
 class Dimensionality(Analyzer):
     name = "dimensionality"
+    operations = None
     reads = DEFAULT_HOOKS
     description = "stable rank, participation ratio, effective rank, 90%-energy rank, nuclear-norm ratio of activations"
     params = (

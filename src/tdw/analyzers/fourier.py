@@ -1,7 +1,9 @@
 """Fourier basis over Z_p and the transforms the analyzers use (numpy only).
 
-Row order is fixed: ``const, cos 1, sin 1, cos 2, sin 2, ...``; for odd p there are
-p rows and the basis is orthonormal.
+Row order is fixed: ``const, cos 1, sin 1, cos 2, sin 2, ...``; there are p rows and the
+basis is orthonormal. For even p (the group Z_{p-1} of a relabelled multiplicative task) the
+last row is cos(pi x) = (-1)^x alone: sin(pi x) vanishes, and that frequency's sin component
+counts as zero wherever frequencies are paired.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def frequency_norms(component_norms: np.ndarray) -> np.ndarray:
     p = component_norms.shape[-1]
     cos = component_norms[..., 1 : 2 * (p // 2) : 2]
     sin = component_norms[..., 2 : 2 * (p // 2) + 1 : 2]
+    if p % 2 == 0:  # no sin row at the frequency p / 2
+        sin = np.concatenate([sin, np.zeros_like(cos[..., :1])], axis=-1)
     return np.sqrt(cos**2 + sin**2)
 
 
@@ -87,11 +91,13 @@ def block_fve(energy: np.ndarray) -> np.ndarray:
     Returns [p//2, ...]: entry k-1 is block k's energy over the total (k = p//2 included).
     """
     p = energy.shape[0]
+    total = energy.sum(axis=(0, 1))
+    if p % 2 == 0:  # a zero sin row and column for the frequency p / 2
+        energy = np.pad(energy, [(0, 1), (0, 1)] + [(0, 0)] * (energy.ndim - 2))
     c = np.arange(1, 2 * (p // 2), 2)  # cos rows 2k-1
     s = c + 1  # sin rows 2k
     block = energy[0, 0][None] + energy[0, c] + energy[0, s] + energy[c, 0] + energy[s, 0]
     block = block + energy[c, c] + energy[c, s] + energy[s, c] + energy[s, s]
-    total = energy.sum(axis=(0, 1))
     return block / np.where(total > 0, total, 1.0)
 
 
@@ -99,8 +105,8 @@ def sum_directions(p: int, index: np.ndarray, freqs: np.ndarray, operation: str 
     """Unit directions c_k, s_k over the full grid, evaluated at flat pair indices.
 
     c_k is proportional to cos(w_k (a + b)), s_k to sin(w_k (a + b)) (a - b for ``sub``),
-    normalised over all p^2 pairs (norm sqrt(p^2 / 2)). Returns [batch, 2 * len(freqs)]
-    with columns c_{k1}, s_{k1}, c_{k2}, ...
+    normalised over all p^2 pairs (norm sqrt(p^2 / 2); for k = p / 2, p even: c_k has norm
+    sqrt(p^2) and s_k is zero). Returns [batch, 2 * len(freqs)] with columns c_{k1}, s_{k1}, c_{k2}, ...
     """
     a, b = np.divmod(np.asarray(index, dtype=np.int64), p)
     target = (a + b) % p if operation == "add" else (a - b) % p
@@ -108,7 +114,11 @@ def sum_directions(p: int, index: np.ndarray, freqs: np.ndarray, operation: str 
     out = np.empty((len(target), 2 * len(freqs)))
     out[:, 0::2] = np.cos(angle)
     out[:, 1::2] = np.sin(angle)
-    return out / np.sqrt(p * p / 2)
+    out = out / np.sqrt(p * p / 2)
+    nyquist = 2 * np.asarray(freqs) == p
+    out[:, 0::2][:, nyquist] /= np.sqrt(2)
+    out[:, 1::2][:, nyquist] = 0.0
+    return out
 
 
 def gini(values: np.ndarray) -> float:

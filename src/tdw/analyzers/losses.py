@@ -30,4 +30,7 @@ def periodicity(logits: np.ndarray, target: np.ndarray, p: int) -> np.ndarray:
     cls = 2 * np.pi * np.outer(np.arange(p), k) / p  # [class, k]
     rows = 2 * np.pi * np.outer(target, k) / p  # [batch, k]
     inner = np.sum(np.cos(rows) * (logits @ np.cos(cls)) + np.sin(rows) * (logits @ np.sin(cls)), axis=0)
-    return inner / np.sqrt(len(target) * p / 2)
+    out = inner / np.sqrt(len(target) * p / 2)
+    if p % 2 == 0:  # k = p / 2: cos(pi (t - c)) = +-1 has norm sqrt(batch * p), and sin(pi x) is rounding only
+        out[-1] = np.sum(np.cos(rows[:, -1]) * (logits @ np.cos(cls[:, -1]))) / np.sqrt(len(target) * p)
+    return out

@@ -31,7 +31,10 @@ def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
     frequencies, summed over neurons: [key] per key, computed on the 1 + 2K basis rows only."""
     rows = np.concatenate([[0], np.ravel([[2 * k - 1, 2 * k] for k in keys])])
     grid = centred_grid(post, p)  # [a, b, neuron]
-    sub = fourier_2d_fast(grid, fourier_basis(p)[rows]).astype(np.float64) ** 2  # [r, r, neuron]
+    basis = fourier_basis(p)
+    if p % 2 == 0:  # the frequency p / 2 has no sin row: a zero one
+        basis = np.vstack([basis, np.zeros(p)])
+    sub = fourier_2d_fast(grid, basis[rows]).astype(np.float64) ** 2  # [r, r, neuron]
     total = float((grid.astype(np.float64) ** 2).sum())
     share = []
     for i in range(len(keys)):
@@ -55,6 +58,7 @@ def weight_measures(weights: dict[str, np.ndarray], p: int, names: list[str]) ->
 
 class ProgressMeasures(Analyzer):
     name = "progress_measures"
+    on_group = True
     reads = (LOGITS, POST)
     needs_full_grid = True
     description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"

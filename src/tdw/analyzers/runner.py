@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tdw import analyzers
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, GroupView, on_group, supports, unsupported
 from tdw.io.checkpoint import read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
@@ -26,12 +26,11 @@ def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None)
     )
 
 
-def check_view(analyzer: Analyzer, view: CheckpointView) -> None:
+def check_view(analyzer: Analyzer, view: CheckpointView | GroupView) -> None:
     """Refuse inputs an analyzer cannot use, with a message that says what to change."""
-    if view.operation not in analyzer.operations:
-        raise ValueError(
-            f"analyzer {analyzer.name!r} supports tasks {list(analyzer.operations)}; {view.checkpoint} is {view.operation!r}"
-        )
+    if not supports(analyzer, view.task.to_config()):
+        task = view.task.to_config()
+        raise ValueError(f"analyzer {analyzer.name!r}: {unsupported(analyzer, task)}; {view.checkpoint} has task {task}")
     if analyzer.needs_full_grid and view.cache is not None and not view.is_full_grid:
         raise ValueError(
             f"analyzer {analyzer.name!r} needs the full (a, b) grid ({view.p**2} inputs in row-major order); "
@@ -60,8 +59,9 @@ def run_analyzer(
     if analyzer.reads and not caches:
         raise ValueError(f"analyzer {name!r} reads {list(analyzer.reads)}: give the checkpoints' caches")
     caches = list(caches) if caches else [None] * len(checkpoints)
-    views = (checkpoint_view(c, h, history) for c, h in zip(checkpoints, caches, strict=True))
-    final = checkpoint_view(checkpoints[-1], caches[-1], history)
+    # an on_group analyzer reads each checkpoint on its task's group (tdw.analyzers.base.GroupView)
+    views = (on_group(analyzer, checkpoint_view(c, h, history)) for c, h in zip(checkpoints, caches, strict=True))
+    final = on_group(analyzer, checkpoint_view(checkpoints[-1], caches[-1], history))
     check_view(analyzer, final)
     epochs = np.array([int(read_metadata(c)["epoch"]) for c in checkpoints])
     state = analyzer.prepare(final, epochs, params)
@@ -74,13 +74,17 @@ def run_analyzer(
         view.drop_activations()
         progress.step()
     datasets = analyzer.finalize(epochs, steps, params, state)
+    last = checkpoint_view(checkpoints[-1], None)
     meta_attrs = attrs | {
         "analyzer": name,
         "params": params,
         "description": analyzer.description,
-        "p": checkpoint_view(checkpoints[-1], None).p,
+        "p": last.p,
         "provenance": provenance(),
     }
+    group = on_group(analyzer, last)
+    if isinstance(group, GroupView):  # axes a, b, token and residue are group elements: say which tokens they are
+        meta_attrs["group"] = {"order": group.p, "relabel": group.group.relabel, "tokens": group.group.tokens.tolist()}
     write_h5(out, datasets, meta_attrs, compress=True)
     return time.perf_counter() - t0
 

@@ -31,6 +31,8 @@ def _jump_rows(name: str, y: np.ndarray, epochs: np.ndarray, checkpoints: np.nda
 
 class Transitions(Analyzer):
     name = "transitions"
+    operations = None  # the phases come from the loss history of any task
+    on_group = True  # gini_embed: on the task's group where it has one, else over Z_p in the tokens
     needs_history = True
     description = "grokking phase boundaries and jumps in loss and weight curves, as checkpoint-bounded epoch intervals"
     params = (

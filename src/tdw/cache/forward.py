@@ -64,7 +64,7 @@ def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints:
     many threads as torch has: the entry point sets them."""
     cfg = variant.model or family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
-    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed)
+    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed, family.operation)
     tokens = torch.from_numpy(data.tokens(variant.p, index))
     model = HookedModAdd(cfg)
     spec = family.spec["cache"]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tdw.models.architecture import ModelConfig
+from tdw.tasks.modular import Task
 
 if TYPE_CHECKING:
     from tdw.config import Family
@@ -378,7 +379,7 @@ def import_variant(path: str | Path, family, variant, out_dir: Path) -> dict:
     run_config = {
         "family": family.name,
         "variant": variant.name,
-        "task": {"operation": family.operation, "p": variant.p},
+        "task": Task.from_config(family.spec["task"], variant.p).to_config(),
         "seed": variant.seed,
         "architecture": cfg.to_dict(),
         "train": {"train_frac": variant.train_frac},

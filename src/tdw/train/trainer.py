@@ -58,6 +58,7 @@ class TrainJob:
     variant: Variant
     out_dir: Path
     code_hash: str = ""
+    relabel: str | None = None  # the family's relabelling of the tokens for the analyzers (recorded in the task)
 
     @classmethod
     def from_params(cls, run: dict, out_dir: Path, code_hash: str) -> TrainJob:
@@ -71,6 +72,7 @@ class TrainJob:
             variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"]), data_seed=v.get("data_seed")),
             out_dir=Path(out_dir),
             code_hash=code_hash,
+            relabel=run.get("relabel"),
         )
 
     @property
@@ -82,7 +84,7 @@ class TrainJob:
         return {
             "family": self.family,
             "variant": self.variant.name,
-            "task": {"operation": self.operation, "p": self.variant.p},
+            "task": data.Task(self.operation, self.variant.p, self.relabel).to_config(),
             "seed": self.variant.seed,
             "data_seed": self.variant.data_seed,
             "architecture": self.model.to_dict(),
@@ -267,7 +269,7 @@ def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Te
     parts: list[list[np.ndarray]] = [[], [], [], []]
     for job in jobs:
         v = job.variant
-        train_idx, test_idx = data.split(v.p, v.train_frac, split_seed(v))
+        train_idx, test_idx = data.split(v.p, v.train_frac, split_seed(v), job.operation)
         for i, (idx, fn) in enumerate(((train_idx, data.tokens), (train_idx, None), (test_idx, data.tokens), (test_idx, None))):
             parts[i].append(fn(v.p, idx) if fn else data.labels(v.p, idx, job.operation))
     return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
