@@ -107,6 +107,24 @@ def _check_param_overrides(chain: list[tuple[Path, dict, tuple]]) -> None:
                     checked_params(declared(name), {k: v for k, v in entry["params"].items() if v is not None}, where)
 
 
+GRID_PROBE_KINDS = ("grid", "train", "test", "random")
+
+
+def _check_probe_kinds(spec: dict, source: str) -> None:
+    """Each probe is a kind the family's task can make (the sequence task: ``tdw.tasks.sequence``)."""
+    from tdw.tasks import sequence
+
+    if spec["task"]["operation"] == sequence.OPERATION:
+        sequence.check_probes(spec, source)
+        return
+    for name, probe in spec["probes"].items():
+        if probe["kind"] not in GRID_PROBE_KINDS:
+            raise ConfigError(
+                f"{source}: key 'probes.{name}.kind': {probe['kind']!r} is not a probe the {spec['task']['operation']!r} "
+                f"task can make; expected one of {list(GRID_PROBE_KINDS)}"
+            )
+
+
 def _load_family(name: str, families_dir: str) -> tuple[Family, tuple]:
     """The resolved family and the stamps of the files it was read from."""
     from tdw import analyzers, figures
@@ -125,6 +143,7 @@ def _load_family(name: str, families_dir: str) -> tuple[Family, tuple]:
             f"{_origin(chain, ['default_probe'])}: key 'default_probe': {spec['default_probe']!r} "
             f"is not one of its probes {sorted(spec['probes'])}"
         )
+    _check_probe_kinds(spec, _origin(chain, ["probes"]))
     analyzers.check_family_analyzers(spec, _origin(chain, ["analyzers"]))
     for fig in spec["figures"]:
         if fig not in figures.REGISTRY:

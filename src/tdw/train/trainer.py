@@ -58,6 +58,7 @@ class TrainJob:
     variant: Variant
     out_dir: Path
     code_hash: str = ""
+    recipe: dict | None = None  # the family's training recipe where it is not full batch (tdw.train.sequence)
 
     @classmethod
     def from_params(cls, run: dict, out_dir: Path, code_hash: str) -> TrainJob:
@@ -71,6 +72,7 @@ class TrainJob:
             variant=Variant(v["name"], v["p"], v["seed"], v["train_frac"], tuple(v["epochs"]), data_seed=v.get("data_seed")),
             out_dir=Path(out_dir),
             code_hash=code_hash,
+            recipe=run.get("recipe"),
         )
 
     @property
@@ -79,7 +81,7 @@ class TrainJob:
 
     def run_config(self) -> dict:
         """The variant's full description, written to config.json and into every checkpoint."""
-        return {
+        config = {
             "family": self.family,
             "variant": self.variant.name,
             "task": {"operation": self.operation, "p": self.variant.p},
@@ -89,6 +91,7 @@ class TrainJob:
             "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
             "checkpoint_epochs": list(self.variant.epochs),
         }
+        return config | ({"recipe": self.recipe} if self.recipe is not None else {})
 
     def key(self) -> str:
         """What the training trajectory depends on (not the schedule): resume only within it."""
@@ -282,7 +285,11 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     """Train variants that share their tensors' shapes (``_shared``) in one process, stacked,
     and write each one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
     ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
-    ``training_threads``)."""
+    ``training_threads``). A family's minibatch recipe trains in ``tdw.train.sequence``."""
+    if jobs[0].recipe is not None:
+        from tdw.train.sequence import train_minibatch
+
+        return train_minibatch(jobs, progress_seconds)
     _check_batchable(jobs)
     t_start = time.perf_counter()
     v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train
