@@ -98,6 +98,10 @@ def train_params(v):
     }
     if v.data_seed != v.seed:  # absent: the split follows the seed
         params["variant"]["data_seed"] = v.data_seed
+    if FAMILY.spec.get("training", {}).get("recipe", "full_batch") != "full_batch":  # absent: full batch
+        from tdw.tasks.sequence import recipe_values
+
+        params["recipe"] = recipe_values(FAMILY.spec["training"])
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params

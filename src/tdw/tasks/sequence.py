@@ -63,6 +63,13 @@ def probe_tokens(p: int, n_ctx: int, probe: dict, family_spec: dict, root: Path)
     raise ValueError(f"probe kind {kind!r}: a sequence task makes {list(PROBE_KINDS)}")
 
 
+def probe_size(probe: dict, root: Path) -> int:
+    """Rows of a probe of a sequence family (a prompt file's non-blank lines)."""
+    if probe["kind"] == "prompts":
+        return sum(1 for line in (Path(root) / probe["file"]).read_text(encoding="utf-8").splitlines() if line)
+    return int(probe["size"])
+
+
 def encode(text: str, alphabet: str) -> list[int]:
     """Character-level tokenizer: character ``alphabet[i]`` is token i."""
     index = {c: i for i, c in enumerate(alphabet)}
@@ -98,9 +105,21 @@ def read_prompts(path: Path, alphabet: str, p: int, n_ctx: int, where: str = "")
     return np.array(rows, dtype=np.int64), np.array(lengths, dtype=np.int64)
 
 
+def check_vocabulary(p: int, source: str, key: str) -> None:
+    """The vocabulary size of a sequence task (the variant's p): any integer >= 3."""
+    if not isinstance(p, int) or p < 3:
+        raise ConfigError(f"{source}: key {key!r}: {p!r} is not a vocabulary size; expected an integer >= 3")
+
+
 def check_probes(spec: dict, source: str) -> None:
-    """Each probe of a sequence family is a kind the task makes, with what that kind needs;
-    errors name the family file, the key and the value."""
+    """Each probe of a sequence family is a kind the task makes, with what that kind needs,
+    and the recipe's shortest segment fits n_ctx; errors name the family file, the key and
+    the value."""
+    n_ctx, segment_min = spec["architecture"].get("n_ctx", 3), spec.get("training", {}).get("segment_min", 2)
+    if not 1 <= segment_min <= n_ctx // 2:
+        raise ConfigError(
+            f"{source}: key 'training.segment_min': {segment_min} does not fit n_ctx = {n_ctx}; expected 1..{n_ctx // 2}"
+        )
     for name, probe in spec["probes"].items():
         if probe["kind"] not in PROBE_KINDS:
             raise ConfigError(
