@@ -11,6 +11,7 @@ warm-up, snapshots, checkpoints, history and provenance are the full-batch train
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -26,11 +27,17 @@ from tdw.workflow.joblog import Progress
 RECIPE = task.RECIPE
 
 
-def sequence_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits at every position [batch, n_ctx, d_vocab_out] of the hooked model on ``params``."""
+@functools.lru_cache(maxsize=4)
+def _module(cfg: ModelConfig) -> torch.nn.Module:
     from tdw.models.hooked import HookedModAdd
 
-    return torch.func.functional_call(HookedModAdd(cfg), params, (tokens,), strict=False)
+    return HookedModAdd(cfg)
+
+
+def sequence_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at every position [batch, n_ctx, d_vocab_out] of the hooked model on ``params``
+    (one module per architecture, its own parameters never used)."""
+    return torch.func.functional_call(_module(cfg), params, (tokens,), strict=False)
 
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
