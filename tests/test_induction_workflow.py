@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import xarray as xr
 
 from tdw.analyzers.runner import load_artifact
 from tdw.layout import RESULTS, VariantLayout
@@ -48,6 +49,11 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
         np.testing.assert_allclose(pattern.sum(-1), 1.0, rtol=1e-5)
     art = load_artifact(files.artifact("repeated", "induction"))
     assert art["induction_score"].shape == (3, 2, 4) and list(art["epoch"]) == [0, 5, 10]
+    for name in ("induction", "induction_loss"):  # artifacts open in xarray with their named axes
+        with xr.open_dataset(files.artifact("repeated", name), engine="h5netcdf") as ds:
+            assert ds["epoch"].dims == ("epoch",)
+    with xr.open_dataset(files.artifact("repeated", "induction"), engine="h5netcdf") as ds:
+        assert ds["mean_pattern"].dims == ("epoch", "layer", "head", "query_pos", "key_pos")
 
 
 TARGETS = [

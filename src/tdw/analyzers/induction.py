@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.io.h5 import open_h5
 from tdw.models import hooks
 from tdw.tasks.sequence import OPERATION
@@ -87,11 +87,10 @@ class Induction(Analyzer):
     reads = (pattern_hook(0),)
     operations = (OPERATION,)
     description = "per-head previous-token and induction scores and mean attention patterns, every layer"
-    params = (Param("max_layers", int, 8, "layers scored (from the first); layers beyond the model's are skipped"),)
     dims = {"previous_token_score": "layer head", "induction_score": "layer head", "mean_pattern": "layer head query_pos key_pos"}
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
-        layers = range(min(view.model.n_layers, params["max_layers"]))
+        layers = range(view.model.n_layers)
         rows = read_rows(view, [TOKENS, LENGTH, *(pattern_hook(i) for i in layers)])
         targets = induction_targets(rows[TOKENS], rows[LENGTH])
         patterns = [rows[pattern_hook(i)].astype(np.float64) for i in layers]
