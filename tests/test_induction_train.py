@@ -103,3 +103,43 @@ def test_minibatch_training_resumes_bit_identical(tmp_path):
         assert ha["train_loss"][0] == pytest.approx(next_token_loss(model(tokens), tokens).item(), rel=1e-6)
     config = read_variant_config(tmp_path / "clean" / "config.json")
     assert config["recipe"] == RECIPE and config["task"] == {"operation": "induction", "p": 11}
+
+
+def test_prompt_probe_cache_and_losses_match_the_unpadded_forward(root, tmp_path):
+    """The prompts probe through the shared forward pass and the loss analyzer: padded rows,
+    their lengths, and per-position losses equal to each prompt run alone (causal attention)."""
+    from tdw.analyzers.runner import load_artifact, run_analyzer
+    from tdw.cache.forward import cache_checkpoints
+    from tdw.config import load_family
+    from tdw.io.h5 import open_h5
+    from tdw.models.hooked import HookedModAdd
+
+    torch.set_num_threads(1)
+    family = load_family("induction", str(root / "families"))
+    cfg = family.model_config(31)
+    variant = Variant("v31_seed0", 31, 0, 0.3, (0, 3))
+    train = TrainConfig(lr=3e-3, weight_decay=0.1, warmup_steps=1)
+    job = TrainJob(
+        "induction", "induction", cfg, train, variant, tmp_path / "v", "code", task.recipe_values(family.spec["training"])
+    )
+    train_variant(job)
+    ckpts = [tmp_path / "v" / "checkpoints" / f"checkpoint_epoch_{e:05d}.safetensors" for e in (0, 3)]
+    caches = [tmp_path / f"prompts_{e}.h5" for e in (0, 3)]
+    cache_checkpoints(family, variant, "prompts", ckpts, caches)
+    lines = [x for x in (family.root / "prompts.txt").read_text().splitlines() if x]
+    with open_h5(caches[1]) as fh:
+        assert list(fh["length"][()]) == [len(x) for x in lines]
+        assert fh["blocks.1.attn.hook_pattern"].shape == (len(lines), 4, 32, 32)
+    run_analyzer("induction_loss", {}, ckpts, caches, tmp_path / "loss.h5", {})
+    art = load_artifact(tmp_path / "loss.h5")
+    model = HookedModAdd.from_params(cfg, {k: torch.from_numpy(v) for k, v in load_weights(ckpts[1]).items()})
+    alphabet = family.spec["tokenizer"]["alphabet"]
+    per_position: dict[int, list[float]] = {}
+    with torch.no_grad():
+        for line in lines:
+            tokens = torch.tensor([[alphabet.index(c) for c in line]])
+            logprobs = model(tokens)[0, :-1].double().log_softmax(-1)
+            for t, value in enumerate((-logprobs.gather(-1, tokens[0, 1:, None])[:, 0]).tolist()):
+                per_position.setdefault(t, []).append(value)
+    expected = [np.mean(per_position[t]) if t in per_position else np.nan for t in range(31)]
+    np.testing.assert_allclose(art["loss_by_position"][-1], expected, rtol=1e-4)
