@@ -41,6 +41,8 @@ def test_default_and_tiny_configs_resolve(root):
         assert set(wb.analyzers) == {"induction", "induction_loss", "transitions", "weight_norms"}
     wb = resolve(CONFIG, "c.yaml", str(root / "families"))  # 30 is no prime: a vocabulary size needs none
     assert [v.name for v in wb.variants] == ["v30_seed0"]
+    with pytest.raises(ConfigError, match=r"c.yaml: key 'batch_seeds': the minibatch recipe of family 'induction'"):
+        resolve(CONFIG | {"batch_seeds": True}, "c.yaml", str(root / "families"))
     with pytest.raises(ConfigError, match=r"c.yaml: key 'sweep.p': 2 is not a vocabulary size"):
         resolve(CONFIG | {"sweep": {"p": [2], "seed": [0]}}, "c.yaml", str(root / "families"))
 
