@@ -89,15 +89,19 @@ def train_minibatch(jobs: list, progress_seconds: float = 5.0) -> list[dict]:
         if step == last:
             break
         state.step(loss[None], step)
-    seconds = time.perf_counter() - t_loop
-    timings = {
+    timings = _timings(time.perf_counter() - t_loop, start, last, v.name)
+    return [trainer._finish(job, state, 0, store, timings, meta["provenance"], t_start)]
+
+
+def _timings(seconds: float, start: int, last: int, name: str) -> dict:
+    """metadata.json's timings, with the full-batch trainer's keys (an epoch is a step)."""
+    return {
         "train_seconds": seconds,
         "epochs_trained": last - start,
         "resumed_from_epoch": start,
         "device": "cpu",
         "threads": torch.get_num_threads(),
-        "trained_together": [v.name],
+        "trained_together": [name],
         "vectorized": False,
         "ms_per_epoch": 1000 * seconds / max(last - start, 1),
     }
-    return [trainer._finish(job, state, 0, store, timings, meta["provenance"], t_start)]
