@@ -89,6 +89,19 @@ def test_probe_kinds_the_task_cannot_make_are_refused(families):
         resolve({"family": "modadd", "sweep": {"p": [13], "seed": [0]}}, "c.yaml", str(families))
 
 
+def test_a_recipe_the_task_does_not_train_with_is_refused(families):
+    path = _edit(families, "modadd", lambda s: s.update({"training": {"recipe": "minibatch"}}))
+    with pytest.raises(
+        ConfigError, match=rf"{path}: key 'training.recipe': 'minibatch'; the 'add' task trains with 'full_batch'"
+    ):
+        resolve({"family": "modadd", "sweep": {"p": [13], "seed": [0]}}, "c.yaml", str(families))
+    path = _edit(families, "induction", lambda s: s.update({"training": {"recipe": "full_batch"}}))
+    with pytest.raises(
+        ConfigError, match=rf"{path}: key 'training.recipe': 'full_batch'; the 'induction' task trains with 'minibatch'"
+    ):
+        resolve(CONFIG, "c.yaml", str(families))
+
+
 def test_analyzer_for_another_task_is_refused(families):
     path = _edit(families, "modadd", lambda s: s["analyzers"].update({"induction": {}}))
     with pytest.raises(

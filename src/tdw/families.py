@@ -111,9 +111,16 @@ GRID_PROBE_KINDS = ("grid", "train", "test", "random")
 
 
 def _check_probe_kinds(spec: dict, source: str) -> None:
-    """Each probe is a kind the family's task can make (the sequence task: ``tdw.tasks.sequence``)."""
+    """Each probe is a kind the family's task can make, and the training recipe is one the task
+    trains with (the sequence task: ``tdw.tasks.sequence``, minibatches; the grid tasks: full batch)."""
     from tdw.tasks import sequence
 
+    recipe = spec.get("training", {}).get("recipe", "full_batch")
+    wanted = sequence.RECIPE if spec["task"]["operation"] == sequence.OPERATION else "full_batch"
+    if recipe != wanted:
+        raise ConfigError(
+            f"{source}: key 'training.recipe': {recipe!r}; the {spec['task']['operation']!r} task trains with {wanted!r}"
+        )
     if spec["task"]["operation"] == sequence.OPERATION:
         sequence.check_probes(spec, source)
         return
