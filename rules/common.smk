@@ -100,6 +100,10 @@ def train_params(v):
         params["variant"]["data_seed"] = v.data_seed
     if "relabel" in FAMILY.spec["task"]:  # absent: no relabelling (the params of add and sub as before)
         params["relabel"] = FAMILY.spec["task"]["relabel"]
+    if FAMILY.spec.get("training", {}).get("recipe", "full_batch") != "full_batch":  # absent: full batch
+        from tdw.tasks.sequence import recipe_values
+
+        params["recipe"] = recipe_values(FAMILY.spec["training"])
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params

@@ -65,7 +65,7 @@ def axis_titles(fig) -> list[str]:
 
 
 def test_every_registered_figure_is_offered_and_in_the_reports():
-    for family in ("modadd", "modsub", "modadd_2layer", "test_only_tiny"):
+    for family in ("modadd", "modsub", "modadd_2layer", "test_only_tiny", "induction"):
         spec = load_family(family).spec
         raw = json.loads((load_family(family).root / "reports" / "default.json").read_text())["views"]
         views = [v if isinstance(v, str) else v["figure"] for v in raw]

@@ -16,6 +16,7 @@ import yaml
 
 from tdw.families import FAMILIES_DIR, Family, load_family
 from tdw.models.architecture import ModelConfig
+from tdw.tasks import sequence
 from tdw.validation import ConfigError, checked_params, validate
 from tdw.workflow.resources import TRAIN_MEM_MB, check_variant_sizes
 
@@ -176,6 +177,12 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     settings = _resolve_analyzers(config, spec, probe, source)
     analyzers = list(settings)
     _check_key_frequencies(settings, variants, source)
+    if family.operation == sequence.OPERATION:  # prompt files against every variant's vocabulary
+        sequence.check_prompt_files(spec, family.root, [v.p for v in variants], str(family.files[0]))
+        if config.get("batch_seeds"):
+            raise ConfigError(
+                f"{source}: key 'batch_seeds': the minibatch recipe of family {family.name!r} trains one variant at a time"
+            )
     check_variant_sizes(family, variants, probe, config.get("batch_seeds", False), source, _frac_key(config))
     figures = _resolve_figures(config, spec, analyzers, source)
     reports = config.get("reports", ["default"])
@@ -204,7 +211,10 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
 
     combos = sweep.combinations(config.get("sweep", {}), family, train, source)
     for c in combos:
-        check_modulus(c["p"], source, "sweep.p")
+        if family.operation == sequence.OPERATION:
+            sequence.check_vocabulary(c["p"], source, "sweep.p")
+        else:
+            check_modulus(c["p"], source, "sweep.p")
     schedules = sweep.schedules(
         combos, sweep.schedule_rules(config.get("checkpoints", [0]), family, source, expand_schedule), source
     )

@@ -108,9 +108,22 @@ def _check_param_overrides(chain: list[tuple[Path, dict, tuple]]) -> None:
 
 
 def _check_task(spec: dict, chain: list[tuple[Path, dict, tuple]]) -> None:
-    """The task is one the workbench has (``tdw.tasks.modular.check_task``) and makes every probe kind declared."""
+    """The task is one the workbench has, trains with the recipe the task trains with (the
+    sequence task, ``tdw.tasks.sequence``: minibatches; the grid tasks, ``tdw.tasks.modular``:
+    full batch) and makes every probe kind declared."""
+    from tdw.tasks import sequence
     from tdw.tasks.modular import PROBE_KINDS, check_task
 
+    operation = spec["task"]["operation"]
+    recipe = spec.get("training", {}).get("recipe", "full_batch")
+    wanted = sequence.RECIPE if operation == sequence.OPERATION else "full_batch"
+    if recipe != wanted:
+        raise ConfigError(
+            f"{_origin(chain, ['training'])}: key 'training.recipe': {recipe!r}; the {operation!r} task trains with {wanted!r}"
+        )
+    if operation == sequence.OPERATION:
+        sequence.check_probes(spec, _origin(chain, ["probes"]))
+        return
     try:
         check_task(spec["task"])
     except ValueError as err:
@@ -119,7 +132,7 @@ def _check_task(spec: dict, chain: list[tuple[Path, dict, tuple]]) -> None:
         if entry["kind"] not in PROBE_KINDS:
             raise ConfigError(
                 f"{_origin(chain, ['probes', probe, 'kind'])}: key 'probes.{probe}.kind': {entry['kind']!r}: "
-                f"task {spec['task']['operation']!r} makes probes of kind {', '.join(PROBE_KINDS)}"
+                f"task {operation!r} makes probes of kind {', '.join(PROBE_KINDS)}"
             )
 
 

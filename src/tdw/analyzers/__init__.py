@@ -18,6 +18,8 @@ REGISTRY: dict[str, str] = {
     "geometry": "tdw.analyzers.geometry",
     "ablations": "tdw.analyzers.ablations",
     "weight_norms": "tdw.analyzers.weight_norms",
+    "induction": "tdw.analyzers.induction",
+    "induction_loss": "tdw.analyzers.induction_loss",
 }
 
 

@@ -15,7 +15,7 @@ from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward, source_hook, tail_hooks
 from tdw.params import Param
-from tdw.tasks.modular import LOG_GROUP, Group, Task
+from tdw.tasks.modular import LOG_GROUP, OPERATIONS, Group, Task
 
 __all__ = ["Analyzer", "CheckpointView", "GroupView", "Param", "resolve_hook", "supports"]
 
@@ -43,8 +43,13 @@ class CheckpointView:
         return self.model.p
 
     @property
+    def task_config(self) -> dict:
+        """The run's task as its config records it (a config without one: a + b)."""
+        return {"operation": "add", "p": self.p} | self.config.get("task", {})
+
+    @property
     def operation(self) -> str:
-        return self.task.operation
+        return self.task_config["operation"]
 
     @cached_property
     def task(self) -> Task:
@@ -189,7 +194,7 @@ class GroupView:
         self.base, self.group = base, group
         self.epoch, self.model, self.checkpoint = base.epoch, base.model, base.checkpoint
         self.cache, self.config, self.history = base.cache, base.config, base.history
-        self.task, self.operation, self.p = base.task, group.operation, group.n
+        self.task, self.task_config, self.operation, self.p = base.task, base.task_config, group.operation, group.n
         self._arrays: dict[str, np.ndarray] = {}
 
     def _order(self, size: int) -> np.ndarray:
@@ -257,5 +262,5 @@ class GroupView:
 
 def on_group(analyzer: Analyzer, view: CheckpointView) -> CheckpointView | GroupView:
     """The view an analyzer reads: the group view for an ``on_group`` analyzer where the task has a group."""
-    group = view.task.group if analyzer.on_group else None
+    group = view.task.group if analyzer.on_group and view.operation in OPERATIONS else None
     return view if group is None or group.is_tokens else GroupView(view, group)

@@ -28,8 +28,8 @@ def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None)
 
 def check_view(analyzer: Analyzer, view: CheckpointView | GroupView) -> None:
     """Refuse inputs an analyzer cannot use, with a message that says what to change."""
-    if not supports(analyzer, view.task.to_config()):
-        task = view.task.to_config()
+    if not supports(analyzer, view.task_config):
+        task = view.task_config
         raise ValueError(f"analyzer {analyzer.name!r}: {unsupported(analyzer, task)}; {view.checkpoint} has task {task}")
     if analyzer.needs_full_grid and view.cache is not None and not view.is_full_grid:
         raise ValueError(

@@ -50,6 +50,8 @@ class Transitions(Analyzer):
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         w = view.weights
+        if view.operation == "induction":  # tokens of a sequence task have no Fourier structure
+            return {"total_sum_sq_weights": total_sum_sq(w), "gini_embed": np.float64(np.nan)}
         norms = embedding_component_norms(w["embed.W_E"], view.p)
         return {
             "total_sum_sq_weights": total_sum_sq(w),
@@ -82,7 +84,8 @@ class Transitions(Analyzer):
             y = np.log10(np.maximum(hist[key], 1e-300))
             rows += _jump_rows(name, y, hist[ep], epochs, params)
         rows += _jump_rows("total_sum_sq_weights", np.log10(out["total_sum_sq_weights"][0]), epochs, epochs, params)
-        rows += _jump_rows("gini_embed", out["gini_embed"][0], epochs, epochs, params)
+        if np.isfinite(out["gini_embed"][0]).all():
+            rows += _jump_rows("gini_embed", out["gini_embed"][0], epochs, epochs, params)
         cols = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
         out |= {
             "jump_series": (np.array(cols[0], dtype="S"), "jump"),

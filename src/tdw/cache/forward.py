@@ -59,13 +59,25 @@ def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
+def probe_rows(family: Family, variant: Variant, n_ctx: int, probe_spec: dict) -> tuple[torch.Tensor, dict]:
+    """The probe's input tokens and the datasets that identify its rows: ``pair_index`` for the
+    grid tasks; ``tokens`` and ``length`` for a sequence task (``tdw.tasks.sequence``)."""
+    from tdw.tasks import sequence
+
+    if family.operation == sequence.OPERATION:
+        tokens, lengths = sequence.probe_tokens(variant.p, n_ctx, probe_spec, family.spec, family.root)
+        rows = {"tokens": (tokens.astype(np.int32), "batch pos"), "length": (lengths.astype(np.int32), "batch")}
+        return torch.from_numpy(tokens), rows
+    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed, family.operation)
+    return torch.from_numpy(data.tokens(variant.p, index)), {"pair_index": (index.astype(np.int32), "batch")}
+
+
 def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints: list[Path], outputs: list[Path]) -> list[float]:
     """Write one cache file per checkpoint; returns seconds spent per checkpoint. Runs on as
     many threads as torch has: the entry point sets them."""
     cfg = variant.model or family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
-    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed, family.operation)
-    tokens = torch.from_numpy(data.tokens(variant.p, index))
+    tokens, rows = probe_rows(family, variant, cfg.n_ctx, probe_spec)
     model = HookedModAdd(cfg)
     spec = family.spec["cache"]
     prov = provenance()
@@ -75,7 +87,7 @@ def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints:
         t0 = time.perf_counter()
         model.load_state_dict(load_torch(ckpt), strict=False)
         arrays = forward_cache(model, tokens, spec)
-        datasets = {"pair_index": (index.astype(np.int32), "batch")}
+        datasets = dict(rows)
         datasets |= {name: (arr, hook_dims(name, spec[name]["positions"])) for name, arr in arrays.items()}
         attrs = {
             "family": family.name,

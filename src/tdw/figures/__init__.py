@@ -36,6 +36,8 @@ REGISTRY: dict[str, str] = {
     "geometry": "tdw.figures.geometry",
     "ablations": "tdw.figures.ablations",
     "weight_norms": "tdw.figures.weight_norms",
+    "induction": "tdw.figures.induction",
+    "induction_loss": "tdw.figures.induction_loss",
 }
 
 

@@ -18,6 +18,7 @@ class ModelConfig:
     layernorm: bool = False
     n_ctx: int = 3
     unembed_equals: bool = True  # p + 1 outputs (the `=` logit kept, as in the paper)
+    attn_only: bool = False  # blocks without an MLP (the sequence family's attention-only transformer)
 
     @property
     def d_vocab(self) -> int:
@@ -34,7 +35,12 @@ class ModelConfig:
     @property
     def is_paper_shape(self) -> bool:
         """One layer, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
-        return self.n_layers == 1 and not self.layernorm and self.act == "relu"
+        return self.n_layers == 1 and not self.layernorm and self.act == "relu" and not self.attn_only
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields; ``attn_only`` only when set, so a model with MLPs is described (and its
+        training key computed) as before the field existed."""
+        out = asdict(self)
+        if not self.attn_only:
+            del out["attn_only"]
+        return out

@@ -86,16 +86,21 @@ class Block(nn.Module):
         super().__init__()
         if cfg.layernorm:
             self.ln1 = LayerNorm(cfg.d_model)
-            self.ln2 = LayerNorm(cfg.d_model)
+            if not cfg.attn_only:
+                self.ln2 = LayerNorm(cfg.d_model)
         self.attn = Attention(cfg)
-        self.mlp = MLP(cfg)
-        for name in hooks.BLOCK_LEAVES:
+        if not cfg.attn_only:
+            self.mlp = MLP(cfg)
+        for name in hooks.block_leaves(cfg):
             setattr(self, name, HookPoint())
         self.layernorm = cfg.layernorm
+        self.attn_only = cfg.attn_only
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_model]
         resid = self.hook_resid_pre(resid)
         attn_in = self.ln1(resid) if self.layernorm else resid
+        if self.attn_only:
+            return self.hook_resid_post(resid + self.hook_attn_out(self.attn(attn_in)))
         resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(attn_in)))
         mlp_in = self.ln2(resid) if self.layernorm else resid
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(mlp_in)))

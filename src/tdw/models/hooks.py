@@ -45,6 +45,14 @@ LEAF_DIMS = {
 PER_QUERY = ("hook_pattern", "hook_attn_scores")  # leaves with a query-position axis after the head axis
 
 
+def block_leaves(cfg: ModelConfig) -> tuple[str, ...]:
+    """A block's own hook leaves: an attention-only block has no ``hook_resid_mid`` and no
+    ``hook_mlp_out`` (as in TransformerLens with ``attn_only``)."""
+    if cfg.attn_only:
+        return (RESID_PRE, ATTN_OUT, RESID_POST)
+    return BLOCK_LEAVES
+
+
 def block(layer: int | str) -> str:
     """The module path of block ``layer`` (an index, or ``LAST``): ``blocks.0``; parameter names share it."""
     return f"blocks.{layer}"
@@ -69,9 +77,10 @@ def hook_names(cfg: ModelConfig) -> tuple[str, ...]:
     """Every hook point of ``HookedModAdd(cfg)``."""
     names = [EMBED, POS_EMBED]
     for i in range(cfg.n_layers):
-        ln = [f"ln{j}.{leaf}" for j in (1, 2) for leaf in LN_LEAVES] if cfg.layernorm else []
-        inner = [f"attn.{leaf}" for leaf in ATTN_LEAVES] + [f"mlp.{leaf}" for leaf in MLP_LEAVES]
-        names += [hook(i, n) for n in (*BLOCK_LEAVES, *ln, *inner)]
+        lns = (1,) if cfg.attn_only else (1, 2)
+        ln = [f"ln{j}.{leaf}" for j in lns for leaf in LN_LEAVES] if cfg.layernorm else []
+        inner = [f"attn.{leaf}" for leaf in ATTN_LEAVES] + ([] if cfg.attn_only else [f"mlp.{leaf}" for leaf in MLP_LEAVES])
+        names += [hook(i, n) for n in (*block_leaves(cfg), *ln, *inner)]
     if cfg.layernorm:
         names += [f"ln_final.{leaf}" for leaf in LN_LEAVES]
     return tuple(names)

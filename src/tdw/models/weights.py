@@ -28,6 +28,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
             b + "attn.W_V": (h, d, e),
             b + "attn.W_O": (h, e, d),
         }
+        if cfg.attn_only:
+            continue
         if cfg.layernorm:
             shapes |= {b + "ln2.w": (d,), b + "ln2.b": (d,)}
         shapes |= {
@@ -64,6 +66,8 @@ def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
         for name in ("W_K", "W_Q", "W_V"):
             out[b + "attn." + name] = draw((h, e, d), d).transpose(1, 2).contiguous()
         out[b + "attn.W_O"] = draw((d, h * e), d).T.reshape(h, e, d).contiguous()
+        if cfg.attn_only:
+            continue
         out[b + "mlp.W_in"] = draw((cfg.d_mlp, d), d).T.contiguous()
         out[b + "mlp.b_in"] = torch.zeros(cfg.d_mlp)
         out[b + "mlp.W_out"] = draw((d, cfg.d_mlp), d).T.contiguous()

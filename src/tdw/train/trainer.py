@@ -59,6 +59,7 @@ class TrainJob:
     out_dir: Path
     code_hash: str = ""
     relabel: str | None = None  # the family's relabelling of the tokens for the analyzers (recorded in the task)
+    recipe: dict | None = None  # the family's training recipe where it is not full batch (tdw.train.sequence)
 
     @classmethod
     def from_params(cls, run: dict, out_dir: Path, code_hash: str) -> TrainJob:
@@ -73,6 +74,7 @@ class TrainJob:
             out_dir=Path(out_dir),
             code_hash=code_hash,
             relabel=run.get("relabel"),
+            recipe=run.get("recipe"),
         )
 
     @property
@@ -81,16 +83,23 @@ class TrainJob:
 
     def run_config(self) -> dict:
         """The variant's full description, written to config.json and into every checkpoint."""
-        return {
+        config = {
             "family": self.family,
             "variant": self.variant.name,
-            "task": data.Task(self.operation, self.variant.p, self.relabel).to_config(),
+            "task": self._task(),
             "seed": self.variant.seed,
             "data_seed": self.variant.data_seed,
             "architecture": self.model.to_dict(),
             "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
             "checkpoint_epochs": list(self.variant.epochs),
         }
+        return config | ({"recipe": self.recipe} if self.recipe is not None else {})
+
+    def _task(self) -> dict:
+        """The task as config.json records it (a sequence task has no pair grid: operation and vocabulary)."""
+        if self.recipe is not None:
+            return {"operation": self.operation, "p": self.variant.p}
+        return data.Task(self.operation, self.variant.p, self.relabel).to_config()
 
     def key(self) -> str:
         """What the training trajectory depends on (not the schedule): resume only within it."""
@@ -284,7 +293,11 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     """Train variants that share their tensors' shapes (``_shared``) in one process, stacked,
     and write each one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
     ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
-    ``training_threads``)."""
+    ``training_threads``). A family's minibatch recipe trains in ``tdw.train.sequence``."""
+    if jobs[0].recipe is not None:
+        from tdw.train.sequence import train_minibatch
+
+        return train_minibatch(jobs, progress_seconds)
     _check_batchable(jobs)
     t_start = time.perf_counter()
     v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train

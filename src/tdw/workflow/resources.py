@@ -86,6 +86,7 @@ def check_variant_sizes(
     (``tdw.workflow.resources``), each with its own architecture and train fraction
     (``frac_key``: the config key the train fraction comes from, for messages)."""
     from tdw.config import ConfigError  # not at the top: tdw.config imports this module
+    from tdw.tasks import sequence
     from tdw.tasks.modular import probe_indices, split
     from tdw.workflow.plan import batch_key
 
@@ -102,7 +103,8 @@ def check_variant_sizes(
         if v.model is not None and v.model != family.model_config(v.p):
             what += f" (variant {v.name}: d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, n_heads {cfg.n_heads})"
         limit = f"the {TRAIN_MEM_MB} MB the train rule declares (tdw.workflow.resources.TRAIN_MEM_MB)"
-        if not v.is_legacy:
+        sequence_task = family.operation == sequence.OPERATION  # minibatches: no split, no grid of pairs
+        if not v.is_legacy and not sequence_task:
             need = train_memory_mb(cfg, 0, v.p * v.p, models)  # every row at the test cost: a lower bound
             if need > TRAIN_MEM_MB:
                 raise ConfigError(f"{what}: training {v.p**2} pairs needs at least {need:,.0f} MB, more than {limit}")
@@ -115,7 +117,10 @@ def check_variant_sizes(
             need = train_memory_mb(cfg, len(train), len(test), models)
             if need > TRAIN_MEM_MB:
                 raise ConfigError(f"{what}: training needs about {need:,.0f} MB ({models} model(s)), more than {limit}")
-        rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.data_seed, family.operation))
+        if sequence_task:
+            rows = sequence.probe_size(family.spec["probes"][probe], family.root)
+        else:
+            rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.data_seed, family.operation))
         need = cache_memory_mb(cfg, rows, family.spec["cache"])
         if need > CACHE_MEM_MB:
             raise ConfigError(
