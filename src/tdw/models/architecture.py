@@ -18,10 +18,22 @@ class ModelConfig:
     layernorm: bool = False
     n_ctx: int = 3
     unembed_equals: bool = True  # p + 1 outputs (the `=` logit kept, as in the paper)
+    # "transformer", or "mlp": embeddings of a and b, one hidden layer, unembedding (tdw.models.mlp)
+    model: str = "transformer"
+    embed_combine: str = "concat"  # the MLP's input: the two embeddings "concat"enated or "sum"med
+
+    @property
+    def is_mlp(self) -> bool:
+        return self.model == "mlp"
+
+    @property
+    def d_in(self) -> int:
+        """Width of the MLP model's hidden-layer input: both embeddings side by side, or their sum."""
+        return 2 * self.d_model if self.embed_combine == "concat" else self.d_model
 
     @property
     def d_vocab(self) -> int:
-        return self.p + 1
+        return self.p if self.is_mlp else self.p + 1  # the MLP embeds a and b only, no `=` token
 
     @property
     def d_head(self) -> int:
@@ -33,8 +45,13 @@ class ModelConfig:
 
     @property
     def is_paper_shape(self) -> bool:
-        """One layer, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
-        return self.n_layers == 1 and not self.layernorm and self.act == "relu"
+        """A one-layer transformer, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
+        return not self.is_mlp and self.n_layers == 1 and not self.layernorm and self.act == "relu"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields; ``model`` and ``embed_combine`` only for an MLP, so a transformer is
+        described as before the MLP existed."""
+        out = asdict(self)
+        if not self.is_mlp:
+            del out["model"], out["embed_combine"]
+        return out

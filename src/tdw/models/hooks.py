@@ -17,6 +17,7 @@ LAST = "{last}"  # placeholder for the last block's index, filled in by ``resolv
 
 EMBED, POS_EMBED = "hook_embed", "hook_pos_embed"
 LOGITS = "logits"  # the model's output: no hook point, cached under this name
+LOGITS_HOOK = "hook_logits"  # the MLP model's hook point on its output (the cache still keeps ``logits``)
 
 # Leaf names of each module's hook points, in creation order; HookedModAdd builds its HookPoints from these.
 BLOCK_LEAVES = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
@@ -61,12 +62,22 @@ def last_layer(cfg: ModelConfig) -> int:
 
 
 def resolve(name: str, cfg: ModelConfig) -> str:
-    """``name`` with ``LAST`` replaced by the model's last block index."""
+    """``name`` with ``LAST`` replaced by the model's last block index. The MLP model's one
+    hidden layer stands for the last (and first) block's MLP: ``blocks.{last}.mlp.hook_post``
+    and ``blocks.0.mlp.hook_post`` are its ``mlp.hook_post``; other block hooks stay unresolved
+    (it has none)."""
+    if cfg.is_mlp:
+        for layer in (LAST, 0):
+            prefix = hook(layer, "mlp.")
+            if name.startswith(prefix):
+                return "mlp." + name[len(prefix) :]
     return name.replace(LAST, str(last_layer(cfg)))
 
 
 def hook_names(cfg: ModelConfig) -> tuple[str, ...]:
-    """Every hook point of ``HookedModAdd(cfg)``."""
+    """Every hook point of the model ``tdw.models.build.build_model(cfg)`` builds."""
+    if cfg.is_mlp:
+        return (EMBED, MLP_PRE, MLP_POST, LOGITS_HOOK)
     names = [EMBED, POS_EMBED]
     for i in range(cfg.n_layers):
         ln = [f"ln{j}.{leaf}" for j in (1, 2) for leaf in LN_LEAVES] if cfg.layernorm else []
