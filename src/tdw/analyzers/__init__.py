@@ -42,9 +42,12 @@ def cache_provides(spec: dict, hook: str) -> bool:
 
 
 def check_family_analyzers(spec: dict, source: str) -> None:
-    """Each analyzer a family offers exists, supports its task, and finds what it reads in
-    the family's cache; each figure's source is an offered analyzer (or ``history``)."""
+    """Each analyzer a family offers exists, supports its task and its model, and finds what it
+    reads in the family's cache; each figure's source is an offered analyzer (or ``history``)."""
     from tdw.config import ConfigError
+    from tdw.models.architecture import ModelConfig
+
+    model = ModelConfig(p=3, **spec["architecture"])
 
     for name in spec["analyzers"]:
         if name not in REGISTRY:
@@ -55,7 +58,11 @@ def check_family_analyzers(spec: dict, source: str) -> None:
                 f"{source}: key 'analyzers.{name}': the analyzer supports tasks {list(analyzer.operations)}, "
                 f"not {spec['task']['operation']!r}"
             )
-        for hook in analyzer.reads:
+        if model.model not in analyzer.models:
+            raise ConfigError(
+                f"{source}: key 'analyzers.{name}': the analyzer supports models {list(analyzer.models)}, not {model.model!r}"
+            )
+        for hook in analyzer.reads_for(model, spec["analyzers"][name].get("params") or {}):
             if not cache_provides(spec, hook):
                 raise ConfigError(f"{source}: key 'analyzers.{name}': reads {hook!r}, which the family's 'cache' does not keep")
         for probe in spec["analyzers"][name].get("probes", []):

@@ -127,9 +127,15 @@ class Analyzer:
     needs_full_grid: bool = False
     needs_history: bool = False  # the workflow then passes the variant's history.h5
     operations: tuple[str, ...] = ("add", "sub")
+    models: tuple[str, ...] = ("transformer",)  # the model kinds (ModelConfig.model) whose maths it assumes
     params: tuple[Param, ...] = ()
     dims: dict[str, str] = {}
     description: str = ""
+
+    def reads_for(self, model: ModelConfig, params: dict) -> tuple[str, ...]:
+        """The hooks it reads on ``model`` with ``params`` (a family's values; missing ones take
+        their defaults). Default: ``reads``."""
+        return self.reads
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         """Called once before the steps with the final checkpoint (and every epoch): returns

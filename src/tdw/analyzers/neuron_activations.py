@@ -38,6 +38,7 @@ def spaced_epochs(epochs: np.ndarray, count: int) -> np.ndarray:
 
 class NeuronActivations(Analyzer):
     name = "neuron_activations"
+    models = ("transformer", "mlp")
     reads = (POST,)
     needs_full_grid = True
     description = "activation grids of selected neurons, their 2D Fourier transforms, mean Fourier energy"

@@ -31,6 +31,7 @@ def _jump_rows(name: str, y: np.ndarray, epochs: np.ndarray, checkpoints: np.nda
 
 class Transitions(Analyzer):
     name = "transitions"
+    models = ("transformer", "mlp")
     needs_history = True
     description = "grokking phase boundaries and jumps in loss and weight curves, as checkpoint-bounded epoch intervals"
     params = (

@@ -22,11 +22,11 @@ def mlp_param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def mlp_init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
-    """The MLP model's initial weights, drawn under ``seed`` in creation order: N(0,1) for the
-    embedding (``nn.Embedding``'s), N(0,1)/sqrt(fan_in) for W_in and W_U, a zero bias."""
+    """The MLP model's initial weights, drawn under ``seed`` in creation order: N(0,1)/sqrt(d_model)
+    for the embedding (as the transformer's), N(0,1)/sqrt(fan_in) for W_in and W_U, a zero bias."""
     gen = torch.Generator().manual_seed(seed)
     return {
-        "embed.W_E": torch.randn((cfg.d_vocab, cfg.d_model), generator=gen),
+        "embed.W_E": torch.randn((cfg.d_vocab, cfg.d_model), generator=gen) / math.sqrt(cfg.d_model),
         "mlp.W_in": torch.randn((cfg.d_in, cfg.d_mlp), generator=gen) / math.sqrt(cfg.d_in),
         "mlp.b_in": torch.zeros(cfg.d_mlp),
         "unembed.W_U": torch.randn((cfg.d_mlp, cfg.d_vocab_out), generator=gen) / math.sqrt(cfg.d_mlp),
