@@ -64,8 +64,8 @@ def last_layer(cfg: ModelConfig) -> int:
 def resolve(name: str, cfg: ModelConfig) -> str:
     """``name`` with ``LAST`` replaced by the model's last block index. The MLP model's one
     hidden layer stands for the last (and first) block's MLP: ``blocks.{last}.mlp.hook_post``
-    and ``blocks.0.mlp.hook_post`` are its ``mlp.hook_post``; other block hooks stay unresolved
-    (it has none)."""
+    and ``blocks.0.mlp.hook_post`` are its ``mlp.hook_post``. Other block hooks resolve as for
+    one block, which the MLP model does not have: no cache holds them."""
     if cfg.is_mlp:
         for layer in (LAST, 0):
             prefix = hook(layer, "mlp.")
