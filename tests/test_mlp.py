@@ -239,7 +239,7 @@ def family_cfg(root: Path, p: int) -> ModelConfig:
 @pytest.mark.slow
 def test_default_config_shows_delayed_generalisation(root, tmp_path):
     """config/modadd_mlp.yaml's seed 0 (p = 53, half the pairs in training): the train set is
-    memorised (train loss < 0.1, epoch 595) while the test loss is still above 1 (3.2); test
+    memorised (train loss < 0.1, epoch 595) while the test loss is still above 1 (3.3); test
     loss falls below 0.1 hundreds of epochs later (1,207) and is below 0.05 at the end."""
     wb = load(root / "config" / "modadd_mlp.yaml", str(root / "families"))
     variant = wb.variant("p53_seed0")
