@@ -67,8 +67,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Initial weights: N(0,1)/sqrt(d_model) for every matrix, N(0,1)/sqrt(d_vocab) for W_U,
-    zero biases, unit LayerNorm gains.
+    """Initial weights (the MLP model's: ``mlp_init_params``): N(0,1)/sqrt(d_model) for every
+    matrix, N(0,1)/sqrt(d_vocab) for W_U, zero biases, unit LayerNorm gains.
 
     Matrices are drawn under ``torch.manual_seed(seed)`` in the original code's orientation
     ([d_model, d_vocab] for W_E, [heads, d_head, d_model] for W_Q/K/V, [d_model, heads*d_head]
