@@ -221,7 +221,7 @@ def test_workflow_runs_the_family_and_renders_its_report(root, tmp_path):
     files = VariantLayout(results, "modadd_mlp", "p13_seed0")
     clusters = load_artifact(files.artifact("full", "neuron_clusters"))
     assert clusters["fve"].shape == (3, 128, 6)
-    np.testing.assert_allclose(clusters["fve"].sum(-1), 1.0, atol=1e-4)  # p odd: the blocks tile the centred spectrum
+    np.testing.assert_allclose(clusters["fve"][-1], dft_fve(files.checkpoint(10), 13), atol=1e-4)
     dims = load_artifact(files.artifact("full", "dimensionality"))
     assert [h.decode() for h in dims["hook"]] == ["mlp.hook_pre", "mlp.hook_post", "logits"]
     norms = load_artifact(files.artifact("full", "weight_norms"))
@@ -230,6 +230,19 @@ def test_workflow_runs_the_family_and_renders_its_report(root, tmp_path):
     for view in ("loss_curves", "neuron_clusters", "dimensionality", "geometry", "ablations", "weight_norms"):
         assert view in report
     assert "attention" not in [f.stem for f in files.folder("figures").glob("*.html")]
+
+
+def dft_fve(ckpt: Path, p: int) -> np.ndarray:
+    """FVE [neuron, frequency] computed independently: hook_post from the weights in numpy,
+    centred, then the complex 2D DFT's energy at indices {0, k, p - k}^2 over the total (the
+    span of const, cos k and sin k in each of a and b)."""
+    w = {k: v.astype(np.float64) for k, v in load_weights(ckpt).items()}
+    a, b = np.divmod(np.arange(p * p), p)
+    post = np.maximum(np.concatenate([w["embed.W_E"][a], w["embed.W_E"][b]], 1) @ w["mlp.W_in"] + w["mlp.b_in"], 0)
+    grid = (post - post.mean(0)).reshape(p, p, -1)
+    energy = np.abs(np.fft.fft2(grid, axes=(0, 1))) ** 2
+    out = [energy[np.ix_([0, k, p - k], [0, k, p - k])].sum((0, 1)) / energy.sum((0, 1)) for k in range(1, p // 2 + 1)]
+    return np.stack(out, 1)
 
 
 def family_cfg(root: Path, p: int) -> ModelConfig:
