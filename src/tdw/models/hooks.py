@@ -17,7 +17,6 @@ LAST = "{last}"  # placeholder for the last block's index, filled in by ``resolv
 
 EMBED, POS_EMBED = "hook_embed", "hook_pos_embed"
 LOGITS = "logits"  # the model's output: no hook point, cached under this name
-LOGITS_HOOK = "hook_logits"  # the MLP model's hook point on its output (the cache still keeps ``logits``)
 
 # Leaf names of each module's hook points, in creation order; HookedModAdd builds its HookPoints from these.
 BLOCK_LEAVES = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
@@ -30,6 +29,8 @@ RESID_PRE, ATTN_OUT, RESID_MID, MLP_OUT, RESID_POST = BLOCK_LEAVES
 Q, K, V, Z = "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z"
 ATTN_SCORES, PATTERN = "attn.hook_attn_scores", "attn.hook_pattern"  # [batch, head, query_pos, key_pos]
 MLP_PRE, MLP_POST = "mlp.hook_pre", "mlp.hook_post"  # [batch, pos, d_mlp]
+# Every hook point of the MLP model (tdw.models.mlp), none in a block; the cache keeps its output as ``logits``.
+MLP_MODEL_HOOKS = (EMBED, MLP_PRE, MLP_POST, "hook_logits")
 
 # Axes of one position of each hook leaf (the batch and position axes come first); d_model otherwise.
 LEAF_DIMS = {
@@ -77,7 +78,7 @@ def resolve(name: str, cfg: ModelConfig) -> str:
 def hook_names(cfg: ModelConfig) -> tuple[str, ...]:
     """Every hook point of the model ``tdw.models.build.build_model(cfg)`` builds."""
     if cfg.is_mlp:
-        return (EMBED, MLP_PRE, MLP_POST, LOGITS_HOOK)
+        return MLP_MODEL_HOOKS
     names = [EMBED, POS_EMBED]
     for i in range(cfg.n_layers):
         ln = [f"ln{j}.{leaf}" for j in (1, 2) for leaf in LN_LEAVES] if cfg.layernorm else []
