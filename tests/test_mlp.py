@@ -266,3 +266,15 @@ def test_default_config_shows_delayed_generalisation(root, tmp_path):
     assert hist["train_loss"][memorised] < 0.1 and hist["test_loss"][-1] < 0.05
     assert hist["test_loss"][list(hist["test_epoch"]).index(memorised)] > 1.0
     assert generalised - memorised > 300, (memorised, generalised)
+
+
+def test_vmapped_stack_equals_per_slice():
+    """The vectorised stack (the CUDA default, run here on the CPU) gives each slice's logits."""
+    from tdw.train.trainer import stacked_logits
+
+    cfg = _cfg(11)
+    params = {k: torch.stack([init_params(cfg, s)[k] for s in (0, 1)]) for k in param_shapes(cfg)}
+    tokens = torch.stack([_grid_tokens(11), _grid_tokens(11).flip(0)])
+    fast = stacked_logits(params, cfg, tokens, vectorize=True)
+    for i in range(2):
+        torch.testing.assert_close(fast[i], last_logits({k: v[i] for k, v in params.items()}, cfg, tokens[i]), rtol=0, atol=1e-5)
