@@ -8,8 +8,7 @@ pass in numpy from the weights: the head's output o_h = (sum_j pattern_j v_j) W_
 replaced in the residual stream, then the MLP and unembedding run again (``tdw.models.tail``).
 Both need the paper's shape (one block, no LayerNorm). On the MLP model (``tdw.models.mlp``)
 the logits are post @ W_U exactly, so W_L = W_U and neuron ablation is as exact; it has no
-heads. Losses are over all grid rows and
-the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
+heads. Losses are over all grid rows and the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
 spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
 (default: first and last; the nearest checkpoints are used) whose results are set side by side.
 """
