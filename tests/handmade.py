@@ -127,7 +127,7 @@ def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = 
     from tdw.io.checkpoint import load_torch, read_metadata
     from tdw.io.h5 import write_h5
     from tdw.models.architecture import ModelConfig
-    from tdw.models.hooked import HookedModAdd
+    from tdw.models.build import build_model
     from tdw.tasks.modular import tokens
 
     paths = []
@@ -135,7 +135,7 @@ def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = 
         meta = read_metadata(ckpt)
         cfg = ModelConfig(**meta["config"]["architecture"])
         idx = np.arange(cfg.p**2) if index is None else np.asarray(index)
-        model = HookedModAdd.from_params(cfg, load_torch(ckpt))
+        model = build_model(cfg, load_torch(ckpt))
         arrays = forward_cache(model, torch.from_numpy(tokens(cfg.p, idx)), spec or CACHE_SPEC)
         datasets = {"pair_index": (idx.astype(np.int32), "batch")}
         datasets |= {k: (v, hook_dims(k, "last")) for k, v in arrays.items()}

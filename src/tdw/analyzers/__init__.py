@@ -44,10 +44,13 @@ def cache_provides(spec: dict, hook: str) -> bool:
 
 
 def check_family_analyzers(spec: dict, source: str, task_source: str | None = None) -> None:
-    """Each analyzer a family offers exists, supports its task, and finds what it reads in
-    the family's cache; each figure's source is an offered analyzer (or ``history``).
+    """Each analyzer a family offers exists, supports its task and its model, and finds what it
+    reads in the family's cache; each figure's source is an offered analyzer (or ``history``).
     ``task_source``: the file that declares the task, where it is not ``source``."""
     from tdw.config import ConfigError
+    from tdw.models.architecture import ModelConfig
+
+    model = ModelConfig(p=3, **spec["architecture"])
 
     for name in spec["analyzers"]:
         if name not in REGISTRY:
@@ -56,7 +59,11 @@ def check_family_analyzers(spec: dict, source: str, task_source: str | None = No
         if not supports(analyzer, spec["task"]):
             task = f"task {spec['task']}" + (f" of {task_source}" if task_source and task_source != source else "")
             raise ConfigError(f"{source}: key 'analyzers.{name}': {unsupported(analyzer, spec['task'])} ({task})")
-        for hook in analyzer.reads:
+        if model.model not in analyzer.models:
+            raise ConfigError(
+                f"{source}: key 'analyzers.{name}': the analyzer supports models {list(analyzer.models)}, not {model.model!r}"
+            )
+        for hook in analyzer.reads_for(model, spec["analyzers"][name].get("params") or {}):
             if not cache_provides(spec, hook):
                 raise ConfigError(f"{source}: key 'analyzers.{name}': reads {hook!r}, which the family's 'cache' does not keep")
         for probe in spec["analyzers"][name].get("probes", []):

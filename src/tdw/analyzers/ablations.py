@@ -6,8 +6,9 @@ changes the logits by -(post[:, S] - r) @ W_L[S]. Head ablation recomputes the f
 pass in numpy from the weights: the head's output o_h = (sum_j pattern_j v_j) W_O[h] at the
 `=` position, with v_j = (W_E[token_j] + W_pos[j]) W_V[h] and the cached pattern, is
 replaced in the residual stream, then the MLP and unembedding run again (``tdw.models.tail``).
-Both need the paper's shape (one block, no LayerNorm). Losses are over all grid rows and
-the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
+Both need the paper's shape (one block, no LayerNorm). On the MLP model (``tdw.models.mlp``)
+the logits are post @ W_U exactly, so W_L = W_U and neuron ablation is as exact; it has no
+heads. Losses are over all grid rows and the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
 spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
 (default: first and last; the nearest checkpoints are used) whose results are set side by side.
 """
@@ -22,6 +23,7 @@ from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
 from tdw.analyzers.weightmath import neuron_logit_map
 from tdw.models import hooks
+from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward
 from tdw.tasks.modular import tokens
 
@@ -40,12 +42,20 @@ def head_outputs(view: CheckpointView, head: int) -> np.ndarray:
     return z @ w["blocks.0.attn.W_O"][head]
 
 
+def logit_map(view: CheckpointView) -> np.ndarray:
+    """W_L [d_mlp, d_vocab_out], float64: the logits' change per unit of each neuron."""
+    if view.model.is_mlp:
+        return view.weights["unembed.W_U"].astype(np.float64)
+    return neuron_logit_map(view.weights, 0)
+
+
 def subset_losses(logits: np.ndarray, labels: np.ndarray, rows: list[np.ndarray], p: int) -> np.ndarray:
     return np.array([cross_entropy(logits[r, :p], labels[r]) for r in rows])
 
 
 class Ablations(Analyzer):
     name = "ablations"
+    models = ("transformer", "mlp")
     reads = (PRE, POST, LOGITS, PATTERN, RESID)
     needs_full_grid = True
     description = "dead/always-on neurons; loss change under zero and mean ablation of clusters, heads, top neurons"
@@ -57,12 +67,15 @@ class Ablations(Analyzer):
     )
     dims = {"dead": "neuron", "always_on": "neuron", "base_loss": "subset", "loss_change": "group mode subset"}
 
+    def reads_for(self, model: ModelConfig, params: dict) -> tuple[str, ...]:
+        return (PRE, POST, LOGITS) if model.is_mlp else self.reads  # the MLP model has no heads
+
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        if not final.model.is_paper_shape:
+        if not (final.model.is_paper_shape or final.model.is_mlp):
             raise ValueError("ablations: exact neuron and head ablation assume one block, no LayerNorm, ReLU")
         post = final.activation(POST)
         _, cluster = assign_clusters(neuron_fve(post, final.p), params["threshold"])
-        w_l = neuron_logit_map(final.weights, 0)
+        w_l = logit_map(final)
         size = np.linalg.norm(post, axis=0) * np.linalg.norm(w_l, axis=1)
         top = np.argsort(-size)[: params["top_neurons"]]
         compare = [int(e) for e in params["compare"] or [epochs[0], epochs[-1]]]
@@ -70,7 +83,7 @@ class Ablations(Analyzer):
         chosen = set(spaced_epochs(epochs, params["max_checkpoints"]).tolist()) | set(compare)
         groups = [(f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])]
         groups += [(f"neuron_{n}", np.array([n])) for n in top]
-        groups += [(f"head_{h}", h) for h in range(final.model.n_heads)]
+        groups += [(f"head_{h}", h) for h in range(0 if final.model.is_mlp else final.model.n_heads)]
         return {"groups": groups, "epochs": sorted(chosen), "compare": compare}
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
@@ -84,7 +97,7 @@ class Ablations(Analyzer):
         rows, labels, p = [np.arange(view.p**2), train, test], view.labels(), view.p
         logits = view.activation(LOGITS).astype(np.float64)
         base = subset_losses(logits, labels, rows, p)
-        w_l = neuron_logit_map(view.weights, 0)
+        w_l = logit_map(view)
         change = np.empty((len(groups), len(MODES), len(SUBSETS)))
         for g, (name, members) in enumerate(groups):
             for m, mode in enumerate(MODES):

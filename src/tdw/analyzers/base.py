@@ -139,9 +139,15 @@ class Analyzer:
     # group (``Task.group``: mul and div under the discrete-log relabelling) and sees each
     # checkpoint as a ``GroupView`` of it (for add and sub, the checkpoint itself).
     on_group: bool = False
+    models: tuple[str, ...] = ("transformer",)  # the model kinds (ModelConfig.model) whose maths it assumes
     params: tuple[Param, ...] = ()
     dims: dict[str, str] = {}
     description: str = ""
+
+    def reads_for(self, model: ModelConfig, params: dict) -> tuple[str, ...]:
+        """The hooks it reads on ``model`` with ``params`` (a family's values; missing ones take
+        their defaults). Default: ``reads``."""
+        return self.reads
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         """Called once before the steps with the final checkpoint (and every epoch): returns

@@ -13,6 +13,7 @@ import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, Param, resolve_hook
 from tdw.models import hooks
+from tdw.models.architecture import ModelConfig
 
 DEFAULT_HOOKS = tuple(hooks.hook(hooks.LAST, h) for h in (hooks.RESID_MID, hooks.RESID_POST, hooks.MLP_POST))
 METRICS = ("stable_rank", "participation_ratio", "effective_rank", "energy_rank", "nuclear_ratio")
@@ -46,6 +47,7 @@ def dimension_metrics(s: np.ndarray, energy: float = 0.9) -> dict[str, float]:
 class Dimensionality(Analyzer):
     name = "dimensionality"
     operations = None
+    models = ("transformer", "mlp")
     reads = DEFAULT_HOOKS
     description = "stable rank, participation ratio, effective rank, 90%-energy rank, nuclear-norm ratio of activations"
     params = (
@@ -55,6 +57,9 @@ class Dimensionality(Analyzer):
         Param("n_singular_values", int, 16, "leading singular values stored per hook"),
     )
     dims = dict.fromkeys(METRICS, "hook") | {"top_singular_values": "hook rank"}
+
+    def reads_for(self, model: ModelConfig, params: dict) -> tuple[str, ...]:
+        return tuple(params.get("hooks", DEFAULT_HOOKS))
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         return {"hooks": [resolve_hook(h, final.model) for h in params["hooks"]]}

@@ -17,6 +17,7 @@ from tdw.analyzers.fourier import basis_names, embedding_component_norms, freque
 class EmbeddingFrequencies(Analyzer):
     name = "embedding_frequencies"
     on_group = True
+    models = ("transformer", "mlp")
     description = "Fourier component norms of the token embedding (the `=` row excluded)"
     params = (Param("dominant_fraction", float, 0.3, "dominant: a frequency norm at least this share of the largest"),)
     dims = {"component_norm": "fourier_component", "frequency_norm": "frequency", "dominant": "frequency"}

@@ -44,6 +44,7 @@ def circularity(points: np.ndarray, theta: np.ndarray) -> float:
 class Geometry(Analyzer):
     name = "geometry"
     on_group = True
+    models = ("transformer", "mlp")
     reads = (POST,)
     description = "PCA of embedding and MLP activations; per key frequency the (cos, sin) circle and its circularity"
     params = (

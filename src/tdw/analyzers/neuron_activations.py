@@ -39,6 +39,7 @@ def spaced_epochs(epochs: np.ndarray, count: int) -> np.ndarray:
 class NeuronActivations(Analyzer):
     name = "neuron_activations"
     on_group = True
+    models = ("transformer", "mlp")
     reads = (POST,)
     needs_full_grid = True
     description = "activation grids of selected neurons, their 2D Fourier transforms, mean Fourier energy"

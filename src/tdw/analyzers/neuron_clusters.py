@@ -34,6 +34,7 @@ def assign_clusters(fve: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
 class NeuronClusters(Analyzer):
     name = "neuron_clusters"
     on_group = True
+    models = ("transformer", "mlp")
     reads = (POST,)
     needs_full_grid = True
     description = "per-neuron FVE by each frequency, best frequency, clusters at an FVE threshold"

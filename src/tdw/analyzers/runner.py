@@ -31,6 +31,10 @@ def check_view(analyzer: Analyzer, view: CheckpointView | GroupView) -> None:
     if not supports(analyzer, view.task_config):
         task = view.task_config
         raise ValueError(f"analyzer {analyzer.name!r}: {unsupported(analyzer, task)}; {view.checkpoint} has task {task}")
+    if view.model.model not in analyzer.models:
+        raise ValueError(
+            f"analyzer {analyzer.name!r} supports models {list(analyzer.models)}; {view.checkpoint} is {view.model.model!r}"
+        )
     if analyzer.needs_full_grid and view.cache is not None and not view.is_full_grid:
         raise ValueError(
             f"analyzer {analyzer.name!r} needs the full (a, b) grid ({view.p**2} inputs in row-major order); "

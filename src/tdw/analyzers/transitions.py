@@ -33,6 +33,7 @@ class Transitions(Analyzer):
     name = "transitions"
     operations = None  # the phases come from the loss history of any task
     on_group = True  # gini_embed: on the task's group where it has one, else over Z_p in the tokens
+    models = ("transformer", "mlp")
     needs_history = True
     description = "grokking phase boundaries and jumps in loss and weight curves, as checkpoint-bounded epoch intervals"
     params = (

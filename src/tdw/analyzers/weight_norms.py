@@ -12,6 +12,7 @@ from tdw.analyzers.weightmath import total_sum_sq
 class WeightNorms(Analyzer):
     name = "weight_norms"
     operations = None
+    models = ("transformer", "mlp")
     description = "Frobenius norm of every parameter and the total sum of squared weights"
     dims = {"norm": "parameter", "total_sum_sq": ""}
 

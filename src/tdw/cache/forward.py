@@ -19,7 +19,7 @@ from tdw.config import Family, Variant
 from tdw.io.checkpoint import load_torch, read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
-from tdw.models.hooked import HookedModAdd
+from tdw.models.build import build_model
 from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
 from tdw.tasks import modular as data
 from tdw.workflow.joblog import Progress
@@ -45,8 +45,8 @@ def _select(name: str, tensor: torch.Tensor, positions: str) -> torch.Tensor:
     return tensor[:, -1]
 
 
-def forward_cache(model: HookedModAdd, tokens: torch.Tensor, spec: dict) -> dict[str, np.ndarray]:
-    """Run the hooked model over ``tokens`` [batch, n_ctx] and keep what ``spec`` asks for."""
+def forward_cache(model: torch.nn.Module, tokens: torch.Tensor, spec: dict) -> dict[str, np.ndarray]:
+    """Run the hooked model (``tdw.models.build``) over ``tokens`` [batch, n_ctx] and keep what ``spec`` asks for."""
     hooks = [h for h in spec if h != LOGITS]
     out: dict[str, list[np.ndarray]] = {name: [] for name in spec}
     with torch.no_grad():
@@ -78,7 +78,7 @@ def cache_checkpoints(family: Family, variant: Variant, probe: str, checkpoints:
     cfg = variant.model or family.model_config(variant.p)
     probe_spec = family.spec["probes"][probe]
     tokens, rows = probe_rows(family, variant, cfg.n_ctx, probe_spec)
-    model = HookedModAdd(cfg)
+    model = build_model(cfg)
     spec = family.spec["cache"]
     prov = provenance()
     seconds = []

@@ -19,10 +19,22 @@ class ModelConfig:
     n_ctx: int = 3
     unembed_equals: bool = True  # p + 1 outputs (the `=` logit kept, as in the paper)
     attn_only: bool = False  # blocks without an MLP (the sequence family's attention-only transformer)
+    # "transformer", or "mlp": embeddings of a and b, one hidden layer, unembedding (tdw.models.mlp)
+    model: str = "transformer"
+    embed_combine: str = "concat"  # the MLP's input: the two embeddings "concat"enated or "sum"med
+
+    @property
+    def is_mlp(self) -> bool:
+        return self.model == "mlp"
+
+    @property
+    def d_in(self) -> int:
+        """Width of the MLP model's hidden-layer input: both embeddings side by side, or their sum."""
+        return 2 * self.d_model if self.embed_combine == "concat" else self.d_model
 
     @property
     def d_vocab(self) -> int:
-        return self.p + 1
+        return self.p if self.is_mlp else self.p + 1  # the MLP embeds a and b only, no `=` token
 
     @property
     def d_head(self) -> int:
@@ -34,13 +46,16 @@ class ModelConfig:
 
     @property
     def is_paper_shape(self) -> bool:
-        """One layer, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
-        return self.n_layers == 1 and not self.layernorm and self.act == "relu" and not self.attn_only
+        """A one-layer transformer with MLP, no LayerNorm, ReLU: the case ``last_logits`` handles by tables."""
+        return not self.is_mlp and self.n_layers == 1 and not self.layernorm and self.act == "relu" and not self.attn_only
 
     def to_dict(self) -> dict:
-        """The fields; ``attn_only`` only when set, so a model with MLPs is described (and its
-        training key computed) as before the field existed."""
+        """The fields; ``attn_only`` only when set, ``model`` and ``embed_combine`` only for an
+        MLP, so a transformer with MLPs is described (and its training key computed) as before
+        those fields existed."""
         out = asdict(self)
         if not self.attn_only:
             del out["attn_only"]
+        if not self.is_mlp:
+            del out["model"], out["embed_combine"]
         return out

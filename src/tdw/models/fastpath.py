@@ -16,17 +16,34 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.hooks import block
 
 
+def mlp_input(W_E: torch.Tensor, tokens: torch.Tensor, combine: str) -> torch.Tensor:
+    """The MLP model's hidden-layer input [batch, d_in] from tokens [batch, >= 2] (a, b first):
+    the embeddings of a and b concatenated or summed."""
+    e_a, e_b = F.embedding(tokens[:, 0], W_E), F.embedding(tokens[:, 1], W_E)  # F.embedding: see below
+    return torch.cat([e_a, e_b], -1) if combine == "concat" else e_a + e_b
+
+
+def mlp_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits [batch, d_vocab_out] of the MLP model (``tdw.models.mlp``) for tokens [batch, 3]."""
+    x = mlp_input(params["embed.W_E"], tokens, cfg.embed_combine)
+    pre = torch.addmm(params["mlp.b_in"], x, params["mlp.W_in"])
+    post = F.relu(pre) if cfg.act == "relu" else F.gelu(pre)
+    return post @ params["unembed.W_U"]
+
+
 def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
     """Logits at the last position, [batch, d_vocab_out], for tokens [batch, 3] = [a, b, =].
 
     For the paper's shape the `=` query is the same for every input, so keys, values and
     their W_O images are computed once per vocabulary entry and gathered; other
-    architectures fall back to the hooked forward.
+    architectures fall back to the hooked forward. The MLP model has its own fast path.
     """
+    if cfg.is_mlp:
+        return mlp_logits(params, cfg, tokens)
     if not cfg.is_paper_shape:
-        from tdw.models.hooked import HookedModAdd  # the general case needs the hooked forward
+        from tdw.models.build import build_model  # the general case needs the hooked forward
 
-        return torch.func.functional_call(HookedModAdd(cfg), params, (tokens,), strict=False)[:, -1]
+        return torch.func.functional_call(build_model(cfg), params, (tokens,), strict=False)[:, -1]
     W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
     blk = block(0) + "."  # the paper's shape has one block
     W_Q, W_K, W_V, W_O = (params[f"{blk}attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))

@@ -29,6 +29,8 @@ RESID_PRE, ATTN_OUT, RESID_MID, MLP_OUT, RESID_POST = BLOCK_LEAVES
 Q, K, V, Z = "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z"
 ATTN_SCORES, PATTERN = "attn.hook_attn_scores", "attn.hook_pattern"  # [batch, head, query_pos, key_pos]
 MLP_PRE, MLP_POST = "mlp.hook_pre", "mlp.hook_post"  # [batch, pos, d_mlp]
+# Every hook point of the MLP model (tdw.models.mlp), none in a block; the cache keeps its output as ``logits``.
+MLP_MODEL_HOOKS = (EMBED, MLP_PRE, MLP_POST, "hook_logits")
 
 # Axes of one position of each hook leaf (the batch and position axes come first); d_model otherwise.
 LEAF_DIMS = {
@@ -69,12 +71,22 @@ def last_layer(cfg: ModelConfig) -> int:
 
 
 def resolve(name: str, cfg: ModelConfig) -> str:
-    """``name`` with ``LAST`` replaced by the model's last block index."""
+    """``name`` with ``LAST`` replaced by the model's last block index. The MLP model's one
+    hidden layer stands for the last (and first) block's MLP: ``blocks.{last}.mlp.hook_post``
+    and ``blocks.0.mlp.hook_post`` are its ``mlp.hook_post``. Other block hooks resolve as for
+    one block, which the MLP model does not have: no cache holds them."""
+    if cfg.is_mlp:
+        for layer in (LAST, 0):
+            prefix = hook(layer, "mlp.")
+            if name.startswith(prefix):
+                return "mlp." + name[len(prefix) :]
     return name.replace(LAST, str(last_layer(cfg)))
 
 
 def hook_names(cfg: ModelConfig) -> tuple[str, ...]:
-    """Every hook point of ``HookedModAdd(cfg)``."""
+    """Every hook point of the model ``tdw.models.build.build_model(cfg)`` builds."""
+    if cfg.is_mlp:
+        return MLP_MODEL_HOOKS
     names = [EMBED, POS_EMBED]
     for i in range(cfg.n_layers):
         lns = (1,) if cfg.attn_only else (1, 2)

@@ -11,8 +11,32 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.hooks import block
 
 
+def mlp_param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The MLP model's parameters (``tdw.models.mlp``): embedding, hidden layer, unembedding."""
+    return {
+        "embed.W_E": (cfg.d_vocab, cfg.d_model),
+        "mlp.W_in": (cfg.d_in, cfg.d_mlp),
+        "mlp.b_in": (cfg.d_mlp,),
+        "unembed.W_U": (cfg.d_mlp, cfg.d_vocab_out),
+    }
+
+
+def mlp_init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
+    """The MLP model's initial weights, drawn under ``seed`` in creation order: N(0,1)/sqrt(d_model)
+    for the embedding (as the transformer's), N(0,1)/sqrt(fan_in) for W_in and W_U, a zero bias."""
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        "embed.W_E": torch.randn((cfg.d_vocab, cfg.d_model), generator=gen) / math.sqrt(cfg.d_model),
+        "mlp.W_in": torch.randn((cfg.d_in, cfg.d_mlp), generator=gen) / math.sqrt(cfg.d_in),
+        "mlp.b_in": torch.zeros(cfg.d_mlp),
+        "unembed.W_U": torch.randn((cfg.d_mlp, cfg.d_vocab_out), generator=gen) / math.sqrt(cfg.d_mlp),
+    }
+
+
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """TransformerLens-oriented shape of every parameter, in creation order."""
+    if cfg.is_mlp:
+        return mlp_param_shapes(cfg)
     d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
     shapes: dict[str, tuple[int, ...]] = {
         "embed.W_E": (cfg.d_vocab, d),
@@ -45,13 +69,15 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Initial weights: N(0,1)/sqrt(d_model) for every matrix, N(0,1)/sqrt(d_vocab) for W_U,
-    zero biases, unit LayerNorm gains.
+    """Initial weights (the MLP model's: ``mlp_init_params``): N(0,1)/sqrt(d_model) for every
+    matrix, N(0,1)/sqrt(d_vocab) for W_U, zero biases, unit LayerNorm gains.
 
     Matrices are drawn under ``torch.manual_seed(seed)`` in the original code's orientation
     ([d_model, d_vocab] for W_E, [heads, d_head, d_model] for W_Q/K/V, [d_model, heads*d_head]
     for W_O, [d_mlp, d_model] for W_in, ...) and creation order, then transposed.
     """
+    if cfg.is_mlp:
+        return mlp_init_params(cfg, seed)
     gen = torch.Generator().manual_seed(seed)
     d, h, e = cfg.d_model, cfg.n_heads, cfg.d_head
     out: dict[str, torch.Tensor] = {}
