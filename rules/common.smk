@@ -57,9 +57,25 @@ def cache_outputs(paths):
     return paths if KEEP_CACHES else temp(paths)
 
 
+def stops_early(v):
+    """Whether variant ``v`` trains with early stopping: its rules declare its checkpoint and
+    cache folders, whose files are the epochs its metadata.json lists (tdw.train.early_stop)."""
+    return not v.is_legacy and (v.train or WB.train).early_stop is not None
+
+
+def checkpoint_outputs(epoch_class):
+    """What a train rule of an epoch class declares: its checkpoint files, or (early stopping)
+    the folder holding the checkpoints reached."""
+    if epoch_class.early_stop:
+        return directory(V.folder("checkpoints"))
+    return [V.checkpoint(e) for e in epoch_class.epochs]
+
+
 def checkpoints_of(epoch_class):
     """The checkpoints of an epoch class, by reference to the rule that writes them where one
     rule writes them all (a legacy import; train when no seeds train in batches)."""
+    if epoch_class.early_stop:
+        return V.folder("checkpoints")
     if epoch_class.legacy:
         return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
     if not SEED_BATCHES:
@@ -69,6 +85,8 @@ def checkpoints_of(epoch_class):
 
 def get_checkpoints(wildcards):
     v = WB.variant(wildcards.variant)
+    if stops_early(v):
+        return variant_layout(v.name).folder("checkpoints")
     return [variant_layout(v.name).checkpoint(e) for e in v.epochs]
 
 
@@ -106,7 +124,12 @@ def train_params(v):
 def batch_outputs(batch, name):
     """Per-variant output files of a seed batch (``name``: checkpoints, history, metadata, config)."""
     if name == "checkpoints":
-        return [variant_layout(v.name).checkpoint(e) for v in batch.variants for e in v.epochs]
+        files = (variant_layout(v.name) for v in batch.variants)
+        return [
+            directory(f.folder("checkpoints")) if stops_early(v) else f.checkpoint(e)
+            for v, f in zip(batch.variants, files)
+            for e in (v.epochs[:1] if stops_early(v) else v.epochs)
+        ]
     return [getattr(variant_layout(v.name), name) for v in batch.variants]
 
 
@@ -142,7 +165,11 @@ def get_analyzer_inputs(wildcards):
 
     v = WB.variant(wildcards.variant)
     inputs = {"checkpoints": get_checkpoints(wildcards)}
-    if analyzers.get(wildcards.analyzer).reads:
+    if stops_early(v):  # the epochs reached are those metadata.json lists
+        inputs["manifest"] = variant_layout(v.name).metadata
+    if analyzers.get(wildcards.analyzer).reads and stops_early(v):
+        inputs["caches"] = variant_layout(v.name).cache_dir(wildcards.probe)
+    elif analyzers.get(wildcards.analyzer).reads:
         inputs["caches"] = [variant_layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
     if analyzers.get(wildcards.analyzer).needs_history:
         inputs["history"] = variant_layout(v.name).history
@@ -297,7 +324,9 @@ def get_all_targets():
         files = variant_layout(v.name)
         targets += [files.figure(fig, ext) for fig in WB.figures for ext in ("html", "png", "svg")]
         targets += [files.report(r) for r in WB.reports]
-        if KEEP_CACHES:
+        if KEEP_CACHES and stops_early(v):
+            targets.append(files.cache_dir(WB.probe))
+        elif KEEP_CACHES:
             targets += [files.cache(WB.probe, e) for e in v.epochs]
         targets += [files.artifact(WB.probe, a) for a in WB.analyzers]
     # One comparison page per report configuration: a single cheap job over all variants.

@@ -9,7 +9,7 @@ for _class in TRAIN_CLASSES:
         name:
             plan.train_rule(_class)
         output:
-            checkpoints=[V.checkpoint(e) for e in _class.epochs],
+            checkpoints=checkpoint_outputs(_class),
             history=V.history,
             metadata=V.metadata,
             config=V.config,

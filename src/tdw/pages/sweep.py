@@ -49,7 +49,8 @@ def variant_values(spec: dict, variant: dict) -> dict:
     artifacts: {analyzer: path}}``."""
     th = spec["thresholds"]
     hist = read_history(variant["history"])
-    out = sd.history_measures(hist, variant["metadata"]["final"], th["memorise"], th["generalise"])
+    meta = variant["metadata"]
+    out = sd.history_measures(hist, meta["final"], th["memorise"], th["generalise"], meta.get("early_stop"))
     values: dict = {}
     for m in spec["measures"]:
         if m["source"] == "history":

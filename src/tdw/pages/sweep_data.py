@@ -17,13 +17,23 @@ SECTIONS = ("train", "architecture")
 def sweep_fields(config: Mapping) -> dict[str, object]:
     """The sweepable fields of a variant's config.json, flat: ``task.p``, ``seed``,
     ``data_seed`` (the seed where the file has none), ``train.<key>`` and
-    ``architecture.<key>``. Lists become tuples, so that values compare and group."""
+    ``architecture.<key>``. Lists and mappings become tuples, so that values compare and group."""
     out: dict[str, object] = {"task.p": config["task"]["p"], "seed": config["seed"]}
     out["data_seed"] = config.get("data_seed", config["seed"])
     for section in SECTIONS:
         for key, value in sorted((config.get(section) or {}).items()):
-            out[f"{section}.{key}"] = tuple(value) if isinstance(value, list) else value
+            out[f"{section}.{key}"] = _hashable(value)
     return out
+
+
+def _hashable(value: object) -> object:
+    """Lists as tuples and mappings (a Grokfast filter, an early stopping rule) as sorted
+    (key, value) tuples, so that values compare and group."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
 
 
 def spread_fields(fields: Mapping[str, Mapping[str, object]]) -> list[str]:
@@ -61,10 +71,13 @@ def first_below(epochs: Sequence[int], values: Sequence[float], threshold: float
     return int(np.asarray(epochs)[below[0]]) if below.size else None
 
 
-def history_measures(history: Mapping[str, np.ndarray], final: Mapping, memorise: float, generalise: float) -> dict:
+def history_measures(
+    history: Mapping[str, np.ndarray], final: Mapping, memorise: float, generalise: float, early_stop: Mapping | None = None
+) -> dict:
     """Epochs to memorise (train loss below ``memorise``), to generalise (test loss below
-    ``generalise``), the gap between them (``None`` unless both are reached) and the final
-    losses (``final``: metadata.json's ``final``)."""
+    ``generalise``), the gap between them (``None`` unless both are reached), the final
+    losses (``final``: metadata.json's ``final``) and the epoch training stopped early at
+    (``early_stop``: metadata.json's; ``None`` where it did not stop early)."""
     mem = first_below(history["train_epoch"], history["train_loss"], memorise)
     gen = first_below(history["test_epoch"], history["test_loss"], generalise)
     return {
@@ -73,6 +86,7 @@ def history_measures(history: Mapping[str, np.ndarray], final: Mapping, memorise
         "generalisation_gap": gen - mem if mem is not None and gen is not None else None,
         "final_train_loss": float(final["train_loss"]),
         "final_test_loss": float(final["test_loss"]),
+        "stop_epoch": (early_stop or {}).get("stop_epoch"),
     }
 
 

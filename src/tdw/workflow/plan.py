@@ -34,6 +34,9 @@ class EpochClass:
     legacy: bool
     epochs: tuple[int, ...]
     variants: tuple[str, ...]
+    # trained with early stopping: which checkpoints exist is known once training ends, so the
+    # class's rules declare the checkpoint and cache folders, and metadata.json lists the epochs
+    early_stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,14 @@ def trained(wb: Workbench) -> list[Variant]:
 
 
 def epoch_classes(wb: Workbench) -> list[EpochClass]:
-    """The trained variants by schedule, first seen first (``trained``, ``trained_2``, ...),
-    then one class per legacy variant."""
+    """The trained variants by schedule and early stopping (on or off), first seen first
+    (``trained``, ``trained_2``, ...), then one class per legacy variant."""
     out = []
-    by_epochs: dict[tuple[int, ...], list[str]] = {}
+    by_epochs: dict[tuple, list[str]] = {}
     for v in trained(wb):
-        by_epochs.setdefault(v.epochs, []).append(v.name)
-    for k, (epochs, names) in enumerate(by_epochs.items()):
-        out.append(EpochClass("trained" if k == 0 else f"trained_{k + 1}", False, epochs, tuple(names)))
+        by_epochs.setdefault((v.epochs, (v.train or wb.train).early_stop is not None), []).append(v.name)
+    for k, ((epochs, stops), names) in enumerate(by_epochs.items()):
+        out.append(EpochClass("trained" if k == 0 else f"trained_{k + 1}", False, epochs, tuple(names), stops))
     for v in wb.variants:
         if v.is_legacy:
             name = rule_name(f"legacy_{v.name}")
