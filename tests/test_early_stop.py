@@ -14,6 +14,7 @@ from tdw.io.checkpoint import load_weights
 from tdw.io.h5 import open_h5
 from tdw.io.history import read_history
 from tdw.io.variant import read_metadata_json, read_variant_config
+from tdw.layout import VariantLayout
 from tdw.models.architecture import ModelConfig
 from tdw.train.early_stop import stop_epoch
 from tdw.train.trainer import TrainJob, train_variant, train_variants
@@ -52,11 +53,13 @@ def _rule(full_root, seed: int, at: int, n: int) -> dict:
     return {"test_loss_below": float(test[at : at + n + 1].max()) * (1 + 1e-9), "for_epochs": n}
 
 
-def _assert_same_files(a: TrainJob, b: TrainJob, epochs) -> None:
+def _assert_same_files(a: TrainJob, b: TrainJob, epochs, history: bool = True) -> None:
     for e in epochs:
         wa, wb = load_weights(a.layout.checkpoint(e)), load_weights(b.layout.checkpoint(e))
         for key in wa:
             np.testing.assert_array_equal(wb[key], wa[key], err_msg=f"{b.layout.checkpoint(e)} {key}")
+    if not history:
+        return
     ha, hb = read_history(a.layout.history), read_history(b.layout.history)
     for key in ha:
         np.testing.assert_array_equal(hb[key], ha[key], err_msg=key)
@@ -90,7 +93,7 @@ def test_run_stops_where_the_history_says_and_records_unreached_checkpoints(full
         assert int(fh.attrs["stop_epoch"]) == expected
     assert read_metadata_json(job.layout.metadata)["early_stop"] == record
     assert read_variant_config(job.layout.config)["train"]["early_stop"] == rule  # the rule is in provenance
-    _assert_same_files(_job(full_runs, 0), job, reached)
+    _assert_same_files(_job(full_runs, 0), job, reached, history=False)  # the histories: compared above
 
     # the outputs lost, the train state kept: the rerun resumes at the last reached checkpoint, same files
     again = _job(tmp_path / "copy", 0, rule)
@@ -150,3 +153,73 @@ def test_a_changed_rule_starts_over(full_runs, tmp_path, one_thread):
     rule = _rule(full_runs, 0, 10, 3)
     meta = train_variant(_job(tmp_path, 0, rule))
     assert meta["timings"]["resumed_from_epoch"] == 0 and meta["early_stop"]["stop_epoch"] <= 13
+
+
+WORKFLOW_RULE = {"test_loss_below": 2.7, "for_epochs": 2}
+
+
+@pytest.mark.slow
+def test_workflow_run_that_stops_early(tmp_path):
+    """A tiny real run (p = 11, two seeds) whose rule fires: the stop epoch is where the
+    history says, the checkpoints, caches and artifacts cover the reached epochs only, the
+    report and the sweep page render, and a rerun is a no-op."""
+    import json
+    import re
+
+    import h5py
+    import yaml
+    from workflow_runs import job_counts, run_snakemake
+
+    from tdw.layout import RESULTS, FamilyLayout
+
+    config = {
+        "family": "modadd",
+        "sweep": {"p": [11], "seed": [0, 1]},
+        "train": {"train_frac": 0.5, "early_stop": WORKFLOW_RULE},
+        "checkpoints": [{"from": 0, "to": 20, "every": 2}],
+        "analyzers": ["embedding_frequencies", "transitions"],
+    }
+    path = tmp_path / "early.yaml"
+    path.write_text(yaml.safe_dump(config))
+    family = FamilyLayout(RESULTS, "modadd")
+    names = ["p11_seed0", "p11_seed1"]
+    targets = [str(family.sweep("default")), str(family.compare("default"))]
+    targets += [str(family.variant(n).report("default")) for n in names]
+    targets += [str(family.variant(n).cache_dir("full")) for n in names]
+    run = run_snakemake(tmp_path, path, "--cores", "2", target_list=targets, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    schedule = list(range(0, 21, 2))
+    stopped = []
+    for n in names:
+        files = VariantLayout.at(tmp_path / family.variant(n).dir)
+        meta = read_metadata_json(files.metadata)
+        history = read_history(files.history)
+        stop = meta["early_stop"]["stop_epoch"]
+        assert stop == independent_stop(history["test_loss"], **_args(WORKFLOW_RULE))
+        assert stop == history["train_epoch"][-1] == meta["final"]["epoch"]
+        reached = [e for e in schedule if e <= stop]
+        assert meta["early_stop"]["unreached"] == [e for e in schedule if e > stop]
+        assert sorted(p.name for p in files.folder("checkpoints").glob("*.safetensors")) == [
+            files.checkpoint(e).name for e in reached
+        ]
+        assert sorted(p.name for p in files.cache_dir("full").glob("*.h5")) == [files.cache("full", e).name for e in reached]
+        with h5py.File(files.artifact("full", "embedding_frequencies"), "r") as fh:
+            assert fh["epoch"][()].tolist() == reached
+        assert "<html" in files.report("default").read_text()
+        stopped.append(stop)
+    assert min(stopped) < 20  # the rule fired: some checkpoints are unreached
+
+    page = (tmp_path / family.sweep("default")).read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="tdw-data">(.*?)</script>', page, re.S)[1])
+    table = next(t for t in data["tables"] if t[0][-1] == "stop_epoch")
+    assert {row[0]: row[-1] for row in table[1:]} == dict(zip(names, stopped, strict=True))
+    assert "early stop" in (tmp_path / family.compare("default")).read_text()
+
+    again = run_snakemake(tmp_path, path, "-n", target_list=targets)
+    assert again.returncode == 0 and job_counts(again.stdout) == {}, again.stdout[-2000:]
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def _args(rule: dict) -> dict:
+    return {"below": rule["test_loss_below"], "n": rule["for_epochs"]}

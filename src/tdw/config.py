@@ -149,7 +149,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
         raise ConfigError(f"{source}: key 'family': missing; give a family (a folder under {families_dir}) or a list of 'runs'")
     if "runs" in config:
         raise ConfigError(f"{source}: key 'runs': several families are resolved by tdw.config.resolve_runs")
-    family = load_family(config["family"], families_dir)
+    family = _named(load_family(config["family"], families_dir), config.get("variant_name"), source)
     train = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in config.get("train", {}).items()})
     spec = family.spec
 
@@ -234,6 +234,19 @@ def resolve_runs(config: dict, source: str = "config", families_dir: str = "fami
             owner[v.name] = wb.family.name
         runs.append(wb)
     return tuple(runs)
+
+
+def _named(family: Family, template: str | None, source: str) -> Family:
+    """The family with the config's ``variant_name`` template in place of its own (None: its own)."""
+    if template is None:
+        return family
+    try:
+        template.format(p=3, seed=0, tags="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"{source}: key 'variant_name': {template!r} is not a format string over {{p}}, {{seed}} and {{tags}} ({err!r})"
+        ) from None
+    return replace(family, spec=family.spec | {"variant_name": template})
 
 
 def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: str) -> list[Variant]:

@@ -23,7 +23,7 @@ with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}")
         checkpoints,
         caches,
         Path(snakemake.output.artifact),  # noqa: F821
-        {"family": snakemake.config["family"], "variant": wc.variant, "probe": wc.probe},  # noqa: F821
+        {"family": wc.family, "variant": wc.variant, "probe": wc.probe},  # noqa: F821
         history=Path(history) if history else None,
     )
     print(f"{wc.analyzer}: {seconds:.2f} s")

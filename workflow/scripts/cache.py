@@ -14,7 +14,7 @@ from tdw.workflow.joblog import job_log
 run = snakemake.params.run  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 with job_log(snakemake.log[0], f"forward_cache {run['variant']} {snakemake.wildcards.probe}"):  # noqa: F821
-    family = load_family(snakemake.config["family"], str(Path(snakemake.scriptdir).parents[1] / "families"))  # noqa: F821
+    family = load_family(snakemake.wildcards.family, str(Path(snakemake.scriptdir).parents[1] / "families"))  # noqa: F821
     model = ModelConfig(**run["model"]) if "model" in run else None  # absent: the family's at p
     variant = Variant(run["variant"], run["p"], run["seed"], run["train_frac"], (), data_seed=run.get("data_seed"), model=model)
     # early stopping: the inputs are folders, the epochs reached those metadata.json lists

@@ -71,13 +71,10 @@ def first_below(epochs: Sequence[int], values: Sequence[float], threshold: float
     return int(np.asarray(epochs)[below[0]]) if below.size else None
 
 
-def history_measures(
-    history: Mapping[str, np.ndarray], final: Mapping, memorise: float, generalise: float, early_stop: Mapping | None = None
-) -> dict:
+def history_measures(history: Mapping[str, np.ndarray], final: Mapping, memorise: float, generalise: float) -> dict:
     """Epochs to memorise (train loss below ``memorise``), to generalise (test loss below
-    ``generalise``), the gap between them (``None`` unless both are reached), the final
-    losses (``final``: metadata.json's ``final``) and the epoch training stopped early at
-    (``early_stop``: metadata.json's; ``None`` where it did not stop early)."""
+    ``generalise``), the gap between them (``None`` unless both are reached) and the final
+    losses (``final``: metadata.json's ``final``)."""
     mem = first_below(history["train_epoch"], history["train_loss"], memorise)
     gen = first_below(history["test_epoch"], history["test_loss"], generalise)
     return {
@@ -86,7 +83,6 @@ def history_measures(
         "generalisation_gap": gen - mem if mem is not None and gen is not None else None,
         "final_train_loss": float(final["train_loss"]),
         "final_test_loss": float(final["test_loss"]),
-        "stop_epoch": (early_stop or {}).get("stop_epoch"),
     }
 
 

@@ -21,7 +21,7 @@ become ``_``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tdw.config import ConfigError, Variant, Workbench
 
@@ -116,6 +116,19 @@ def seed_batches(wb: Workbench) -> list[SeedBatch]:
         taken = {b.name for b in out}
         name = next(f"{name}_{k}" for k in range(1, len(out) + 2) if f"{name}_{k}" not in taken) if name in taken else name
         out.append(SeedBatch(name, p, tuple(group)))
+    return out
+
+
+def unique_batch_names(per_family: dict[str, list[SeedBatch]]) -> list[SeedBatch]:
+    """The seed batches of several families (family -> its batches), in order; a batch whose
+    name an earlier family's batch has gets the family's name appended
+    (``train_batch_p11_seeds0_1_modsub``)."""
+    out: list[SeedBatch] = []
+    for family, batches in per_family.items():
+        for b in batches:
+            if any(o.name == b.name for o in out):
+                b = replace(b, name=f"{b.name}_{rule_name(family)}")
+            out.append(b)
     return out
 
 
