@@ -86,6 +86,20 @@ class Stopper:
         }
 
 
+def snapshot_stop(snapshot: str | os.PathLike, rule: dict | None, recorded: str | None) -> int | None | bool:
+    """The epoch a training snapshot's model stopped at (None: it had not; ``recorded``: what
+    the snapshot says), or False where ``rule`` applied to the snapshot's history tells
+    otherwise (the rule changed since: training starts over)."""
+    if rule is None:
+        return None if recorded is None else False
+    from safetensors import safe_open
+
+    with safe_open(str(snapshot), framework="pt") as fh:
+        history = fh.get_tensor("test_epoch").tolist(), fh.get_tensor("test_loss").tolist()
+    found = stop_epoch(*history, rule)
+    return found if found == (None if recorded is None else int(recorded)) else False
+
+
 def reached_epochs(metadata_path: str | os.PathLike) -> list[int]:
     """The checkpoint epochs the variant whose metadata.json is ``metadata_path`` reached (its
     ``checkpoints`` table)."""

@@ -43,7 +43,7 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
-from tdw.train.early_stop import Stopper, stop_epoch
+from tdw.train.early_stop import Stopper, snapshot_stop
 from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
 from tdw.train.stacking import stack_key
@@ -285,18 +285,8 @@ def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
 
 
 def _stop_agrees(job: TrainJob, snap: dict) -> int | None | bool:
-    """The epoch the snapshot's model stopped at (None: it had not), or False where the early
-    stopping rule, applied to the snapshot's history, tells otherwise (the rule changed: start over)."""
-    rule = job.train.early_stop
-    recorded = snap.get("stopped") or None
-    if rule is None:
-        return None if recorded is None else False
-    from safetensors import safe_open
-
-    with safe_open(str(job.layout.snapshot), framework="pt") as fh:
-        history = fh.get_tensor("test_epoch").tolist(), fh.get_tensor("test_loss").tolist()
-    found = stop_epoch(*history, rule)
-    return found if found == (None if recorded is None else int(recorded)) else False
+    """``snapshot_stop`` of the job's snapshot under its rule."""
+    return snapshot_stop(job.layout.snapshot, job.train.early_stop, snap.get("stopped") or None)
 
 
 def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Tensor, ...]:
