@@ -1,5 +1,5 @@
-# Sweep comparison across the config's variants: one page per report configuration
-# (title and description from the family's report configuration <report>).
+# Sweep comparison across the config's variants, of every family (`runs:`) side by side: one
+# page per report configuration (title and description from the first family's <report>).
 
 
 rule compare:

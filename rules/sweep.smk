@@ -1,6 +1,6 @@
 # Sweep pages: per sweep file of the family (families/<family>/sweeps/<sweep>.json, or a
-# parent family's), one page over all variants of the config: measures against the swept
-# parameters, seeds as spread.
+# parent family's), one page over all the config's variants of that family: measures against
+# the swept parameters, seeds as spread.
 
 
 rule sweep_page:
