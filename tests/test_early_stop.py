@@ -223,3 +223,32 @@ def test_workflow_run_that_stops_early(tmp_path):
 
 def _args(rule: dict) -> dict:
     return {"below": rule["test_loss_below"], "n": rule["for_epochs"]}
+
+
+@pytest.mark.parametrize(
+    "train, checkpoints, message",
+    [
+        (
+            {"early_stop": {"test_loss_below": 1e-3, "for_epochs": 5}},
+            [5, 10],
+            r"key 'checkpoints': variant p11_seed0 stops early",
+        ),
+        ({"early_stop": {"test_loss_below": 0, "for_epochs": 5}}, [0, 10], r"key 'train.early_stop"),
+        ({"early_stop": {"test_loss_below": 1e-3}}, [0, 10], r"key 'train.early_stop"),
+        ({"early_stop": {"test_loss_below": 1e-3, "for_epochs": -1}}, [0, 10], r"key 'train.early_stop"),
+    ],
+)
+def test_bad_early_stop_settings_stop_the_dag_build(train, checkpoints, message):
+    from tdw.config import ConfigError, resolve
+
+    config = {"family": "modadd", "sweep": {"p": [11], "seed": [0]}, "train": train, "checkpoints": checkpoints}
+    with pytest.raises(ConfigError, match=message):
+        resolve(config, "early.yaml")
+
+
+def test_the_rule_is_recorded_but_not_part_of_the_training_key(tmp_path):
+    """A run with a rule resumes from one without (the trajectory is the same up to the stop)."""
+    rule = {"test_loss_below": 1e-3, "for_epochs": 5}
+    with_rule, without = _job(tmp_path, 0, rule), _job(tmp_path, 0)
+    assert with_rule.key() == without.key() != _job(tmp_path, 0, rule, lr=1e-3).key()
+    assert with_rule.run_config()["train"]["early_stop"] == rule and "early_stop" not in without.run_config()["train"]
