@@ -95,7 +95,7 @@ def stops_early(v):
 
 
 def checkpoint_outputs(epoch_class):
-    """What a train rule of an epoch class declares: its checkpoint files, or (early stopping)
+    """The checkpoint outputs of the train rules of an epoch class (its checkpoint files), or (early stopping)
     the folder holding the checkpoints reached."""
     if epoch_class.early_stop:
         return directory(V.folder("checkpoints"))

@@ -15,7 +15,10 @@ checkpoint is declared once per checkpoint schedule:
   than the data seed, as in ``train_batch_p113_wd0_3_seeds0_1``.
 
 Characters of a legacy variant's name that cannot be part of a rule name (``.`` and ``-``)
-become ``_``.
+become ``_``. Variants with early stopping form classes of their own (their rules declare
+folders: ``EpochClass.early_stop``). With several families (``runs:``), the classes span
+every family's variants; a seed batch holds one family's, and a batch name an earlier
+family already has gets ``_<family>`` appended.
 """
 
 from __future__ import annotations
