@@ -14,6 +14,12 @@ Overhead is (start-up + scheduling) / wall.
     python bench/bench_overhead.py                        # 1, 8, 32 variants; full runs of 1 and 8
     python bench/bench_overhead.py --full 1 8 32 --keep   # also run 32 in full, keep the results
     python bench/bench_overhead.py --p 113 --variants 1 8  # the paper's modulus
+    python bench/bench_overhead.py --grid                 # 4 x 4 x 4 sweep (64 variants x 50 checkpoints)
+    python bench/bench_overhead.py --grid --full 64       # ... also in full, and the no-op rerun
+
+``--grid`` sweeps weight decay, train fraction and seed (4 values each) at p = 5 with 50
+checkpoints per variant: the DAG of a sweep of three parameters (64 train, forward-cache and
+analyzer jobs, 3,200 caches).
 
 Results go to bench/out/ (ignored by git); the table and the plot to docs/.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,6 +57,38 @@ def write_sweep(workdir: Path, n: int, p: int) -> Path:
     return path
 
 
+GRID = {"weight_decay": [0.1, 0.3, 1.0, 3.0], "train_frac": [0.3, 0.4, 0.5, 0.6]}
+GRID_CHECKPOINTS = 50
+
+
+def write_grid(workdir: Path, p: int) -> Path:
+    """The 4 x 4 x 4 sweep: weight decay x train fraction x seed."""
+    config = {
+        "family": "modadd",
+        "sweep": {"p": [p], "seed": [0, 1, 2, 3], **GRID},
+        "train": {"train_frac": 0.5},
+        "checkpoints": [{"from": 0, "to": GRID_CHECKPOINTS - 1, "every": 1}],
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "grid.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def config_targets(config: Path) -> list[str]:
+    """The artifact and every cache of each variant the config resolves to."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tdw.config import load
+
+    wb = load(config, str(ROOT / "families"))
+    out = []
+    for v in wb.variants:
+        base = f"results/modadd/{v.name}"
+        out.append(f"{base}/artifacts/{PROBE}/{ANALYZER}.h5")
+        out += [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in v.epochs]
+    return out
+
+
 def targets(n: int, p: int) -> list[str]:
     """Checkpoints, caches and artifacts of every variant: the per-checkpoint part of the
     workflow (figures and reports add one job per variant and figure, no DAG width)."""
@@ -59,6 +98,20 @@ def targets(n: int, p: int) -> list[str]:
         out.append(f"{base}/artifacts/{PROBE}/{ANALYZER}.h5")
         out += [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in range(CHECKPOINTS)]
     return out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (load-independent,
+    unlike wall time on a shared machine)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def snakemake_cpu(workdir: Path, config: Path, wanted: list[str], *options: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one invocation."""
+    before = cpu_seconds()
+    wall, _ = snakemake(workdir, config, wanted, *options)
+    return wall, cpu_seconds() - before
 
 
 def snakemake(workdir: Path, config: Path, wanted: list[str], *options: str) -> tuple[float, str]:
@@ -82,14 +135,16 @@ def job_times(workdir: Path) -> tuple[int, float, float]:
     return len(walls), sum(walls), compute
 
 
-def measure(n: int, p: int, full: bool, out: Path, keep: bool) -> dict:
-    workdir = out / f"p{p}_n{n}"
+def measure(n: int, p: int, full: bool, out: Path, keep: bool, grid: bool = False) -> dict:
+    workdir = out / (f"p{p}_grid" if grid else f"p{p}_n{n}")
     shutil.rmtree(workdir, ignore_errors=True)
-    config = write_sweep(workdir, n, p)
-    wanted = targets(n, p)
-    row: dict = {"p": p, "variants": n, "checkpoints": CHECKPOINTS, "files": len(wanted) + n * (CHECKPOINTS + 3)}
-    row["dry_run_s"] = min(snakemake(workdir, config, wanted, "--dry-run")[0] for _ in range(2))
-    print(f"n={n}: dry run {row['dry_run_s']:.1f} s", file=sys.stderr)
+    config = write_grid(workdir, p) if grid else write_sweep(workdir, n, p)
+    wanted = config_targets(config) if grid else targets(n, p)
+    checkpoints = GRID_CHECKPOINTS if grid else CHECKPOINTS
+    row: dict = {"p": p, "variants": n, "checkpoints": checkpoints, "files": len(wanted) + n * (checkpoints + 3)}
+    dry = [snakemake_cpu(workdir, config, wanted, "--dry-run") for _ in range(2)]
+    row["dry_run_s"], row["dry_run_cpu_s"] = min(d[0] for d in dry), min(d[1] for d in dry)
+    print(f"n={n}: dry run {row['dry_run_s']:.1f} s ({row['dry_run_cpu_s']:.1f} CPU s)", file=sys.stderr)
     if full:
         row["full_run_s"], _ = snakemake(workdir, config, wanted)
         row["jobs"], job_wall, compute = job_times(workdir)
@@ -97,7 +152,9 @@ def measure(n: int, p: int, full: bool, out: Path, keep: bool) -> dict:
         row["startup_s"] = job_wall - compute
         row["scheduling_s"] = row["full_run_s"] - job_wall
         row["overhead_share"] = (row["startup_s"] + row["scheduling_s"]) / row["full_run_s"]
+        before = cpu_seconds()
         row["noop_rerun_s"], noop = snakemake(workdir, config, wanted)
+        row["noop_rerun_cpu_s"] = cpu_seconds() - before
         assert "Nothing to be done" in noop, noop[-2000:]
         print(f"n={n}: full {row['full_run_s']:.1f} s, no-op {row['noop_rerun_s']:.1f} s", file=sys.stderr)
     if not keep:
@@ -154,7 +211,13 @@ def main() -> int:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--keep", action="store_true", help="keep the results trees under --out")
     parser.add_argument("--p", type=int, default=P, help="the modulus of every variant (default %(default)s)")
+    parser.add_argument("--grid", action="store_true", help="the 4 x 4 x 4 sweep (64 variants x 50 checkpoints) only")
     args = parser.parse_args()
+    if args.grid:
+        row = measure(64, args.p, 64 in args.full, args.out, args.keep, grid=True)
+        (args.out / f"overhead_p{args.p}_grid.json").write_text(json.dumps([row], indent=2) + "\n")
+        print(table([row]))
+        return 0
     rows = [measure(n, args.p, n in args.full, args.out, args.keep) for n in args.variants]
     (args.out / f"overhead_p{args.p}.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table(rows))

@@ -1,4 +1,5 @@
 # Config validation (before any job) and the get_* helpers every rule uses.
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -19,36 +20,66 @@ if not workflow.config_settings.configfiles:
     workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
-WB = tdw_config.resolve(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
+# One resolved config per family: the config, or each entry of its `runs` list.
+RUNS = tdw_config.resolve_runs(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
+WB = RUNS[0]  # the first family's; results, keep_caches and batch_seeds are the same for every run
 # Storage policy: false makes caches temporary (docs/STORAGE.md).
 KEEP_CACHES = WB.keep_caches
 FAMILY = WB.family
 FAMILY_RESULTS = FamilyLayout(WB.results, FAMILY.name)
-# The wildcard patterns rules declare: the layout of variant "{variant}".
-V = FAMILY_RESULTS.variant("{variant}")
+RUN_OF = {v.name: wb for wb in RUNS for v in wb.variants}  # variant names are unique across the runs
+RUN_OF_FAMILY = {wb.family.name: wb for wb in RUNS}
+# The wildcard patterns rules declare: the layout of variant "{variant}" of family "{family}".
+V = FamilyLayout(WB.results, "{family}").variant("{variant}")
+# The comparison pages span every run's variants: <results>/<family>/compare/, or with several
+# families <results>/<family1>+<family2>/compare/.
+COMPARE_RESULTS = FamilyLayout(WB.results, "+".join(RUN_OF_FAMILY))
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 ENV = "../envs/workbench.yaml"
-EPOCH_CLASSES = plan.epoch_classes(WB)
-SEED_BATCHES = plan.seed_batches(WB)
-TRAIN_NAMES = plan.train_alone(WB)
+# Rules are planned over every run's variants; a seed batch holds variants of one family.
+EPOCH_CLASSES = plan.epoch_classes(dataclasses.replace(WB, variants=tuple(v for wb in RUNS for v in wb.variants)))
+SEED_BATCHES = plan.unique_batch_names({wb.family.name: plan.seed_batches(wb) for wb in RUNS})
+TRAIN_NAMES = [n for wb in RUNS for n in plan.train_alone(wb)]
 # One train rule per trained schedule; with no trained variant, `train` still exists (no job).
 TRAIN_CLASSES = [c for c in EPOCH_CLASSES if not c.legacy] or [plan.EpochClass("trained", False, (), ())]
 
 
+def run_of(variant):
+    """The resolved config (family, recipe, analyzers, ...) variant ``variant`` belongs to."""
+    if variant not in RUN_OF:
+        raise tdw_config.ConfigError(f"{CONFIG_SOURCE}: no variant named {variant!r}; variants: {sorted(RUN_OF)}")
+    return RUN_OF[variant]
+
+
+def wildcard_variant(wildcards):
+    """The variant a job's wildcards name, which must be of the job's family."""
+    wb = run_of(wildcards.variant)
+    if wildcards.get("family", wb.family.name) != wb.family.name:
+        raise tdw_config.ConfigError(
+            f"{CONFIG_SOURCE}: variant {wildcards.variant!r} is of family {wb.family.name}, not {wildcards.family}"
+        )
+    return wb.variant(wildcards.variant)
+
+
 def variant_layout(variant):
-    """The files of one variant (``"{variant}"``: the wildcard patterns)."""
-    return FAMILY_RESULTS.variant(variant)
+    """The files of one variant, in its family's folder."""
+    return FamilyLayout(WB.results, run_of(variant).family.name).variant(variant)
 
 
-def log_file(rule, job, ext="log"):
+def log_file(rule, job, ext="log", family="{family}"):
     """A job's log (``ext="bench.tsv"``: its benchmark) under logs/<family>/<rule>/."""
-    return FAMILY_RESULTS.log(rule, job, ext)
+    return FamilyLayout(WB.results, family).log(rule, job, ext)
+
+
+def get_family(wildcards):
+    return wildcards.family
 
 
 wildcard_constraints:
-    variant=plan.alternatives(v.name for v in WB.variants),
-    analyzer=plan.alternatives(WB.analyzers),
-    figure=plan.alternatives(WB.figures),
+    family=plan.alternatives(RUN_OF_FAMILY),
+    variant=plan.alternatives(RUN_OF),
+    analyzer=plan.alternatives({a for wb in RUNS for a in wb.analyzers}),
+    figure=plan.alternatives({f for wb in RUNS for f in wb.figures}),
     probe="[A-Za-z0-9_-]+",
 
 
@@ -57,9 +88,25 @@ def cache_outputs(paths):
     return paths if KEEP_CACHES else temp(paths)
 
 
+def stops_early(v):
+    """Whether variant ``v`` trains with early stopping: its rules declare its checkpoint and
+    cache folders, whose files are the epochs its metadata.json lists (tdw.train.early_stop)."""
+    return not v.is_legacy and (v.train or run_of(v.name).train).early_stop is not None
+
+
+def checkpoint_outputs(epoch_class):
+    """The checkpoint outputs of the train rules of an epoch class (its checkpoint files), or (early stopping)
+    the folder holding the checkpoints reached."""
+    if epoch_class.early_stop:
+        return directory(V.folder("checkpoints"))
+    return [V.checkpoint(e) for e in epoch_class.epochs]
+
+
 def checkpoints_of(epoch_class):
     """The checkpoints of an epoch class, by reference to the rule that writes them where one
     rule writes them all (a legacy import; train when no seeds train in batches)."""
+    if epoch_class.early_stop:
+        return V.folder("checkpoints")
     if epoch_class.legacy:
         return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
     if not SEED_BATCHES:
@@ -68,7 +115,9 @@ def checkpoints_of(epoch_class):
 
 
 def get_checkpoints(wildcards):
-    v = WB.variant(wildcards.variant)
+    v = wildcard_variant(wildcards)
+    if stops_early(v):
+        return variant_layout(v.name).folder("checkpoints")
     return [variant_layout(v.name).checkpoint(e) for e in v.epochs]
 
 
@@ -78,16 +127,17 @@ def get_code(script, *modules):
 
 
 def get_train_params(wildcards):
-    return train_params(WB.variant(wildcards.variant))
+    return train_params(wildcard_variant(wildcards))
 
 
 def train_params(v):
     """What a train job needs: the variant's own architecture and recipe."""
+    wb = run_of(v.name)
     params = {
-        "family": FAMILY.name,
-        "operation": FAMILY.operation,
-        "model": (v.model or FAMILY.model_config(v.p)).to_dict(),
-        "train": (v.train or WB.train).to_dict(),
+        "family": wb.family.name,
+        "operation": wb.family.operation,
+        "model": (v.model or wb.family.model_config(v.p)).to_dict(),
+        "train": (v.train or wb.train).to_dict(),
         "variant": {
             "name": v.name,
             "p": v.p,
@@ -98,12 +148,13 @@ def train_params(v):
     }
     if v.data_seed != v.seed:  # absent: the split follows the seed
         params["variant"]["data_seed"] = v.data_seed
-    if "relabel" in FAMILY.spec["task"]:  # absent: no relabelling (the params of add and sub as before)
-        params["relabel"] = FAMILY.spec["task"]["relabel"]
-    if FAMILY.spec.get("training", {}).get("recipe", "full_batch") != "full_batch":  # absent: full batch
+    spec = wb.family.spec
+    if "relabel" in spec["task"]:  # absent: no relabelling (the params of add and sub as before)
+        params["relabel"] = spec["task"]["relabel"]
+    if spec.get("training", {}).get("recipe", "full_batch") != "full_batch":  # absent: full batch
         from tdw.tasks.sequence import recipe_values
 
-        params["recipe"] = recipe_values(FAMILY.spec["training"])
+        params["recipe"] = recipe_values(spec["training"])
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params
@@ -112,43 +163,54 @@ def train_params(v):
 def batch_outputs(batch, name):
     """Per-variant output files of a seed batch (``name``: checkpoints, history, metadata, config)."""
     if name == "checkpoints":
-        return [variant_layout(v.name).checkpoint(e) for v in batch.variants for e in v.epochs]
+        files = (variant_layout(v.name) for v in batch.variants)
+        return [
+            directory(f.folder("checkpoints")) if stops_early(v) else f.checkpoint(e)
+            for v, f in zip(batch.variants, files)
+            for e in (v.epochs[:1] if stops_early(v) else v.epochs)
+        ]
     return [getattr(variant_layout(v.name), name) for v in batch.variants]
 
 
 def get_legacy_path(wildcards):
-    return WB.variant(wildcards.variant).legacy_path
+    return wildcard_variant(wildcards).legacy_path
 
 
 def get_cache_params(wildcards):
-    v = WB.variant(wildcards.variant)
+    v = wildcard_variant(wildcards)
+    family = run_of(v.name).family
     params = {
         "variant": v.name,
         "p": v.p,
         "seed": v.seed,
         "train_frac": v.train_frac,
-        "cache": FAMILY.spec["cache"],
+        "cache": family.spec["cache"],
     }
     # Only what differs from the seed and the family's architecture: params that change rerun the job.
     if v.data_seed != v.seed:
         params["data_seed"] = v.data_seed
-    if v.model is not None and v.model != FAMILY.model_config(v.p):
+    if v.model is not None and v.model != family.model_config(v.p):
         params["model"] = v.model.to_dict()
     return params
 
 
 def get_probe_spec(wildcards):
-    if wildcards.probe not in FAMILY.spec["probes"]:
-        raise ValueError(f"unknown probe {wildcards.probe!r}; family {FAMILY.name} offers {sorted(FAMILY.spec['probes'])}")
-    return FAMILY.spec["probes"][wildcards.probe]
+    family = run_of(wildcards.variant).family
+    if wildcards.probe not in family.spec["probes"]:
+        raise ValueError(f"unknown probe {wildcards.probe!r}; family {family.name} offers {sorted(family.spec['probes'])}")
+    return family.spec["probes"][wildcards.probe]
 
 
 def get_analyzer_inputs(wildcards):
     from tdw import analyzers
 
-    v = WB.variant(wildcards.variant)
+    v = wildcard_variant(wildcards)
     inputs = {"checkpoints": get_checkpoints(wildcards)}
-    if analyzers.get(wildcards.analyzer).reads:
+    if stops_early(v):  # the epochs reached are those metadata.json lists
+        inputs["manifest"] = variant_layout(v.name).metadata
+    if analyzers.get(wildcards.analyzer).reads and stops_early(v):
+        inputs["caches"] = variant_layout(v.name).cache_dir(wildcards.probe)
+    elif analyzers.get(wildcards.analyzer).reads:
         inputs["caches"] = [variant_layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
     if analyzers.get(wildcards.analyzer).needs_history:
         inputs["history"] = variant_layout(v.name).history
@@ -156,7 +218,7 @@ def get_analyzer_inputs(wildcards):
 
 
 def get_analyzer_params(wildcards):
-    return WB.analyzer_params(wildcards.analyzer)
+    return run_of(wildcards.variant).analyzer_params(wildcards.analyzer)
 
 
 def get_analyzer_code(wildcards):
@@ -169,7 +231,8 @@ def view_inputs(variant, figure):
     """Files a figure (or report view) is drawn from."""
     from tdw.pages.report_spec import view_inputs
 
-    return view_inputs(variant_layout(variant), WB.figures[figure]["source"], WB.probe)
+    wb = run_of(variant)
+    return view_inputs(variant_layout(variant), wb.figures[figure]["source"], wb.probe)
 
 
 def get_figure_inputs(wildcards):
@@ -177,7 +240,7 @@ def get_figure_inputs(wildcards):
 
 
 def get_figure_params(wildcards):
-    return WB.figures[wildcards.figure]
+    return run_of(wildcards.variant).figures[wildcards.figure]
 
 
 def get_figure_code(wildcards):
@@ -186,51 +249,58 @@ def get_figure_code(wildcards):
     return get_code("render.py", REGISTRY[wildcards.figure])
 
 
-def report_file(report):
-    return str(FAMILY.root / "reports" / f"{report}.json")
+def report_file(report, wb=WB):
+    return str(wb.family.root / "reports" / f"{report}.json")
 
 
-def report_spec(report):
-    """A report configuration, checked against the family and this config (unknown view,
+def report_spec(report, wb=WB):
+    """A report configuration, checked against the family and its run's config (unknown view,
     missing artifact, unknown parameter: an error before any job runs)."""
     from tdw.pages.report_spec import load_report_spec
 
-    return load_report_spec(report_file(report), WB.figures, FAMILY.spec["figures"])
+    return load_report_spec(report_file(report, wb), wb.figures, wb.family.spec["figures"])
 
 
-def report_views(report):
-    return report_spec(report)["views"]
+def report_views(report, wb=WB):
+    return report_spec(report, wb)["views"]
 
 
 def get_report_inputs(wildcards):
-    inputs = {"spec": report_file(wildcards.report), "metadata": variant_layout(wildcards.variant).metadata}
-    for view in report_views(wildcards.report):
+    wb = run_of(wildcards.variant)
+    inputs = {"spec": report_file(wildcards.report, wb), "metadata": variant_layout(wildcards.variant).metadata}
+    for view in report_views(wildcards.report, wb):
         for key, path in view_inputs(wildcards.variant, view["figure"]).items():
             inputs[f"{view['figure']}.{key}"] = path
     return inputs
 
 
 def get_report_spec(wildcards):
-    return report_spec(wildcards.report)
+    return report_spec(wildcards.report, run_of(wildcards.variant))
 
 
 def get_report_code(wildcards):
     from tdw.figures import REGISTRY
 
-    return get_code("report.py", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in report_views(wildcards.report)))
+    views = report_views(wildcards.report, run_of(wildcards.variant))
+    return get_code("report.py", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in views))
+
+
+# One comparison page per report configuration of the first family that every family has.
+COMPARE_REPORTS = [r for r in WB.reports if all(r in wb.reports for wb in RUNS)]
 
 
 def get_compare_inputs(wildcards):
-    """Per variant: history, metadata, and the embedding_frequencies / transitions
-    artifacts when this config produces them."""
+    """Per variant of every family: history, metadata, and the embedding_frequencies /
+    transitions artifacts when its run produces them."""
     inputs = {"spec": report_file(wildcards.report)}
-    for v in WB.variants:
-        files = variant_layout(v.name)
-        inputs[f"{v.name}.history"] = files.history
-        inputs[f"{v.name}.metadata"] = files.metadata
-        for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
-            if analyzer in WB.analyzers:
-                inputs[f"{v.name}.{key}"] = files.artifact(WB.probe, analyzer)
+    for wb in RUNS:
+        for v in wb.variants:
+            files = variant_layout(v.name)
+            inputs[f"{v.name}.history"] = files.history
+            inputs[f"{v.name}.metadata"] = files.metadata
+            for analyzer, key in (("embedding_frequencies", "embedding"), ("transitions", "transitions")):
+                if analyzer in wb.analyzers:
+                    inputs[f"{v.name}.{key}"] = files.artifact(wb.probe, analyzer)
     return inputs
 
 
@@ -239,74 +309,85 @@ def get_compare_spec(wildcards):
 
 
 def get_compare_variants(wildcards):
-    return [v.name for v in WB.variants]
+    return list(RUN_OF)
+
+
+def get_compare_families(wildcards):
+    return list(RUN_OF_FAMILY)
 
 
 def get_compare_code(wildcards):
     return get_code("compare.py")
 
 
-def sweep_spec(sweep):
-    """A sweep file (this family's, or the nearest parent's), checked against this config:
-    an unknown measure, or one whose artifact this config does not produce, is an error
+def sweep_spec(sweep, wb=WB):
+    """A sweep file (the run's family's, or the nearest parent's), checked against its run's
+    config: an unknown measure, or one whose artifact the run does not produce, is an error
     before any job runs."""
     from tdw import analyzers
     from tdw.pages.sweep_spec import load_sweep_spec, sweep_file
 
-    return load_sweep_spec(sweep_file(FAMILY, sweep), WB.analyzers, analyzers.REGISTRY)
+    return load_sweep_spec(sweep_file(wb.family, sweep), wb.analyzers, analyzers.REGISTRY)
 
 
 def get_sweep_inputs(wildcards):
-    """The sweep file; per variant: history, metadata, config.json and the artifacts its
-    measures read."""
+    """The sweep file; per variant of the family: history, metadata, config.json and the
+    artifacts its measures read."""
     from tdw.pages.sweep_spec import needed_artifacts, sweep_file
 
-    inputs = {"spec": str(sweep_file(FAMILY, wildcards.sweep))}
-    needed = needed_artifacts(sweep_spec(wildcards.sweep))
-    for v in WB.variants:
+    wb = RUN_OF_FAMILY[wildcards.family]
+    inputs = {"spec": str(sweep_file(wb.family, wildcards.sweep))}
+    needed = needed_artifacts(sweep_spec(wildcards.sweep, wb))
+    for v in wb.variants:
         files = variant_layout(v.name)
         for key in ("history", "metadata", "config"):
             inputs[f"{v.name}.{key}"] = getattr(files, key)
         for analyzer in needed:
-            inputs[f"{v.name}.artifact.{analyzer}"] = files.artifact(WB.probe, analyzer)
+            inputs[f"{v.name}.artifact.{analyzer}"] = files.artifact(wb.probe, analyzer)
     return inputs
 
 
 def get_sweep_spec(wildcards):
-    return sweep_spec(wildcards.sweep)
+    return sweep_spec(wildcards.sweep, RUN_OF_FAMILY[wildcards.family])
+
+
+def get_sweep_variants(wildcards):
+    return [v.name for v in RUN_OF_FAMILY[wildcards.family].variants]
 
 
 def get_sweep_code(wildcards):
     return get_code("sweep.py")
 
 
-def _sweep_pages():
+def _sweep_pages(wb):
     from tdw.pages.sweep_spec import sweep_names
 
-    return sweep_names(FAMILY)
+    return sweep_names(wb.family)
 
 
-SWEEPS = _sweep_pages()
-# The sweep pages this config builds are checked now, before the DAG is built.
-for _sweep in SWEEPS:
-    sweep_spec(_sweep)
-
-
-# The reports this config builds are checked now, before the DAG is built.
-for _report in WB.reports:
-    report_spec(_report)
+SWEEPS = {wb.family.name: _sweep_pages(wb) for wb in RUNS}  # family -> its sweep files
+# The sweep pages and reports this config builds are checked now, before the DAG is built.
+for _wb in RUNS:
+    for _sweep in SWEEPS[_wb.family.name]:
+        sweep_spec(_sweep, _wb)
+    for _report in _wb.reports:
+        report_spec(_report, _wb)
 
 
 def get_all_targets():
     targets = []
-    for v in WB.variants:
-        files = variant_layout(v.name)
-        targets += [files.figure(fig, ext) for fig in WB.figures for ext in ("html", "png", "svg")]
-        targets += [files.report(r) for r in WB.reports]
-        if KEEP_CACHES:
-            targets += [files.cache(WB.probe, e) for e in v.epochs]
-        targets += [files.artifact(WB.probe, a) for a in WB.analyzers]
+    for wb in RUNS:
+        for v in wb.variants:
+            files = variant_layout(v.name)
+            targets += [files.figure(fig, ext) for fig in wb.figures for ext in ("html", "png", "svg")]
+            targets += [files.report(r) for r in wb.reports]
+            if KEEP_CACHES and stops_early(v):
+                targets.append(files.cache_dir(wb.probe))
+            elif KEEP_CACHES:
+                targets += [files.cache(wb.probe, e) for e in v.epochs]
+            targets += [files.artifact(wb.probe, a) for a in wb.analyzers]
+        # one sweep page per sweep file of the family
+        targets += [FamilyLayout(WB.results, wb.family.name).sweep(s) for s in SWEEPS[wb.family.name]]
     # One comparison page per report configuration: a single cheap job over all variants.
-    targets += [FAMILY_RESULTS.compare(r) for r in WB.reports]
-    targets += [FAMILY_RESULTS.sweep(s) for s in SWEEPS]  # one sweep page per sweep file
+    targets += [COMPARE_RESULTS.compare(r) for r in COMPARE_REPORTS]
     return targets

@@ -23,7 +23,7 @@ rule report:
     threads: 1
     params:
         spec=get_report_spec,
-        family=FAMILY.name,
+        family=get_family,
         code=get_report_code,
     script:
         "../workflow/scripts/report.py"

@@ -9,7 +9,7 @@ for _class in TRAIN_CLASSES:
         name:
             plan.train_rule(_class)
         output:
-            checkpoints=[V.checkpoint(e) for e in _class.epochs],
+            checkpoints=checkpoint_outputs(_class),
             history=V.history,
             metadata=V.metadata,
             config=V.config,
@@ -42,9 +42,9 @@ for _batch in SEED_BATCHES:
             metadata=batch_outputs(_batch, "metadata"),
             config=batch_outputs(_batch, "config"),
         log:
-            log_file("train", _batch.name),
+            log_file("train", _batch.name, family=run_of(_batch.variants[0].name).family.name),
         benchmark:
-            log_file("train", _batch.name, "bench.tsv")
+            log_file("train", _batch.name, "bench.tsv", run_of(_batch.variants[0].name).family.name)
         conda:
             ENV
         threads: 2

@@ -20,7 +20,7 @@ from tdw.tasks import sequence
 from tdw.validation import ConfigError, checked_params, validate
 from tdw.workflow.resources import TRAIN_MEM_MB, check_variant_sizes
 
-__all__ = ["FAMILIES_DIR", "TRAIN_MEM_MB", "ConfigError", "Family", "Workbench", "load", "load_family", "resolve"]
+__all__ = ["FAMILIES_DIR", "TRAIN_MEM_MB", "ConfigError", "Family", "Workbench", "load", "load_family", "resolve", "resolve_runs"]
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,16 @@ class TrainConfig:
     test_loss_every: int = 1
     # None, or a Grokfast gradient filter: {kind: ema, alpha, lamb} or {kind: ma, window, lamb} (tdw.train.grokfast)
     grokfast: dict | None = field(default=None, hash=False)
+    # None, or {test_loss_below, for_epochs}: stop once test loss has stayed below the threshold that long (tdw.train.early_stop)
+    early_stop: dict | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict:
-        """The recipe as written to config.json; ``grokfast`` only when a filter is on, so a run
-        without one is described as before the filter existed."""
+        """The recipe as written to config.json; ``grokfast`` and ``early_stop`` only when on, so a
+        run without them is described as before they existed."""
         out = asdict(self) | {"betas": list(self.betas)}
-        if self.grokfast is None:
-            del out["grokfast"]
+        for name in ("grokfast", "early_stop"):
+            if out[name] is None:
+                del out[name]
         return out
 
 
@@ -143,7 +146,11 @@ def _names_known(values: list[str], known: list[str], source: str, key: str) -> 
 def resolve(config: dict, source: str = "config", families_dir: str = "families") -> Workbench:
     """Validate a loaded config mapping and resolve it against its family."""
     validate(config, "config.schema.json", source)
-    family = load_family(config["family"], families_dir)
+    if "family" not in config:
+        raise ConfigError(f"{source}: key 'family': missing; give a family (a folder under {families_dir}) or a list of 'runs'")
+    if "runs" in config:
+        raise ConfigError(f"{source}: key 'runs': several families are resolved by tdw.config.resolve_runs")
+    family = _named(load_family(config["family"], families_dir), config.get("variant_name"), source)
     train = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in config.get("train", {}).items()})
     spec = family.spec
 
@@ -204,6 +211,51 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     )
 
 
+# Keys of a config that hold for the whole workflow run, not one family: top level only.
+RUN_WIDE = ("results", "keep_caches", "batch_seeds")
+
+
+def resolve_runs(config: dict, source: str = "config", families_dir: str = "families") -> tuple[Workbench, ...]:
+    """A config's families, one ``Workbench`` each: the config itself, or one per entry of its
+    ``runs`` list (``{family, sweep, ...}``; a key the entry does not give is the top level's).
+    A family listed twice, or a variant name two families share, is refused."""
+    if "runs" not in config:
+        return (resolve(config, source, families_dir),)
+    validate(config, "config.schema.json", source)
+    for key in ("family", "sweep", "legacy"):
+        if key in config:
+            raise ConfigError(f"{source}: key {key!r}: with 'runs', each entry gives its own {key!r}; move it into the entries")
+    shared = {k: v for k, v in config.items() if k != "runs"}
+    runs: list[Workbench] = []
+    owner: dict[str, str] = {}
+    for i, entry in enumerate(config["runs"]):
+        wb = resolve(shared | entry, f"{source}: runs.{i} (family {entry['family']})", families_dir)
+        if any(r.family.name == wb.family.name for r in runs):
+            raise ConfigError(f"{source}: key 'runs.{i}.family': family {wb.family.name!r} is listed twice; give it one entry")
+        for v in wb.variants:
+            if v.name in owner:
+                raise ConfigError(
+                    f"{source}: key 'runs.{i}': variant name {v.name!r} of family {wb.family.name} is also one of family "
+                    f"{owner[v.name]}; names must be unique across the runs (give one family a variant_name template that differs)"
+                )
+            owner[v.name] = wb.family.name
+        runs.append(wb)
+    return tuple(runs)
+
+
+def _named(family: Family, template: str | None, source: str) -> Family:
+    """The family with the config's ``variant_name`` template in place of its own (None: its own)."""
+    if template is None:
+        return family
+    try:
+        template.format(p=3, seed=0, tags="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"{source}: key 'variant_name': {template!r} is not a format string over {{p}}, {{seed}} and {{tags}} ({err!r})"
+        ) from None
+    return replace(family, spec=family.spec | {"variant_name": template})
+
+
 def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: str) -> list[Variant]:
     """The swept variants, each with its own recipe, architecture and schedule
     (``tdw.sweep``); two combinations with one name are refused."""
@@ -231,6 +283,11 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         recipe, _ = sweep.overrides(combo, family, train)
         vt = replace(train, **recipe) if recipe else train
         tags = tuple(sweep.tags(combo, family, train))
+        if vt.early_stop is not None and epochs[0] != 0:
+            raise ConfigError(
+                f"{source}: key 'checkpoints': variant {name} stops early (train.early_stop) but its schedule starts at "
+                f"epoch {epochs[0]}; start it at 0, so that a run stopping at any epoch has a checkpoint"
+            )
         variants.append(
             Variant(name, combo["p"], combo["seed"], vt.train_frac, epochs, None, None, combo["data_seed"], vt, model, tags)
         )

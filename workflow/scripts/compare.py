@@ -13,5 +13,5 @@ with job_log(snakemake.log[0], f"compare {snakemake.wildcards.report}"):  # noqa
         variants[name] = {key: files.get(f"{name}.{key}") for key in ("history", "embedding", "transitions")}
         variants[name]["metadata"] = read_metadata_json(files[f"{name}.metadata"])
     spec = snakemake.params.spec  # noqa: F821
-    title = spec["title"].replace("{variant}", "all variants").replace("{family}", snakemake.config["family"])  # noqa: F821
+    title = spec["title"].replace("{variant}", "all variants").replace("{family}", " + ".join(snakemake.params.families))  # noqa: F821
     write_compare(Path(snakemake.output.page), title=f"Comparison: {title}", description=spec["description"], variants=variants)  # noqa: F821

@@ -10,6 +10,6 @@ with job_log(snakemake.log[0], f"render {wc.variant} {wc.figure}"):  # noqa: F82
     fig = snakemake.params.figure  # noqa: F821
     outputs = {Path(p).suffix[1:]: Path(p) for p in snakemake.output}  # noqa: F821
     inputs = {k: Path(v) for k, v in snakemake.input.items()}  # noqa: F821
-    title = f"{wc.figure.replace('_', ' ')}: {snakemake.config['family']} / {wc.variant}"  # noqa: F821
+    title = f"{wc.figure.replace('_', ' ')}: {wc.family} / {wc.variant}"  # noqa: F821
     seconds = render_figure(wc.figure, fig["source"], inputs, dict(fig["params"]), title, outputs)
     print(f"rendered {wc.figure} in {seconds:.2f} s")

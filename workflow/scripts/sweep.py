@@ -19,5 +19,5 @@ with job_log(snakemake.log[0], f"sweep page {snakemake.wildcards.sweep}"):  # no
         }
         for name in snakemake.params.variants  # noqa: F821
     }
-    family = snakemake.config["family"]  # noqa: F821
+    family = snakemake.wildcards.family  # noqa: F821
     write_sweep(Path(snakemake.output.page), spec=spec, family=family, name=snakemake.wildcards.sweep, variants=variants)  # noqa: F821

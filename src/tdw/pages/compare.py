@@ -1,4 +1,4 @@
-"""Sweep comparison: one offline page across a family's variants: loss curves overlaid,
+"""Sweep comparison: one offline page across the variants of one or several families: loss curves overlaid,
 final losses side by side, key frequencies per variant (from the embedding_frequencies
 artifacts) and, where a ``transitions`` artifact exists, the transitions it detected (phase
 boundaries and jumps, as the checkpoint intervals they lie in)."""
@@ -118,6 +118,23 @@ def transition_rows(transitions: dict[str, dict]) -> list[tuple]:
     return rows
 
 
+def _summary_rows(variants: dict[str, dict], finals: dict[str, dict], arts: dict[str, dict]) -> list[tuple]:
+    """Header, then per variant: its final epoch and losses and key frequencies; its family where
+    the variants are of several families, and why it stopped where some stopped early."""
+    families = {n: v["metadata"]["family"] for n, v in variants.items()}
+    several = len(set(families.values())) > 1
+    stops = {n: v["metadata"].get("early_stop") for n, v in variants.items()}
+    early = any(stops.values())
+    head = ("variant", "final epoch", "final train loss", "final test loss", "key frequencies")
+    rows = [("family",) * several + head + ("early stop",) * early]
+    for n in variants:
+        keys = ", ".join(str(int(k)) for k in arts[n]["key_frequencies"]) if n in arts else "(no artifact)"
+        row = (n, finals[n]["epoch"], f"{finals[n]['train_loss']:.3e}", f"{finals[n]['test_loss']:.3e}", keys)
+        stop = stops[n]["reason"] if stops[n] else "off"
+        rows.append((families[n],) * several + row + (stop,) * early)
+    return rows
+
+
 def build_compare(title: str, description: str, variants: dict[str, dict]) -> str:
     """variants: ``{name: {"history": path, "metadata": dict, "embedding": path | None,
     "transitions": path | None}}``."""
@@ -127,10 +144,7 @@ def build_compare(title: str, description: str, variants: dict[str, dict]) -> st
     finals = {n: v["metadata"]["final"] for n, v in variants.items()}
     figures = [loss_overlay(histories), final_losses(finals)]
     arts = {n: load_artifact(v["embedding"]) for n, v in variants.items() if v.get("embedding")}
-    rows = [("variant", "final epoch", "final train loss", "final test loss", "key frequencies")]
-    for n in variants:
-        keys = ", ".join(str(int(k)) for k in arts[n]["key_frequencies"]) if n in arts else "(no artifact)"
-        rows.append((n, finals[n]["epoch"], f"{finals[n]['train_loss']:.3e}", f"{finals[n]['test_loss']:.3e}", keys))
+    rows = _summary_rows(variants, finals, arts)
     if arts:
         figures.append(key_frequencies(arts))
     transitions = {n: load_artifact(v["transitions"]) for n, v in variants.items() if v.get("transitions")}

@@ -49,7 +49,9 @@ def variant_values(spec: dict, variant: dict) -> dict:
     artifacts: {analyzer: path}}``."""
     th = spec["thresholds"]
     hist = read_history(variant["history"])
-    out = sd.history_measures(hist, variant["metadata"]["final"], th["memorise"], th["generalise"])
+    meta = variant["metadata"]
+    out = sd.history_measures(hist, meta["final"], th["memorise"], th["generalise"])
+    out["stop_epoch"] = (meta.get("early_stop") or {}).get("stop_epoch")  # None: it did not stop early
     values: dict = {}
     for m in spec["measures"]:
         if m["source"] == "history":
@@ -290,11 +292,25 @@ def _plots(spec: dict, axes: list[str], fields: dict, values: dict, histories: d
     return figures, tables, sections
 
 
+def _with_stop_epoch(spec: dict, variants: dict[str, dict]) -> dict:
+    """The spec with the ``stop_epoch`` measure added where some variant trained with early
+    stopping and the sweep file does not list it."""
+    from tdw.pages.sweep_spec import BUILTIN
+
+    if any(m["name"] == "stop_epoch" for m in spec["measures"]) or not any(
+        v["metadata"].get("early_stop") for v in variants.values()
+    ):
+        return spec
+    label, source = BUILTIN["stop_epoch"]
+    return spec | {"measures": [*spec["measures"], {"name": "stop_epoch", "label": label, "source": source, "optional": False}]}
+
+
 def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -> str:
     """``spec`` from ``tdw.pages.sweep_spec.load_sweep_spec``; ``variants``: ``{name:
     {"config": dict, "history": path, "metadata": dict, "artifacts": {analyzer: path}}}``."""
     from plotly.offline import get_plotlyjs
 
+    spec = _with_stop_epoch(spec, variants)
     fields = {n: sd.sweep_fields(v["config"]) for n, v in variants.items()}
     axes = sd.swept_axes(fields)
     values = {n: variant_values(spec, v) for n, v in variants.items()}

@@ -17,13 +17,23 @@ SECTIONS = ("train", "architecture")
 def sweep_fields(config: Mapping) -> dict[str, object]:
     """The sweepable fields of a variant's config.json, flat: ``task.p``, ``seed``,
     ``data_seed`` (the seed where the file has none), ``train.<key>`` and
-    ``architecture.<key>``. Lists become tuples, so that values compare and group."""
+    ``architecture.<key>``. Lists and mappings become tuples, so that values compare and group."""
     out: dict[str, object] = {"task.p": config["task"]["p"], "seed": config["seed"]}
     out["data_seed"] = config.get("data_seed", config["seed"])
     for section in SECTIONS:
         for key, value in sorted((config.get(section) or {}).items()):
-            out[f"{section}.{key}"] = tuple(value) if isinstance(value, list) else value
+            out[f"{section}.{key}"] = _hashable(value)
     return out
+
+
+def _hashable(value: object) -> object:
+    """Lists as tuples and mappings (a Grokfast filter, an early stopping rule) as sorted
+    (key, value) tuples, so that values compare and group."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
 
 
 def spread_fields(fields: Mapping[str, Mapping[str, object]]) -> list[str]:

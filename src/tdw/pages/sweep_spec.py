@@ -41,6 +41,7 @@ BUILTIN = {
     "generalisation_gap": ("epochs from memorising to generalising", "history"),
     "final_train_loss": ("final train loss", "history"),
     "final_test_loss": ("final test loss", "history"),
+    "stop_epoch": ("epoch training stopped at (train.early_stop; not reached: it did not stop early)", "history"),
     **{b: (f"{b.replace('_', ' ')} (transitions: phase boundary epoch)", "transitions") for b in BOUNDARY_NAMES},
 }
 

@@ -43,6 +43,7 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
+from tdw.train.early_stop import Stopper, snapshot_stop
 from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
 from tdw.train.stacking import stack_key
@@ -108,6 +109,7 @@ class TrainJob:
         cfg.pop("variant")
         if cfg["data_seed"] == cfg["seed"]:  # the split follows the seed: the key from before data seeds existed
             cfg.pop("data_seed")
+        cfg["train"].pop("early_stop", None)  # like the schedule, it ends the trajectory without changing it
         blob = json.dumps(cfg, sort_keys=True) + self.code_hash
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -129,16 +131,28 @@ class _State:
         self.test_loss: list[list[float]] = [[] for _ in range(n)]
         self.test_epoch: list[int] = []
         self.epoch = 0
+        self.stopper = Stopper([t.early_stop for t in trains])
 
     def step(self, losses: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """One optimizer step after epoch ``epoch`` on the per-model losses [S]; returns the
-        gradients stepped on (after the Grokfast filter)."""
+        gradients stepped on (after the Grokfast filter). A stopped model steps with lr 0:
+        its weights stay as they were at its stop."""
         names = list(self.params)
         # each model's gradient is that of its own loss
         grads = dict(zip(names, torch.autograd.grad(losses.sum(), [self.params[k] for k in names]), strict=True))
         grads = self.filter(grads)
-        self.opt.step(grads, [scheduled_lr(t, epoch) for t in self.trains])
+        lrs = [scheduled_lr(t, epoch) if self.stopper.active(i) else 0.0 for i, t in enumerate(self.trains)]
+        self.opt.step(grads, lrs)
         return grads
+
+    def record(self, i: int, epoch: int, train: float, test: float | None) -> None:
+        """Model i's losses at ``epoch`` (``test``: None where not tested), unless it has stopped."""
+        if not self.stopper.active(i):
+            return
+        self.train_loss[i].append(train)
+        if test is not None:
+            self.test_loss[i].append(test)
+            self.stopper.update(i, epoch, test)
 
     def weights(self, i: int) -> dict[str, np.ndarray]:
         return {k: t[i].detach().cpu().numpy() for k, t in self.params.items()}
@@ -149,8 +163,10 @@ class _State:
         tensors |= {k: v.cpu() for k, v in (self.opt.slot_state(i) | self.filter.slot_state(i)).items()}
         tensors["train_loss"] = torch.tensor(self.train_loss[i], dtype=torch.float64)
         tensors["test_loss"] = torch.tensor(self.test_loss[i], dtype=torch.float64)
-        tensors["test_epoch"] = torch.tensor(self.test_epoch, dtype=torch.int64)
+        tensors["test_epoch"] = torch.tensor(self.test_epoch[: len(self.test_loss[i])], dtype=torch.int64)
         meta = {"epoch": str(self.epoch), "step": str(self.opt.step_count), "key": key}
+        if self.trains[i].early_stop is not None:  # a stopped model's snapshot: frozen weights, history to its stop
+            meta["stopped"] = str(self.stopper.stopped[i] if self.stopper.stopped[i] is not None else "")
         with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
@@ -168,8 +184,10 @@ class _State:
         self.filter.load_slots(snaps, device)
         self.train_loss = [s["train_loss"].tolist() for s in snaps]
         self.test_loss = [s["test_loss"].tolist() for s in snaps]
-        self.test_epoch = snaps[0]["test_epoch"].tolist()
+        self.test_epoch = max((s["test_epoch"].tolist() for s in snaps), key=len)
         self.epoch = int(meta["epoch"])
+        for i, s in enumerate(snaps):
+            self.stopper.replay(i, s["test_epoch"].tolist(), self.test_loss[i])
 
 
 def scheduled_lr(train: TrainConfig, epoch: int) -> float:
@@ -264,13 +282,22 @@ def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
     if any(s is None for s in snaps) or len({s["epoch"] for s in snaps}) != 1:
         return 0
     epoch = int(snaps[0]["epoch"])
-    for job in jobs:
+    for job, snap in zip(jobs, snaps, strict=True):
         store = job.layout.state_checkpoints
+        stopped = _stop_agrees(job, snap)
+        if stopped is False:
+            return 0
+        last = epoch if stopped is None else min(epoch, stopped)
         if epoch > max(job.variant.epochs) or not all(
-            is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= epoch
+            is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= last
         ):
             return 0
     return epoch
+
+
+def _stop_agrees(job: TrainJob, snap: dict) -> int | None | bool:
+    """``snapshot_stop`` of the job's snapshot under its rule."""
+    return snapshot_stop(job.layout.snapshot, job.train.early_stop, snap.get("stopped") or None)
 
 
 def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -327,47 +354,55 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         state.epoch = epoch
         if epoch in schedule:
             for i, job in enumerate(jobs):
-                save_checkpoint(stores[i] / checkpoint_name(epoch), state.weights(i), ckpt_meta[i] | {"epoch": epoch})
-                # also at the last epoch: a longer schedule later continues from here
+                if state.stopper.active(i):
+                    save_checkpoint(stores[i] / checkpoint_name(epoch), state.weights(i), ckpt_meta[i] | {"epoch": epoch})
+                # also at the last epoch: a longer schedule later continues from here (and, for a
+                # stopped model of a stack, so that every snapshot of the stack is of one epoch)
                 state.save(i, job.layout.snapshot, keys[i])
         losses = stacked_cross_entropy(stacked_logits(state.params, cfg, x_train, vectorize), y_train)  # [S]
-        for i, value in enumerate(losses.tolist()):
-            state.train_loss[i].append(value)
+        test = [None] * len(jobs)
         if epoch % tc.test_loss_every == 0 or epoch == last_epoch:
             with torch.no_grad():
                 test = stacked_cross_entropy(stacked_logits(state.params, cfg, x_test, vectorize), y_test).tolist()
-            for i, value in enumerate(test):
-                state.test_loss[i].append(value)
             state.test_epoch.append(epoch)
+        for i, value in enumerate(losses.tolist()):
+            state.record(i, epoch, value, test[i])
         worst = max(s[-1] for s in state.train_loss), max(s[-1] for s in state.test_loss)
         progress.step(f"train {worst[0]:.3e} test {worst[1]:.3e} (worst of {len(jobs)})")
-        if epoch == last_epoch:
+        if epoch == last_epoch or state.stopper.all_stopped():
             break
         state.step(losses, epoch)
     timings = {
         "train_seconds": time.perf_counter() - t_loop,
-        "epochs_trained": last_epoch - start,
+        "epochs_trained": epoch - start,
         "resumed_from_epoch": start,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "trained_together": [j.variant.name for j in jobs],
         "vectorized": bool(vectorize if vectorize is not None else device.type == "cuda") and len(jobs) > 1,
     }
-    timings["ms_per_epoch"] = 1000 * timings["train_seconds"] / max(last_epoch - start, 1)
+    timings["ms_per_epoch"] = 1000 * timings["train_seconds"] / max(epoch - start, 1)
     return [_finish(job, state, i, stores[i], timings, prov, t_start) for i, job in enumerate(jobs)]
 
 
 def _finish(job: TrainJob, state: _State, i: int, store: Path, timings: dict, prov: dict, t_start: float) -> dict:
     """Link the checkpoints into place and write history.h5, config.json, metadata.json."""
     v = job.variant
+    attrs = {"variant": v.name, "provenance": json.dumps(prov)}
+    stop = state.stopper.record(i, v.epochs)
+    if stop is not None:
+        attrs |= {"stop_reason": stop["reason"]} | ({} if stop["stop_epoch"] is None else {"stop_epoch": stop["stop_epoch"]})
     history = History(
         np.array(state.train_loss[i]),
         np.arange(len(state.train_loss[i])),
         np.array(state.test_loss[i]),
-        np.array(state.test_epoch),
-        {"variant": v.name, "provenance": json.dumps(prov)},
+        np.array(state.test_epoch[: len(state.test_loss[i])]),
+        attrs,
     )
     timings = timings | {"total_seconds": time.perf_counter() - t_start}
-    fields = {"source": "trained", "final_epoch": max(v.epochs), "timings": timings, "provenance": prov}
-    checkpoints = {e: store / checkpoint_name(e) for e in v.epochs}
+    final = max(v.epochs) if stop is None or stop["stop_epoch"] is None else stop["stop_epoch"]
+    fields = {"source": "trained", "final_epoch": final, "timings": timings, "provenance": prov}
+    if stop is not None:
+        fields["early_stop"] = stop
+    checkpoints = {e: store / checkpoint_name(e) for e in v.epochs if e <= final}
     return write_variant_files(job.layout, job.run_config(), history, checkpoints, fields)

@@ -15,13 +15,16 @@ checkpoint is declared once per checkpoint schedule:
   than the data seed, as in ``train_batch_p113_wd0_3_seeds0_1``.
 
 Characters of a legacy variant's name that cannot be part of a rule name (``.`` and ``-``)
-become ``_``.
+become ``_``. Variants with early stopping form classes of their own (their rules declare
+folders: ``EpochClass.early_stop``). With several families (``runs:``), the classes span
+every family's variants; a seed batch holds one family's, and a batch name an earlier
+family already has gets ``_<family>`` appended.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tdw.config import ConfigError, Variant, Workbench
 
@@ -34,6 +37,9 @@ class EpochClass:
     legacy: bool
     epochs: tuple[int, ...]
     variants: tuple[str, ...]
+    # trained with early stopping: which checkpoints exist is known once training ends, so the
+    # class's rules declare the checkpoint and cache folders, and metadata.json lists the epochs
+    early_stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,14 +62,14 @@ def trained(wb: Workbench) -> list[Variant]:
 
 
 def epoch_classes(wb: Workbench) -> list[EpochClass]:
-    """The trained variants by schedule, first seen first (``trained``, ``trained_2``, ...),
-    then one class per legacy variant."""
+    """The trained variants by schedule and early stopping (on or off), first seen first
+    (``trained``, ``trained_2``, ...), then one class per legacy variant."""
     out = []
-    by_epochs: dict[tuple[int, ...], list[str]] = {}
+    by_epochs: dict[tuple, list[str]] = {}
     for v in trained(wb):
-        by_epochs.setdefault(v.epochs, []).append(v.name)
-    for k, (epochs, names) in enumerate(by_epochs.items()):
-        out.append(EpochClass("trained" if k == 0 else f"trained_{k + 1}", False, epochs, tuple(names)))
+        by_epochs.setdefault((v.epochs, (v.train or wb.train).early_stop is not None), []).append(v.name)
+    for k, ((epochs, stops), names) in enumerate(by_epochs.items()):
+        out.append(EpochClass("trained" if k == 0 else f"trained_{k + 1}", False, epochs, tuple(names), stops))
     for v in wb.variants:
         if v.is_legacy:
             name = rule_name(f"legacy_{v.name}")
@@ -113,6 +119,19 @@ def seed_batches(wb: Workbench) -> list[SeedBatch]:
         taken = {b.name for b in out}
         name = next(f"{name}_{k}" for k in range(1, len(out) + 2) if f"{name}_{k}" not in taken) if name in taken else name
         out.append(SeedBatch(name, p, tuple(group)))
+    return out
+
+
+def unique_batch_names(per_family: dict[str, list[SeedBatch]]) -> list[SeedBatch]:
+    """The seed batches of several families (family -> its batches), in order; a batch whose
+    name an earlier family's batch has gets the family's name appended
+    (``train_batch_p11_seeds0_1_modsub``)."""
+    out: list[SeedBatch] = []
+    for family, batches in per_family.items():
+        for b in batches:
+            if any(o.name == b.name for o in out):
+                b = replace(b, name=f"{b.name}_{rule_name(family)}")
+            out.append(b)
     return out
 
 
