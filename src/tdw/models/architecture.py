@@ -18,6 +18,13 @@ class ModelConfig:
     layernorm: bool = False
     n_ctx: int = 3
     unembed_equals: bool = True  # p + 1 outputs (the `=` logit kept, as in the paper)
+    # attention = rate * softmax + (1 - rate) * uniform over the visible positions (Zhong et
+    # al. 2023's attention rate); 1.0 is plain softmax attention
+    attention_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.attention_rate <= 1.0:
+            raise ValueError(f"attention_rate {self.attention_rate!r}: expected a number in [0, 1]")
 
     @property
     def d_vocab(self) -> int:
@@ -37,4 +44,10 @@ class ModelConfig:
         return self.n_layers == 1 and not self.layernorm and self.act == "relu"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, except those added later that hold their default (``LATER_DEFAULTS``):
+        a variant that does not use them keeps its config.json, training key and job params."""
+        return {k: v for k, v in asdict(self).items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+
+
+# Fields added after variants were first written, with the default that reproduces those variants.
+LATER_DEFAULTS: dict[str, object] = {"attention_rate": 1.0}
