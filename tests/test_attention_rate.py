@@ -116,3 +116,24 @@ def test_out_of_range_swept_rate_is_refused_at_dag_build(sweep, needles):
         _resolve(sweep)
     for needle in needles:
         assert needle in str(err.value), (needle, str(err.value))
+
+
+def test_out_of_range_family_rate_is_refused_naming_the_family_file(tmp_path):
+    import json
+    import shutil
+
+    from tdw.families import load_family
+
+    families = tmp_path / "families"
+    shutil.copytree("families", families)
+    (families / "uniform").mkdir()
+    spec = {"extends": "modadd", "name": "uniform", "architecture": {"attention_rate": 1.2}}
+    (families / "uniform" / "family.json").write_text(json.dumps(spec))
+    with pytest.raises(ConfigError) as err:
+        load_family("uniform", str(families))
+    msg = str(err.value)
+    assert "uniform/family.json" in msg and "'architecture.attention_rate'" in msg and "1.2 is greater than the maximum of 1" in msg
+    spec["architecture"]["attention_rate"] = 0.5  # in range: the family's models blend
+    (families / "uniform" / "family.json").write_text(json.dumps(spec))
+    load_family.cache_clear()
+    assert load_family("uniform", str(families)).model_config(7).attention_rate == 0.5
