@@ -72,7 +72,7 @@ MODADD_FIGURES = {
     "ablations": {"source": "ablations", "params": {"mode": "mean", "subset": "test", "width": 950, "height": 450}},
 }
 
-# Offered since, by modadd only (modsub and modadd_2layer remove them): appended after the above.
+# Offered since by modadd and modsub (modadd_2layer removes them): appended after the above.
 MODADD_ADDED_ANALYZERS = {"clock_pizza": {"n_triples": 100, "seed": 0, "key_frequencies": "final", "key_fraction": 0.3}}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {

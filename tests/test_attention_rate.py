@@ -132,7 +132,9 @@ def test_out_of_range_family_rate_is_refused_naming_the_family_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_family("uniform", str(families))
     msg = str(err.value)
-    assert "uniform/family.json" in msg and "'architecture.attention_rate'" in msg and "1.2 is greater than the maximum of 1" in msg
+    assert (
+        "uniform/family.json" in msg and "'architecture.attention_rate'" in msg and "1.2 is greater than the maximum of 1" in msg
+    )
     spec["architecture"]["attention_rate"] = 0.5  # in range: the family's models blend
     (families / "uniform" / "family.json").write_text(json.dumps(spec))
     load_family.cache_clear()

@@ -154,3 +154,17 @@ def test_figure_plots_the_artifact(tmp_path):
         np.testing.assert_array_equal(trace.y, art[name])
     assert "k = 3, 7" in fig.layout.annotations[1].text
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis2.title.text == "fraction of variance"
+
+
+def test_subtraction_swaps_the_roles_of_sum_and_difference():
+    """For a - b, b -> -b maps the task to addition: the clock's logits go as cos(w (a - b - c))
+    and its correct logit ignores a + b; the pizza's correct logit is a function of a + b."""
+    p = 13
+    a, b = np.divmod(np.arange(p * p), p)
+    phase = 2 * np.pi * 4 * ((a - b)[:, None] - np.arange(p)[None]) / p
+    clock, _ = template_fractions(np.cos(phase), p, "sub")
+    assert clock[3] == pytest.approx(1.0)
+    assert template_fractions(np.cos(phase), p, "add")[0].max() < 0.1
+    f = np.random.default_rng(5).normal(size=p)
+    assert distance_irrelevance(f[(a - b) % p], p, "sub") == pytest.approx(1.0)
+    assert distance_irrelevance(f[(a + b) % p], p, "sub") == pytest.approx(0.0, abs=1e-12)

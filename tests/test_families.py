@@ -122,7 +122,7 @@ def _without(table: dict, *names: str) -> dict:
 
 RESOLVED = {
     "modadd": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
-    "modsub": (MODADD_ANALYZERS, MODADD_FIGURES),
+    "modsub": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
     "modadd_2layer": (
         _without(MODADD_ANALYZERS, "progress_measures", "ablations"),
         _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations"),

@@ -21,6 +21,9 @@ Per checkpoint, for the paper's shape (one block, no LayerNorm, ReLU):
   final checkpoint). The clock fraction lies inside the span behind progress_measures'
   ``logit_key_fraction`` (any class dependence on cos/sin(w_k (a + b))), a narrower test.
 
+For subtraction (target t = a - b) the same measures hold with b replaced by -b: the roles of
+a + b and a - b swap (M[t, a + b]; templates in w_k (a - b - c) and |cos(w_k (a + b) / 2)|).
+
 The attention rate is read from the model: attention = rate * softmax + (1 - rate) / 3 at
 the `=` query (``tdw.models.architecture.ModelConfig.attention_rate``).
 """
@@ -94,31 +97,39 @@ def gradient_symmetricity(weights: dict[str, np.ndarray], cfg: ModelConfig, trip
     return float(cos.mean())
 
 
-def distance_irrelevance(correct: np.ndarray, p: int) -> float:
-    """Correct-class logits [p*p] (row-major (a, b)) -> mean over d = a - b of the std along
-    s = a + b, over the std of all entries (0 where all entries are equal)."""
+def _target_and_distance(p: int, operation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Over the grid in row-major (a, b) order: the target residue and the other combination
+    (a + b, a - b for addition; a - b, a + b for subtraction), as integers (not reduced)."""
     a, b = np.divmod(np.arange(p * p), p)
+    return (a + b, a - b) if operation == "add" else (a - b, a + b)
+
+
+def distance_irrelevance(correct: np.ndarray, p: int, operation: str = "add") -> float:
+    """Correct-class logits [p*p] (row-major (a, b)) -> mean over d = a - b of the std along
+    s = a + b, over the std of all entries (0 where all entries are equal); for ``sub`` the two
+    swap."""
+    s, d = _target_and_distance(p, operation)
     grid = np.empty((p, p))
-    grid[(a + b) % p, (a - b) % p] = correct
+    grid[s % p, d % p] = correct
     total = grid.std()
     return float(grid.std(axis=0).mean() / total) if total > 0 else 0.0
 
 
-def template_fractions(logits: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+def template_fractions(logits: np.ndarray, p: int, operation: str = "add") -> tuple[np.ndarray, np.ndarray]:
     """Logits [p*p, p] on the full grid -> fractions of their per-input-centred variance in
     the clock and the pizza templates of each frequency k = 1..p//2: ([p//2], [p//2])."""
     logits = logits.astype(np.float64)
     centred = logits - logits.mean(1, keepdims=True)
     total = max(float((centred**2).sum()), 1e-300)
-    a, b = np.divmod(np.arange(p * p), p)
+    target, other = _target_and_distance(p, operation)
     k = np.arange(1, p // 2 + 1)
-    ws = 2 * np.pi * np.outer((a + b) % p, k) / p  # [pair, k]
+    ws = 2 * np.pi * np.outer(target % p, k) / p  # [pair, k]
     wc = 2 * np.pi * np.outer(np.arange(p), k) / p  # [class, k]
     lc, ls = centred @ np.cos(wc), centred @ np.sin(wc)  # [pair, k]
     # <L, g(d) cos(w (s - c))> = sum_pairs g (cos ws Lc + sin ws Ls); the sin phase likewise
     along_cos = np.cos(ws) * lc + np.sin(ws) * ls
     along_sin = np.sin(ws) * lc - np.cos(ws) * ls
-    pizza = np.abs(np.cos(np.pi * np.outer(a - b, k) / p))  # |cos(w_k (a - b) / 2)|: [pair, k]
+    pizza = np.abs(np.cos(np.pi * np.outer(other, k) / p))  # |cos(w_k (a - b) / 2)|: [pair, k]
     out = []
     for g in (np.ones_like(pizza), pizza):
         norm_sq = p / 2 * (g**2).sum(0)  # each template's squared norm over (pair, c)
@@ -130,7 +141,6 @@ class ClockPizza(Analyzer):
     name = "clock_pizza"
     reads = (LOGITS,)
     needs_full_grid = True
-    operations = ("add",)
     description = "gradient symmetricity, distance irrelevance, clock and pizza template fractions of the logits"
     params = (
         Param("n_triples", int, 100, "random (a, b, c) triples the gradient symmetricity averages over"),
@@ -160,11 +170,11 @@ class ClockPizza(Analyzer):
         p = view.p
         logits = view.activation(LOGITS)[:, :p].astype(np.float64)  # [p*p, p]
         correct = logits[np.arange(p * p), view.labels()]
-        clock, pizza = template_fractions(logits, p)
+        clock, pizza = template_fractions(logits, p, view.operation)
         keys = state["keys"] - 1
         return {
             "gradient_symmetricity": np.float64(gradient_symmetricity(view.weights, view.model, state["triples"])),
-            "distance_irrelevance": np.float64(distance_irrelevance(correct, p)),
+            "distance_irrelevance": np.float64(distance_irrelevance(correct, p, view.operation)),
             "clock_fraction": clock,
             "pizza_fraction": pizza,
             "clock_fraction_keys": np.float64(clock[keys].sum()),
