@@ -139,3 +139,35 @@ def test_out_of_range_family_rate_is_refused_naming_the_family_file(tmp_path):
     (families / "uniform" / "family.json").write_text(json.dumps(spec))
     load_family.cache_clear()
     assert load_family("uniform", str(families)).model_config(7).attention_rate == 0.5
+
+
+def test_a_blended_variant_trains_records_its_rate_and_caches_the_blended_pattern(tmp_path):
+    import json
+
+    import h5py
+
+    from tdw.cache.forward import cache_checkpoints
+    from tdw.config import TrainConfig, Variant
+    from tdw.families import load_family
+    from tdw.train.trainer import TrainJob, train_variant
+
+    cfg = ModelConfig(p=7, d_model=16, n_heads=4, d_mlp=32, attention_rate=0.5)
+    variant = Variant("p7_seed0_attn0.5", 7, 0, 0.5, (0, 3), model=cfg)
+    job = TrainJob("modadd", "add", cfg, TrainConfig(train_frac=0.5), variant, tmp_path / variant.name)
+    train_variant(job)
+    config_json = json.loads((tmp_path / variant.name / "config.json").read_text())
+    assert config_json["architecture"]["attention_rate"] == 0.5
+    plain = TrainJob("modadd", "add", ModelConfig(p=7, d_model=16, n_heads=4, d_mlp=32), job.train, variant, job.out_dir)
+    assert job.key() != plain.key()
+    # epoch 0's train loss is the hooked model's at the blended rate on the initial weights
+    train_idx, _ = data.split(7, 0.5, 0)
+    model = HookedModAdd.from_params(cfg, init_params(cfg, 0))
+    logits = model(torch.from_numpy(data.tokens(7, train_idx)))[:, -1].double()
+    want = torch.nn.functional.cross_entropy(logits, torch.from_numpy(data.labels(7, train_idx))).item()
+    with h5py.File(job.layout.history, "r") as fh:
+        assert fh["train_loss"][0] == pytest.approx(want, rel=1e-6)
+    ckpt, cache = job.layout.checkpoint(3), tmp_path / "cache.h5"
+    cache_checkpoints(load_family("modadd"), variant, "full", [ckpt], [cache])
+    with h5py.File(cache, "r") as fh:
+        pattern = fh["blocks.0.attn.hook_pattern"][()]  # [batch, head, key_pos] from `=`
+    assert pattern.min() >= 0.5 / 3 - 1e-6 and np.allclose(pattern.sum(-1), 1, atol=1e-5)
