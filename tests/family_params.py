@@ -72,6 +72,22 @@ MODADD_FIGURES = {
     "ablations": {"source": "ablations", "params": {"mode": "mean", "subset": "test", "width": 950, "height": 450}},
 }
 
+# Offered since by modadd and modsub (modadd_2layer removes them): appended after the above.
+MODADD_ADDED_ANALYZERS = {"clock_pizza": {"n_triples": 100, "seed": 0, "key_frequencies": "final", "key_fraction": 0.3}}
+MODADD_ADDED_FIGURES = {
+    "clock_pizza": {
+        "source": "clock_pizza",
+        "params": {
+            "symmetricity_color": "#d62728",
+            "irrelevance_color": "#1f77b4",
+            "clock_color": "#2ca02c",
+            "pizza_color": "#ff7f0e",
+            "width": 950,
+            "height": 420,
+        },
+    },
+}
+
 TINY_ANALYZERS = {
     "embedding_frequencies": {"dominant_fraction": 0.3},
     "neuron_clusters": {"threshold": 0.85},

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from family_params import MODADD_ANALYZERS, MODADD_FIGURES, TINY_ANALYZERS, TINY_FIGURES
+from family_params import (
+    MODADD_ADDED_ANALYZERS,
+    MODADD_ADDED_FIGURES,
+    MODADD_ANALYZERS,
+    MODADD_FIGURES,
+    TINY_ANALYZERS,
+    TINY_FIGURES,
+)
 from handmade import write_caches
 
 from tdw.analyzers import check_family_analyzers
@@ -114,8 +121,8 @@ def _without(table: dict, *names: str) -> dict:
 
 
 RESOLVED = {
-    "modadd": (MODADD_ANALYZERS, MODADD_FIGURES),
-    "modsub": (MODADD_ANALYZERS, MODADD_FIGURES),
+    "modadd": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
+    "modsub": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
     "modadd_2layer": (
         _without(MODADD_ANALYZERS, "progress_measures", "ablations"),
         _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations"),
@@ -134,6 +141,7 @@ def test_resolved_families_keep_their_parameters(root, name):
     assert [(k, {"source": v["source"], "params": v["params"]}) for k, v in spec["figures"].items()] == list(figures.items())
     full = ["full", "train", "test", "random"]
     probes = {"neuron_activations": ["full"], "neuron_clusters": ["full"], "progress_measures": ["full"], "ablations": ["full"]}
+    probes["clock_pizza"] = ["full"]
     probes |= dict.fromkeys(["attention", "dimensionality", "geometry"], full)
     assert {k: v.get("probes") for k, v in spec["analyzers"].items()} == {k: probes.get(k) for k in analyzers}
     assert list(spec["probes"]) == full and spec["probes"]["random"] == {"kind": "random", "size": 2048, "seed": 0}

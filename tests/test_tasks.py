@@ -274,7 +274,13 @@ def test_probe_kind_and_relabel_the_task_cannot_make(root, tmp_path):
     ok = {"extends": "modadd", "name": "fine", "task": {"operation": "mul", "relabel": "discrete_log"}}
     assert (
         load_family(
-            "fine", _family_tree(tmp_path, root, "fine", ok | {"analyzers": {"ablations": None}, "figures": {"ablations": None}})
+            "fine",
+            _family_tree(
+                tmp_path,
+                root,
+                "fine",
+                ok | {"analyzers": {"ablations": None, "clock_pizza": None}, "figures": {"ablations": None, "clock_pizza": None}},
+            ),
         ).name
         == "fine"
     )

@@ -20,9 +20,22 @@ from tdw.validation import ConfigError
 
 # Every name a family may declare sweepable, in the order the product runs over them (p
 # outermost, seeds innermost: the order variants are listed in).
-SWEEPABLE = ("p", "train_frac", "weight_decay", "lr", "warmup_steps", "betas", "d_model", "d_mlp", "n_heads", "seed", "data_seed")
+SWEEPABLE = (
+    "p",
+    "train_frac",
+    "weight_decay",
+    "lr",
+    "warmup_steps",
+    "betas",
+    "d_model",
+    "d_mlp",
+    "n_heads",
+    "attention_rate",
+    "seed",
+    "data_seed",
+)
 TRAIN_NAMES = ("train_frac", "weight_decay", "lr", "warmup_steps", "betas")
-ARCH_NAMES = ("d_model", "d_mlp", "n_heads")
+ARCH_NAMES = ("d_model", "d_mlp", "n_heads", "attention_rate")
 # Name tags, in the order they appear in a variant name.
 TAGS = {
     "weight_decay": "wd",
@@ -33,6 +46,7 @@ TAGS = {
     "d_model": "dmodel",
     "d_mlp": "dmlp",
     "n_heads": "heads",
+    "attention_rate": "attn",
     "data_seed": "dseed",
 }
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -121,7 +135,7 @@ def overrides(combo: dict, family: Family, train) -> tuple[dict, dict]:
     """The combination's train and architecture values that differ from the defaults."""
     base = defaults(family, train)
     changed = {n: combo[n] for n in TRAIN_NAMES + ARCH_NAMES if combo[n] != base[n]}
-    for n in ("train_frac", "weight_decay", "lr", "betas"):  # a YAML integer is a float here
+    for n in ("train_frac", "weight_decay", "lr", "betas", "attention_rate"):  # a YAML integer is a float here
         if n in changed:
             changed[n] = tuple(map(float, changed[n])) if n == "betas" else float(changed[n])
     return {n: v for n, v in changed.items() if n in TRAIN_NAMES}, {n: v for n, v in changed.items() if n in ARCH_NAMES}
@@ -152,6 +166,7 @@ def variant_name(combo: dict, family: Family, train, source: str) -> str:
 def check_model(combo: dict, family: Family, source: str) -> ModelConfig:
     """The combination's model, refused where its width does not split into its heads."""
     arch = family.spec["architecture"] | {n: combo[n] for n in ARCH_NAMES}
+    arch["attention_rate"] = float(arch["attention_rate"])  # a YAML integer (0, 1) is a rate too
     if arch.get("d_model", 128) % arch.get("n_heads", 4):
         raise ConfigError(
             f"{source}: key 'sweep': combination {describe(combo)}: d_model {combo['d_model']} is not divisible by "

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "weight_norms": "tdw.analyzers.weight_norms",
     "induction": "tdw.analyzers.induction",
     "induction_loss": "tdw.analyzers.induction_loss",
+    "clock_pizza": "tdw.analyzers.clock_pizza",
 }
 
 

@@ -101,6 +101,23 @@ def block_fve(energy: np.ndarray) -> np.ndarray:
     return block / np.where(total > 0, total, 1.0)
 
 
+def quadratic_fve(energy: np.ndarray) -> np.ndarray:
+    """Fraction of energy in the 2x2 block {2k-1, 2k}^2 (the products cos/sin(w_k a) cos/sin(w_k b),
+    without the constant and the terms in a or b alone) for every k = 1..p//2.
+
+    energy: [p, p, ...] squared 2D Fourier coefficients. Returns [p//2, ...]. For even p (a
+    group Z_{p-1}) the frequency p / 2 has a cos row only: its block is that row's cos-cos term.
+    """
+    p = energy.shape[0]
+    total = energy.sum(axis=(0, 1))
+    if p % 2 == 0:  # a zero sin row and column for the frequency p / 2
+        energy = np.pad(energy, [(0, 1), (0, 1)] + [(0, 0)] * (energy.ndim - 2))
+    c = np.arange(1, 2 * (p // 2), 2)
+    s = c + 1
+    block = energy[c, c] + energy[c, s] + energy[s, c] + energy[s, s]
+    return block / np.where(total > 0, total, 1.0)
+
+
 def sum_directions(p: int, index: np.ndarray, freqs: np.ndarray, operation: str = "add") -> np.ndarray:
     """Unit directions c_k, s_k over the full grid, evaluated at flat pair indices.
 

@@ -1,6 +1,12 @@
 """Progress measures (Nanda et al. 2023, section 5): restricted and excluded loss, Gini of
 Fourier norms, weight norms, key-frequency shares of logits and neurons, logit periodicity.
 
+The key-frequency shares are the ARENA chapter's fractions of variance explained by the key
+frequencies' terms: ``logit_key_fraction`` for the logits (their projection on the c_k, s_k),
+``neuron_key_fraction`` for ``mlp.hook_post`` and ``pre_key_fraction`` for ``mlp.hook_pre``
+(per key k, the share of the neurons' centred grid energy in the 3x3 blocks {0, 2k-1, 2k}^2:
+const, cos/sin(w_k a), cos/sin(w_k b) and their products; they add up over the keys).
+
 Key frequencies come from the final checkpoint (``tdw.analyzers.keyfreq``) and are reused for every
 checkpoint. With D the unit directions c_k, s_k of the key frequencies over the grid, along
 cos/sin(w_k t) of the target residue t (a + b, or a - b for subtraction, where the logits of
@@ -23,7 +29,7 @@ from tdw.analyzers.losses import cross_entropy, periodicity
 from tdw.analyzers.weightmath import neuron_logit_map, sum_sq
 from tdw.models import hooks
 
-LOGITS, POST = hooks.LOGITS, hooks.hook(0, hooks.MLP_POST)
+LOGITS, POST, PRE = hooks.LOGITS, hooks.hook(0, hooks.MLP_POST), hooks.hook(0, hooks.MLP_PRE)
 
 
 def key_block_share(post: np.ndarray, p: int, keys: np.ndarray) -> np.ndarray:
@@ -59,7 +65,7 @@ def weight_measures(weights: dict[str, np.ndarray], p: int, names: list[str]) ->
 class ProgressMeasures(Analyzer):
     name = "progress_measures"
     on_group = True
-    reads = (LOGITS, POST)
+    reads = (LOGITS, POST, PRE)
     needs_full_grid = True
     description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"
     params = (
@@ -82,6 +88,7 @@ class ProgressMeasures(Analyzer):
         "total_sum_sq_weights": "",
         "logit_key_fraction": "",
         "neuron_key_fraction": "key_frequency",
+        "pre_key_fraction": "key_frequency",
         "logit_periodicity": "frequency",
     }
 
@@ -113,6 +120,7 @@ class ProgressMeasures(Analyzer):
             "excluded_loss_all": np.float64(cross_entropy(logits[train] - d[train] @ coef, labels[train])),
             "logit_key_fraction": np.float64(np.sum(coef**2) / max(np.sum(centred**2), 1e-300)),
             "neuron_key_fraction": key_block_share(view.activation(POST), p, keys),
+            "pre_key_fraction": key_block_share(view.activation(PRE), p, keys),
             "logit_periodicity": periodicity(logits, labels, p),
         }
         out["test_restricted_ratio"] = out["test_loss"] / out["restricted_loss"]

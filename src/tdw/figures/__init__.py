@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "weight_norms": "tdw.figures.weight_norms",
     "induction": "tdw.figures.induction",
     "induction_loss": "tdw.figures.induction_loss",
+    "clock_pizza": "tdw.figures.clock_pizza",
 }
 
 

@@ -32,6 +32,14 @@ class ModelConfig:
         """Width of the MLP model's hidden-layer input: both embeddings side by side, or their sum."""
         return 2 * self.d_model if self.embed_combine == "concat" else self.d_model
 
+    # attention = rate * softmax + (1 - rate) * uniform over the visible positions (Zhong et
+    # al. 2023's attention rate); 1.0 is plain softmax attention
+    attention_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.attention_rate <= 1.0:
+            raise ValueError(f"attention_rate {self.attention_rate!r}: expected a number in [0, 1]")
+
     @property
     def d_vocab(self) -> int:
         return self.p if self.is_mlp else self.p + 1  # the MLP embeds a and b only, no `=` token
@@ -50,12 +58,16 @@ class ModelConfig:
         return not self.is_mlp and self.n_layers == 1 and not self.layernorm and self.act == "relu" and not self.attn_only
 
     def to_dict(self) -> dict:
-        """The fields; ``attn_only`` only when set, ``model`` and ``embed_combine`` only for an
-        MLP, so a transformer with MLPs is described (and its training key computed) as before
-        those fields existed."""
-        out = asdict(self)
-        if not self.attn_only:
-            del out["attn_only"]
-        if not self.is_mlp:
-            del out["model"], out["embed_combine"]
+        """The fields, except those added later that hold their default (``LATER_DEFAULTS``), and
+        ``embed_combine`` exactly for an MLP: a variant that does not use them keeps its
+        config.json, training key and job params."""
+        out = {k: v for k, v in asdict(self).items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+        if self.is_mlp:
+            out["embed_combine"] = self.embed_combine
+        else:
+            out.pop("embed_combine", None)
         return out
+
+
+# Fields added after variants were first written, with the default that reproduces those variants.
+LATER_DEFAULTS: dict[str, object] = {"attn_only": False, "model": "transformer", "embed_combine": "concat", "attention_rate": 1.0}

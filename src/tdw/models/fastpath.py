@@ -59,6 +59,8 @@ def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch
     n, hd = len(a), cfg.n_heads * cfg.d_head
     s = torch.stack([F.embedding(a, scores[0]), F.embedding(b, scores[1]), scores[2, cfg.p].expand(n, -1)], -1)
     w = s.softmax(-1)  # [batch, head, key_pos]
+    if cfg.attention_rate != 1.0:  # the `=` query sees all three positions: uniform is 1/3 each
+        w = cfg.attention_rate * w + (1 - cfg.attention_rate) / 3
     v_a = F.embedding(a, values[0].reshape(cfg.d_vocab, hd)).view(n, cfg.n_heads, -1)
     v_b = F.embedding(b, values[1].reshape(cfg.d_vocab, hd)).view(n, cfg.n_heads, -1)
     z = w[..., 0, None] * v_a + w[..., 1, None] * v_b + w[..., 2, None] * values[2, cfg.p]  # [batch, head, d_head]

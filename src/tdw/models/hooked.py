@@ -56,6 +56,7 @@ class Attention(_Params):
             hooks.ATTN_LEAVES,
         )
         self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)))
+        self.rate = cfg.attention_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, pos, d_model]
         q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q))  # [batch, pos, head, d_head]
@@ -65,7 +66,11 @@ class Attention(_Params):
         n = x.shape[1]
         scores = scores.masked_fill(~self.mask[:n, :n], -1e10)
         scores = self.hook_attn_scores(scores)  # [batch, head, query_pos, key_pos]
-        pattern = self.hook_pattern(scores.softmax(-1))
+        pattern = scores.softmax(-1)
+        if self.rate != 1.0:  # blend with uniform attention over the visible (causal) positions
+            visible = self.mask[:n, :n].to(pattern.dtype)
+            pattern = self.rate * pattern + (1 - self.rate) * visible / visible.sum(-1, keepdim=True)
+        pattern = self.hook_pattern(pattern)
         z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))  # [batch, pos, head, d_head]
         return torch.einsum("bqhe,hed->bqd", z, self.W_O)
 
