@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "geometry": "tdw.analyzers.geometry",
     "ablations": "tdw.analyzers.ablations",
     "weight_norms": "tdw.analyzers.weight_norms",
+    "llc": "tdw.analyzers.llc",
 }
 
 
