@@ -5,7 +5,8 @@ the training fast path, and ``stacked_cross_entropy``). Float32 weights, CUDA wh
 deterministic on the CPU for a seed.
 
 Per checkpoint: the mean and std over the chains that did not diverge (a loss that is not
-finite, or a draw's loss more than ln(number of classes) above L_n(w*)), each chain's
+finite, or the later half of the draws averaging more than ln(number of classes) above
+L_n(w*): worse than guessing), each chain's
 estimate, the loss and distance traces [chain, draw], a MALA acceptance estimate per chain
 and the divergence flag per chain.
 """
@@ -42,9 +43,9 @@ def _batch_range(value: int | str) -> str | None:
 
 
 PARAMS = (
-    Param("epsilon", float, 1e-3, "SGLD step size ε (0 < ε <= 1)", _in_range(0.0, 1.0, lo_open=True)),
-    Param("gamma", float, 100.0, "localisation strength γ pulling w towards w* (>= 0)", _in_range(0.0, 1e12)),
-    Param("nbeta", float | Literal["batch", "n"], "batch", "inverse temperature nβ: a number > 0, 'batch' or 'n'", _nbeta_range),
+    Param("epsilon", float, 3e-5, "SGLD step size ε (0 < ε <= 1)", _in_range(0.0, 1.0, lo_open=True)),
+    Param("gamma", float, 1000.0, "localisation strength γ pulling w towards w* (>= 0)", _in_range(0.0, 1e12)),
+    Param("nbeta", float | Literal["batch", "n"], "n", "inverse temperature nβ: a number > 0, 'batch' or 'n'", _nbeta_range),
     Param("chains", int, 4, "SGLD chains, run as one stacked model (1..1024)", _in_range(1, 1024)),
     Param("draws", int, 100, "draws per chain (>= 1)", _in_range(1, 10**7)),
     Param("burn_in", int, 50, "steps before the first draw (>= 0)", _in_range(0, 10**7)),

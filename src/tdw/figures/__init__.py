@@ -36,6 +36,7 @@ REGISTRY: dict[str, str] = {
     "geometry": "tdw.figures.geometry",
     "ablations": "tdw.figures.ablations",
     "weight_norms": "tdw.figures.weight_norms",
+    "llc": "tdw.figures.llc",
 }
 
 
