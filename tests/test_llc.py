@@ -232,7 +232,8 @@ def test_a_failed_run_leaves_no_artifact(checkpoints, tmp_path):
 
 
 def test_figure_plots_the_mean_and_marks_diverged_chains(checkpoints, tmp_path):
-    from tdw.figures import builder, params as figure_params
+    from tdw.figures import builder
+    from tdw.figures import params as figure_params
     from tdw.params import resolve_params as resolve
 
     out = tmp_path / "llc.h5"
