@@ -252,3 +252,22 @@ def test_figure_plots_the_mean_and_marks_diverged_chains(checkpoints, tmp_path):
         np.isfinite(art["llc"]).sum()
     )
     assert len(traces["chain"].x) == 3 and set(traces["chain"].x) == {0}
+
+
+def test_calibrate_command_writes_the_grid(checkpoints, tmp_path):
+    import shutil
+
+    from tdw.analyzers.llc_calibrate import main
+
+    variant = tmp_path / "results" / "modadd" / "p11_seed0"
+    (variant / "checkpoints").mkdir(parents=True)
+    shutil.copy(checkpoints[1], variant / "checkpoints")
+    args = [str(variant), "--epoch", "300", "--eps", "1e-5,1e-4", "--nbeta", "n,20", "--chains", "2", "--draws", "5"]
+    assert main([*args, "--burn-in", "0", "--batch-size", "18"]) == 0
+    art = load_artifact(variant / "figures" / "llc_calibration_epoch_00300.h5")
+    assert art["loss_trace"].shape == (2, 2, 2, 5) and list(art["epsilon"]) == [1e-5, 1e-4]
+    assert art["nbeta_value"][0, 1] == 20.0 and art["nbeta_value"][0, 0] == pytest.approx(72 / math.log(72))
+    view = checkpoint_view(checkpoints[1], None)
+    one, _ = llc_analyzer.estimate(view, params(epsilon=1e-4, nbeta=20.0, chains=2, draws=5, burn_in=0, batch_size=18))
+    np.testing.assert_array_equal(art["llc"][1, 1], one.llc)  # the grid's cell is the analyzer's estimate
+    assert (variant / "figures" / "llc_calibration_epoch_00300.html").stat().st_size > 1000
