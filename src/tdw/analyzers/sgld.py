@@ -96,7 +96,7 @@ def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[
 
 def _per_chain_sq(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum of squares per chain over every tensor [chain, ...] -> [chain] (float64)."""
-    return sum(t.flatten(1).double().pow(2).sum(1) for t in tensors.values())
+    return sum(t.flatten(1).square().sum(1, dtype=torch.float64) for t in tensors.values())
 
 
 def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, settings: SGLDSettings, blowup: float) -> LLCEstimate:
