@@ -65,8 +65,19 @@ def main() -> None:
     t_ref = time.perf_counter() - t0
     common = {"checkpoint": args.checkpoint, "p": view.p, "threads": args.threads, "params": params, "nbeta": s.nbeta}
     rows = [
-        {"estimator": "workbench", "seconds": t_ours, "llc_mean": ours.llc_mean, "llc_std": ours.llc_std, "diverged": int(ours.diverged.sum())},
-        {"estimator": "devinterp", "seconds": t_ref, "llc_mean": float(np.mean(ref["llc"])), "llc_std": float(np.std(ref["llc"], ddof=1))},
+        {
+            "estimator": "workbench",
+            "seconds": t_ours,
+            "llc_mean": ours.llc_mean,
+            "llc_std": ours.llc_std,
+            "diverged": int(ours.diverged.sum()),
+        },
+        {
+            "estimator": "devinterp",
+            "seconds": t_ref,
+            "llc_mean": float(np.mean(ref["llc"])),
+            "llc_std": float(np.std(ref["llc"], ddof=1)),
+        },
     ]
     for row in rows:
         print(json.dumps(common | row))
