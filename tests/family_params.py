@@ -17,6 +17,18 @@ MODADD_ANALYZERS = {
     "transitions": {"window": 10, "z_threshold": 5.0, "min_fraction": 0.1, "onset": 0.1, "done": 0.9, "min_drop": 1.0},
     "geometry": {"key_frequencies": "final", "key_fraction": 0.3, "n_components": 4},
     "ablations": {"threshold": 0.85, "top_neurons": 5, "max_checkpoints": 40, "compare": None},
+    # added with the analyzer (no earlier family file stated it)
+    "llc": {
+        "epsilon": 3e-5,
+        "gamma": 1000.0,
+        "nbeta": "n",
+        "chains": 4,
+        "draws": 100,
+        "burn_in": 50,
+        "steps_between_draws": 1,
+        "batch_size": 128,
+        "seed": 0,
+    },
 }
 
 MODADD_FIGURES = {
@@ -70,6 +82,10 @@ MODADD_FIGURES = {
         "params": {"colorscale": "HSV", "marker_size": 5, "max_keys": 4, "max_frames": 100, "width": 1000, "height": 560},
     },
     "ablations": {"source": "ablations", "params": {"mode": "mean", "subset": "test", "width": 950, "height": 450}},
+    "llc": {
+        "source": "llc",
+        "params": {"color": "#1f77b4", "diverged_color": "#d62728", "log_y": False, "width": 950, "height": 420},
+    },
 }
 
 # Offered since by modadd and modsub (modadd_2layer removes them): appended after the above.

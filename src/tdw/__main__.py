@@ -1,7 +1,8 @@
 """``python -m tdw COMMAND [ARGS]``: the workbench's command-line tools under one name.
 
 Commands: ``tables`` (artifacts and histories as CSV/JSON), ``export`` (a report as a static
-bundle), ``storage`` (disk use, dropping caches), ``dashboard`` (the Gradio app). Each is also
+bundle), ``storage`` (disk use, dropping caches), ``dashboard`` (the Gradio app), ``llc-calibrate``
+(the LLC's SGLD hyperparameters over a grid, on one checkpoint). Each is also
 ``python -m <module>`` with the module listed by ``python -m tdw --help``.
 """
 
@@ -15,6 +16,7 @@ COMMANDS = {
     "export": ("tdw.pages.export", "a variant's report as a static bundle (HTML, PNG, SVG, index.md)"),
     "storage": ("tdw.io.storage", "disk use per variant; drop caches whose artifacts exist"),
     "dashboard": ("tdw.pages.dashboard", "the dashboard: launch runs, browse views (127.0.0.1:7860)"),
+    "llc-calibrate": ("tdw.analyzers.llc_calibrate", "LLC estimates and traces of one checkpoint over an eps x nbeta grid"),
 }
 
 

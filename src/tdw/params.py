@@ -5,7 +5,8 @@ once in the module that uses them; families and configs give overrides only.
 the wrong type is an error naming the key, the type expected and the names known) and
 returns every parameter, defaults filled in. Types are Python annotations over JSON values:
 ``int``, ``float`` (an integer is accepted and made a float), ``bool``, ``str``, ``None``,
-``list[T]``, ``Literal[...]`` and unions of these.
+``list[T]``, ``Literal[...]`` and unions of these. A parameter may also declare a range
+``check`` (a value of the right type -> what is wrong with it, or None).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -30,10 +32,13 @@ class Param:
     type: Any
     default: Any
     doc: str
+    check: Callable[[Any], str | None] | None = None  # a value of the right type -> what is wrong with it, or None
 
     def __post_init__(self) -> None:
         if not conforms(self.default, self.type):
             raise TypeError(f"parameter {self.name!r}: the default {self.default!r} is not {type_name(self.type)}")
+        if self.check is not None and self.check(self.default) is not None:
+            raise TypeError(f"parameter {self.name!r}: the default {self.default!r} is out of range: {self.check(self.default)}")
 
 
 def conforms(value: object, tp: Any) -> bool:
@@ -91,5 +96,8 @@ def resolve_params(declared: tuple[Param, ...], given: dict, where: str) -> dict
         value = given.get(p.name, p.default)
         if not conforms(value, p.type):
             raise ParamError(f"{where}: parameter {p.name!r}: expected {type_name(p.type)}, not {value!r} ({p.doc})")
+        problem = p.check(value) if p.check is not None else None
+        if problem is not None:
+            raise ParamError(f"{where}: parameter {p.name!r}: {value!r} is out of range: {problem} ({p.doc})")
         out[p.name] = _plain(value, p.type)
     return out

@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "induction": "tdw.analyzers.induction",
     "induction_loss": "tdw.analyzers.induction_loss",
     "clock_pizza": "tdw.analyzers.clock_pizza",
+    "llc": "tdw.analyzers.llc",
 }
 
 

@@ -39,6 +39,7 @@ REGISTRY: dict[str, str] = {
     "induction": "tdw.figures.induction",
     "induction_loss": "tdw.figures.induction_loss",
     "clock_pizza": "tdw.figures.clock_pizza",
+    "llc": "tdw.figures.llc",
 }
 
 

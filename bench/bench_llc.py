@@ -1,0 +1,88 @@
+"""One LLC estimate of a p = 113 checkpoint, the workbench's ``llc`` analyzer against devinterp
+2.0.1's ``llc`` in one run, with the same hyperparameters (the analyzer's defaults unless
+given), the same model and the same training split. Prints one JSON line per estimator:
+seconds, mean and std over chains, and the speed-up.
+
+    .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors]
+        [--threads 2] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from llc_devinterp import devinterp_llc  # noqa: E402
+
+from tdw.analyzers import llc  # noqa: E402
+from tdw.analyzers.runner import checkpoint_view  # noqa: E402
+from tdw.params import resolve_params  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default="results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chains", type=int)
+    ap.add_argument("--draws", type=int)
+    ap.add_argument("--burn-in", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--eps", type=float)
+    ap.add_argument("--gamma", type=float)
+    ap.add_argument("--nbeta")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    given = {
+        k: v
+        for k, v in {
+            "chains": args.chains,
+            "draws": args.draws,
+            "burn_in": args.burn_in,
+            "batch_size": args.batch_size,
+            "epsilon": args.eps,
+            "gamma": args.gamma,
+            "nbeta": args.nbeta if args.nbeta in (None, "n", "batch") else float(args.nbeta),
+        }.items()
+        if v is not None
+    }
+    params = resolve_params(llc.PARAMS, given, "bench_llc")
+    view = checkpoint_view(Path(args.checkpoint), None)
+    t0 = time.perf_counter()
+    ours, s = llc.estimate(view, params)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = devinterp_llc(view.model, view.weights, view.split()[0], view.operation, s)
+    t_ref = time.perf_counter() - t0
+    common = {"checkpoint": args.checkpoint, "p": view.p, "threads": args.threads, "params": params, "nbeta": s.nbeta}
+    rows = [
+        {
+            "estimator": "workbench",
+            "seconds": t_ours,
+            "llc_mean": ours.llc_mean,
+            "llc_std": ours.llc_std,
+            "diverged": int(ours.diverged.sum()),
+        },
+        {
+            "estimator": "devinterp",
+            "seconds": t_ref,
+            "llc_mean": float(np.mean(ref["llc"])),
+            "llc_std": float(np.std(ref["llc"], ddof=1)),
+        },
+    ]
+    for row in rows:
+        print(json.dumps(common | row))
+    print(json.dumps({"speedup": t_ref / t_ours}))
+
+
+if __name__ == "__main__":
+    main()

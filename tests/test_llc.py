@@ -1,0 +1,305 @@
+"""The LLC estimator: d/2 for a linear-Gaussian regression, agreement with devinterp on a small
+trained model, determinism, divergence flags, parameter range errors at config time, and the
+analyzer through the runner."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tdw.analyzers import llc as llc_analyzer
+from tdw.analyzers.runner import checkpoint_view, load_artifact, run_analyzer
+from tdw.analyzers.sgld import LLCEstimate, SGLDSettings, estimate_llc, resolve_nbeta
+from tdw.config import ConfigError, resolve
+from tdw.io.checkpoint import save_checkpoint
+from tdw.models.architecture import ModelConfig
+from tdw.models.fastpath import last_logits
+from tdw.params import resolve_params
+from tdw.tasks import modular
+
+ARCH = {"n_layers": 1, "d_model": 16, "n_heads": 2, "d_mlp": 32, "act": "relu", "layernorm": False, "unembed_equals": True}
+P, FRAC, SEED = 11, 0.6, 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: on a shared, loaded machine extra threads only cost time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def linear_gaussian(d: int, n: int, seed: int):
+    """Loss 0.5 * mean (x.w - y)^2 over n rows in d dimensions, with its minimum w*."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen)
+    y = x @ torch.randn(d, generator=gen) + torch.randn(n, generator=gen)
+    w_star = torch.linalg.lstsq(x, y[:, None]).solution[:, 0]
+
+    def loss(params, rows):
+        xb, yb = (x, y) if rows is None else (x[rows], y[rows])
+        return 0.5 * ((torch.einsum("bd,cd->cb", xb, params["w"]) - yb) ** 2).mean(1)
+
+    return loss, {"w": w_star}
+
+
+@pytest.mark.parametrize("d", [2, 8])
+def test_linear_gaussian_llc_is_half_the_dimension(d):
+    n = 500
+    loss, center = linear_gaussian(d, n, seed=d)
+    s = SGLDSettings(epsilon=1e-3, gamma=1.0, nbeta=resolve_nbeta("n", n, n), chains=8, draws=200, burn_in=30, seed=3)
+    est = estimate_llc(loss, center, n, s, blowup=1e3)
+    # the exact value for the localised tempered posterior: d/2 * nβ / (nβ + γ) (H = Cov(x) ~ I)
+    expected = d / 2 * s.nbeta / (s.nbeta + s.gamma)
+    assert not est.diverged.any()
+    assert abs(est.llc_mean - expected) <= 2 * est.llc_std / math.sqrt(s.chains) + 0.05 * expected, (est.llc_mean, est.llc_std)
+    assert est.loss_trace.shape == est.distance_trace.shape == (8, 200)
+    assert np.all(est.mala_acceptance > 0.8)  # small steps on a quadratic: nearly every proposal accepted
+
+
+def test_mala_acceptance_falls_with_the_step_size():
+    loss, center = linear_gaussian(4, 500, seed=1)
+    rates = []
+    for eps in (1e-4, 3e-2):
+        s = SGLDSettings(epsilon=eps, gamma=1.0, nbeta=80.0, chains=4, draws=100, seed=0)
+        rates.append(estimate_llc(loss, center, 500, s, blowup=1e3).mala_acceptance.mean())
+    assert rates[0] > 0.95 and rates[1] < 0.8 * rates[0]
+
+
+def test_mean_and_std_leave_out_diverged_chains():
+    est = LLCEstimate(
+        init_loss=0.0,
+        llc=np.array([1.0, 3.0, 1e9, np.nan]),
+        loss_trace=np.zeros((4, 1)),
+        distance_trace=np.zeros((4, 1)),
+        mala_acceptance=np.ones(4),
+        diverged=np.array([False, False, True, True]),
+    )
+    assert est.llc_mean == 2.0 and est.llc_std == pytest.approx(math.sqrt(2.0))
+
+
+def trained_weights(steps: int = 200) -> dict[str, np.ndarray]:
+    """A tiny model trained with Adam on its training split (full batch)."""
+    from tdw.models.weights import init_params
+
+    cfg = ModelConfig(p=P, **ARCH)
+    params = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg, 0).items()}
+    train, _ = modular.split(P, FRAC, SEED)
+    x, y = torch.as_tensor(modular.tokens(P, train)), torch.as_tensor(modular.labels(P, train))
+    opt = torch.optim.Adam(params.values(), lr=2e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(last_logits(params, cfg, x), y).backward()
+        opt.step()
+    return {k: v.detach().numpy() for k, v in params.items()}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Two checkpoints of the tiny model (untrained and trained) with a run config."""
+    from tdw.models.weights import init_params
+
+    root = tmp_path_factory.mktemp("llc")
+    config = {"task": {"operation": "add", "p": P}, "seed": SEED, "architecture": ARCH | {"p": P}, "train": {"train_frac": FRAC}}
+    weights = [{k: v.numpy() for k, v in init_params(ModelConfig(p=P, **ARCH), 0).items()}, trained_weights()]
+    paths = []
+    for epoch, w in zip((0, 300), weights, strict=True):
+        paths.append(root / f"checkpoint_epoch_{epoch:05d}.safetensors")
+        save_checkpoint(paths[-1], w, {"epoch": epoch, "config": config})
+    return paths
+
+
+def params(**given):
+    return resolve_params(llc_analyzer.PARAMS, given, "test")
+
+
+def test_agrees_with_devinterp(checkpoints):
+    from llc_devinterp import devinterp_llc
+
+    view = checkpoint_view(checkpoints[1], None)
+    chosen = params(epsilon=1e-4, gamma=1000.0, nbeta="n", chains=5, draws=100, burn_in=0, batch_size=18, seed=1)
+    ours, s = llc_analyzer.estimate(view, chosen)
+    ref = devinterp_llc(view.model, view.weights, view.split()[0], "add", s)
+    assert not ours.diverged.any()
+    assert ours.init_loss == pytest.approx(ref["init_loss"], rel=1e-4)  # 4 batches of 18 cover the 72 rows: both are L_n(w*)
+    se = math.sqrt(ours.llc.var(ddof=1) / len(ours.llc) + ref["llc"].var(ddof=1) / len(ref["llc"]))
+    assert abs(ours.llc_mean - ref["llc"].mean()) <= 2 * se, (ours.llc, ref["llc"])
+    assert ours.llc_mean > 0.3  # a real signal, not two estimates of zero
+
+
+def test_deterministic_for_a_seed(checkpoints):
+    view = checkpoint_view(checkpoints[1], None)
+    chosen = params(chains=3, draws=20, burn_in=5, batch_size=8)
+    a, _ = llc_analyzer.estimate(view, chosen)
+    b, _ = llc_analyzer.estimate(view, chosen)
+    c, _ = llc_analyzer.estimate(view, chosen | {"seed": 1})
+    np.testing.assert_array_equal(a.loss_trace, b.loss_trace)
+    np.testing.assert_array_equal(a.distance_trace, b.distance_trace)
+    np.testing.assert_array_equal(a.llc, b.llc)
+    assert not np.array_equal(a.loss_trace, c.loss_trace)
+    assert len(set(a.loss_trace[:, -1])) == 3  # the chains draw their own noise
+
+
+def test_huge_step_is_flagged_as_diverged(checkpoints):
+    view = checkpoint_view(checkpoints[1], None)
+    est, _ = llc_analyzer.estimate(view, params(epsilon=1.0, chains=3, draws=10, burn_in=0))
+    assert est.diverged.all() and math.isnan(est.llc_mean) and math.isnan(est.llc_std)
+
+
+def test_nbeta_presets():
+    assert resolve_nbeta("batch", 1000, 64) == pytest.approx(64 / math.log(64))
+    assert resolve_nbeta("n", 1000, 64) == pytest.approx(1000 / math.log(1000))
+    assert resolve_nbeta(3.5, 1000, 64) == 3.5
+    s = llc_analyzer.settings(params(batch_size="full", nbeta="batch"), 66)
+    assert s.batch_size == 0 and s.nbeta == pytest.approx(66 / math.log(66))  # the full batch is b = n
+    assert llc_analyzer.settings(params(batch_size=500), 66).batch_size == 0  # larger than the split: full batch
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("epsilon", -1e-3, "0.0 < value <= 1.0"),
+        ("epsilon", 0.0, "0.0 < value <= 1.0"),
+        ("gamma", -1.0, "0.0 <= value"),
+        ("nbeta", 0.0, "a preset 'batch'"),
+        ("nbeta", "huge", "expected number | 'batch' | 'n'"),
+        ("chains", 0, "1 <= value <= 1024"),
+        ("chains", 5000, "1 <= value <= 1024"),
+        ("draws", 0, "1 <= value"),
+        ("burn_in", -1, "0 <= value"),
+        ("steps_between_draws", 0, "1 <= value"),
+        ("batch_size", -4, "0 or 'full'"),
+    ],
+)
+def test_bad_parameters_name_analyzer_and_key_when_the_config_resolves(key, value, says):
+    config = {"family": "modadd", "sweep": {"p": [13], "seed": [0]}, "analyzers": {"llc": {key: value}}}
+    with pytest.raises(ConfigError) as info:
+        resolve(config, "cfg.yaml")
+    message = str(info.value)
+    assert "cfg.yaml" in message and "analyzer 'llc'" in message and f"parameter {key!r}" in message and says in message
+
+
+def test_a_family_without_a_training_loss_is_refused():
+    from tdw.analyzers import check_family_analyzers
+    from tdw.families import load_family
+
+    spec = load_family("modadd", "families").spec
+    spec["task"] = {"operation": "induction"}
+    spec["analyzers"] = {"llc": {}}
+    spec["figures"] = {}
+    with pytest.raises(ConfigError, match=r"key 'analyzers\.llc': the analyzer supports tasks"):
+        check_family_analyzers(spec, "family.json")
+
+
+def test_runner_writes_the_artifact(checkpoints, tmp_path):
+    out = tmp_path / "llc.h5"
+    chosen = {"chains": 2, "draws": 6, "burn_in": 2, "steps_between_draws": 2, "batch_size": 16}
+    run_analyzer("llc", chosen, checkpoints, None, out, {})
+    art = load_artifact(out)
+    assert list(art["epoch"]) == [0, 300] and list(art["draw"]) == [2, 4, 6, 8, 10, 12]
+    assert art["loss_trace"].shape == art["distance_trace"].shape == (2, 2, 6)
+    assert art["diverged"].dtype == bool and art["attrs"]["params"]["epsilon"] == 3e-5
+    kept = np.where(art["diverged"], np.nan, art["llc"])
+    np.testing.assert_allclose(art["llc_mean"], np.nanmean(kept, 1))  # over the chains that did not diverge
+    np.testing.assert_array_equal(art["n_diverged"], art["diverged"].sum(1))
+    assert np.all(art["distance_trace"][:, :, 0] > 0)  # the first draw follows the burn-in
+    # the trained checkpoint's L_n(w*) is the cross-entropy of its logits on the training split
+    view = checkpoint_view(checkpoints[1], None)
+    train, _ = view.split()
+    w = {k: torch.as_tensor(v) for k, v in view.weights.items()}
+    logits = last_logits(w, view.model, torch.as_tensor(modular.tokens(P, train))).double()
+    ce = torch.nn.functional.cross_entropy(logits, torch.as_tensor(modular.labels(P, train)))
+    assert art["init_loss"][1] == pytest.approx(float(ce), rel=1e-6)
+
+
+def test_a_failed_run_leaves_no_artifact(checkpoints, tmp_path):
+    """A job that dies after some checkpoints (here: a checkpoint without its unembedding)
+    writes nothing under the artifact's name: the rerun starts from nothing."""
+    from tdw.io.checkpoint import read_metadata
+
+    view = checkpoint_view(checkpoints[1], None)
+    broken = tmp_path / "checkpoint_epoch_00200.safetensors"
+    weights = {k: v for k, v in view.weights.items() if k != "unembed.W_U"}
+    save_checkpoint(broken, weights, {"epoch": 200, "config": read_metadata(checkpoints[1])["config"]})
+    out = tmp_path / "llc.h5"
+    with pytest.raises(KeyError, match="unembed.W_U"):
+        run_analyzer("llc", {"chains": 1, "draws": 2, "burn_in": 0}, [checkpoints[0], broken, checkpoints[1]], None, out, {})
+    assert not out.exists() and not list(tmp_path.glob("*.h5*"))
+
+
+def test_figure_plots_the_mean_and_marks_diverged_chains(checkpoints, tmp_path):
+    from tdw.figures import builder
+    from tdw.figures import params as figure_params
+    from tdw.params import resolve_params as resolve
+
+    out = tmp_path / "llc.h5"
+    run_analyzer("llc", {"chains": 3, "draws": 4, "burn_in": 0, "epsilon": 1.0}, checkpoints[1:], None, out, {})
+    run_analyzer("llc", {"chains": 3, "draws": 4, "burn_in": 0}, checkpoints[:1], None, tmp_path / "ok.h5", {})
+    art, ok = load_artifact(out), load_artifact(tmp_path / "ok.h5")
+    merged = {
+        k: np.concatenate([ok[k], art[k]])
+        for k in ("epoch", "llc_mean", "llc_std", "llc", "diverged", "mala_acceptance", "n_diverged")
+    }
+    fig = builder("llc")({"artifact": merged}, resolve(figure_params("llc"), {}, "llc"), "LLC")
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["mean"].x) == [0, 300] and traces["mean"].y[0] == pytest.approx(ok["llc_mean"][0])
+    assert math.isnan(traces["mean"].y[1])  # every chain diverged at epoch 300: no mean
+    assert traces["diverged (3)"].marker.symbol == "x" and list(traces["diverged (3)"].x) == [300] * int(
+        np.isfinite(art["llc"]).sum()
+    )
+    assert len(traces["chain"].x) == 3 and set(traces["chain"].x) == {0}
+
+
+def test_calibrate_command_writes_the_grid(checkpoints, tmp_path):
+    import shutil
+
+    from tdw.analyzers.llc_calibrate import main
+
+    variant = tmp_path / "results" / "modadd" / "p11_seed0"
+    (variant / "checkpoints").mkdir(parents=True)
+    shutil.copy(checkpoints[1], variant / "checkpoints")
+    args = [str(variant), "--epoch", "300", "--eps", "1e-5,1e-4", "--nbeta", "n,20", "--chains", "2", "--draws", "5"]
+    assert main([*args, "--burn-in", "0", "--batch-size", "18"]) == 0
+    art = load_artifact(variant / "figures" / "llc_calibration_epoch_00300.h5")
+    assert art["loss_trace"].shape == (2, 2, 2, 5) and list(art["epsilon"]) == [1e-5, 1e-4]
+    assert art["nbeta_value"][0, 1] == 20.0 and art["nbeta_value"][0, 0] == pytest.approx(72 / math.log(72))
+    view = checkpoint_view(checkpoints[1], None)
+    one, _ = llc_analyzer.estimate(view, params(epsilon=1e-4, nbeta=20.0, chains=2, draws=5, burn_in=0, batch_size=18))
+    np.testing.assert_array_equal(art["llc"][1, 1], one.llc)  # the grid's cell is the analyzer's estimate
+    assert (variant / "figures" / "llc_calibration_epoch_00300.html").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_llc_runs_through_the_workflow(root, tmp_path):
+    """The analyzer in the DAG on the tiny config (p = 13, three checkpoints), its figure too."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tdw.layout import VariantLayout
+
+    snakemake = Path(sys.executable).with_name("snakemake")
+    if not snakemake.exists():
+        pytest.skip("snakemake not installed next to this python")
+    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
+    targets = [str(files.artifact("full", "llc")), str(files.figure("llc", "html"))]
+    cmd = [
+        str(snakemake),
+        "--cores",
+        "1",
+        "--configfile",
+        "tests/configs/tiny.yaml",
+        "--config",
+        f"results={tmp_path / 'results'}",
+    ]
+    proc = subprocess.run([*cmd, "--", *targets], cwd=root, capture_output=True, text=True, timeout=600)
+    shutil.rmtree(root / "logs" / "modadd", ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    art = load_artifact(files.artifact("full", "llc"))
+    assert list(art["epoch"]) == [0, 5, 10] and art["loss_trace"].shape == (3, 4, 100)
+    assert art["attrs"]["params"]["nbeta"] == "n" and np.all(art["nbeta_value"] == pytest.approx(84 / math.log(84)))
