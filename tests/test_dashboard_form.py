@@ -149,5 +149,5 @@ def test_knob_fields_follow_the_familys_sweepable_names(tmp_path, monkeypatch, r
     assert [n for n, u in zip(KNOBS, fields, strict=True) if u["visible"]] == ["p", "seed", "weight_decay"]
     assert sweep["choices"] == [] and sweep["value"] is None
     *fields, sweep = on_family.fn("modadd")
-    assert all(u["visible"] for u in fields) and len(fields) == 11
+    assert all(u["visible"] for u in fields) and len(fields) == len(KNOBS) == 12
     assert sweep["choices"] == ["default"] and sweep["value"] == "default"

@@ -295,7 +295,7 @@ def test_adding_a_value_trains_only_the_new_variant(tmp_path):
     assert dry.returncode == 0, dry.stderr
     out = dry.stdout + dry.stderr
     assert job_counts(out) == {"train": 1, "forward_cache_trained": 1}
-    assert set(re.findall(r"wildcards: variant=([^\s,]+)", out)) == {"p13_seed0_wd0.3"}
+    assert set(re.findall(r"wildcards:[^\n]*?\bvariant=([^\s,]+)", out)) == {"p13_seed0_wd0.3"}
     assert {p: p.stat().st_mtime_ns for p in old.dir.rglob("*") if p.is_file()} == before
 
 

@@ -24,7 +24,7 @@ def dry_run(workdir: Path, *options: str) -> tuple[dict[str, int], set[str], str
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
-    return job_counts(text), set(re.findall(r"wildcards: variant=([\w.-]+)", text)), text
+    return job_counts(text), set(re.findall(r"wildcards:[^\n]*?\bvariant=([\w.-]+)", text)), text
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ class Stopper:
         return all(s is not None for s in self.stopped)
 
     def record(self, i: int, epochs: Sequence[int]) -> dict | None:
-        """metadata.json's ``early_stop`` for model i with checkpoint schedule ``epochs`` (None:
+        """The ``early_stop`` entry of metadata.json for model i with checkpoint schedule ``epochs`` (None:
         no rule)."""
         rule, stop = self.rules[i], self.stopped[i]
         if rule is None:

@@ -94,7 +94,7 @@ def train_minibatch(jobs: list, progress_seconds: float = 5.0) -> list[dict]:
 
 
 def _timings(seconds: float, start: int, last: int, name: str) -> dict:
-    """metadata.json's timings, with the full-batch trainer's keys (an epoch is a step)."""
+    """The timings of metadata.json, with the full-batch trainer's keys (an epoch is a step)."""
     return {
         "train_seconds": seconds,
         "epochs_trained": last - start,
