@@ -4,6 +4,7 @@ analyzer through the runner."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -187,7 +188,7 @@ def test_a_family_without_a_training_loss_is_refused():
     from tdw.analyzers import check_family_analyzers
     from tdw.families import load_family
 
-    spec = load_family("modadd", "families").spec
+    spec = copy.deepcopy(load_family("modadd", "families").spec)  # the loaded family is cached: not edited in place
     spec["task"] = {"operation": "induction"}
     spec["analyzers"] = {"llc": {}}
     spec["figures"] = {}

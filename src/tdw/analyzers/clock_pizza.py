@@ -30,12 +30,10 @@ the `=` query (``tdw.models.architecture.ModelConfig.attention_rate``).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
-from tdw.analyzers.keyfreq import key_frequencies
+from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 
@@ -145,8 +143,7 @@ class ClockPizza(Analyzer):
     params = (
         Param("n_triples", int, 100, "random (a, b, c) triples the gradient symmetricity averages over"),
         Param("seed", int, 0, "seed of the triples (the same triples at every checkpoint)"),
-        Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
-        Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
+        *KEY_FREQUENCY_PARAMS,
     )
     dims = {
         "gradient_symmetricity": "",

@@ -11,12 +11,10 @@ sigma_2(A) / sigma_1(A) (1 for points on a circle in angle order, 0 for a line o
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
-from tdw.analyzers.keyfreq import key_frequencies
+from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.models import hooks
 
 POST = hooks.hook(hooks.LAST, hooks.MLP_POST)
@@ -48,8 +46,7 @@ class Geometry(Analyzer):
     reads = (POST,)
     description = "PCA of embedding and MLP activations; per key frequency the (cos, sin) circle and its circularity"
     params = (
-        Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
-        Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
+        *KEY_FREQUENCY_PARAMS,
         Param("n_components", int, 4, "principal components stored"),
     )
     dims = {

@@ -8,9 +8,18 @@ config may instead give ``key_frequencies`` explicitly (a list), e.g. to compare
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from tdw.analyzers.fourier import embedding_component_norms, frequency_norms
+from tdw.params import Param
+
+# The parameters of every analyzer that reads the key frequencies (``key_frequencies``).
+KEY_FREQUENCY_PARAMS = (
+    Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
+    Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
+)
 
 
 def embedding_frequency_norms(w_e: np.ndarray, p: int) -> np.ndarray:

@@ -18,13 +18,11 @@ test rows come from the run's seeded split.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.analyzers.fourier import centred_grid, embedding_component_norms, fourier_2d_fast, fourier_basis, gini, sum_directions
-from tdw.analyzers.keyfreq import key_frequencies
+from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.analyzers.losses import cross_entropy, periodicity
 from tdw.analyzers.weightmath import neuron_logit_map, sum_sq
 from tdw.models import hooks
@@ -68,10 +66,7 @@ class ProgressMeasures(Analyzer):
     reads = (LOGITS, POST, PRE)
     needs_full_grid = True
     description = "restricted/excluded loss, Gini of Fourier norms, weight norms, key-frequency shares, periodicity"
-    params = (
-        Param("key_frequencies", Literal["final"] | list[int], "final", "'final': derived from the final checkpoint; or a list"),
-        Param("key_fraction", float, 0.3, "'final' rule: embedding frequency norms at least this share of the largest"),
-    )
+    params = (*KEY_FREQUENCY_PARAMS,)
     dims = {
         "train_loss": "",
         "test_loss": "",

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from tdw.figures import size_params
-from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.figures.epochs import epoch_columns
 from tdw.params import Param
 
 PARAMS = (
@@ -54,10 +54,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             row=1,
             col=col,
         )
-    for col in (1, 2):
-        axis = "" if col == 1 else "2"
-        add_epoch_indicator(fig, int(epochs[-1]), xref=f"x{axis}", yref=f"y{axis} domain")
-        fig.update_xaxes(title_text="epoch", range=epoch_range(epochs), row=1, col=col)
+    epoch_columns(fig, epochs)
     fig.update_yaxes(title_text="value", range=[-0.05, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="fraction of variance", range=[-0.05, 1.05], row=1, col=2)
     fig.update_layout(title=title, width=params["width"], height=params["height"], legend={"orientation": "h", "y": -0.2})

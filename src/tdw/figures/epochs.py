@@ -76,6 +76,15 @@ def with_slider(fig: go.Figure, frames: Frames | None, epochs: list[int]) -> go.
     return fig
 
 
+def epoch_columns(fig: go.Figure, epochs: np.ndarray, cols: int = 2, title: str = "epoch") -> None:
+    """Columns 1..cols of a one-row subplot figure on the epoch axis: the axis title, the
+    checkpoints' range and the epoch indicator at the last checkpoint."""
+    for col in range(1, cols + 1):
+        axis = "" if col == 1 else str(col)
+        add_epoch_indicator(fig, int(epochs[-1]), xref=f"x{axis}", yref=f"y{axis} domain")
+        fig.update_xaxes(title_text=title, range=epoch_range(epochs), row=1, col=col)
+
+
 def epoch_range(epochs: np.ndarray) -> list[float]:
     """A fixed x range over the epochs (half a checkpoint step of padding), so Plotly moves
     the epoch indicator without recomputing autorange."""

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from tdw.figures import size_params
 from tdw.figures.dimensionality import text
-from tdw.figures.epochs import add_epoch_indicator, epoch_range
+from tdw.figures.epochs import epoch_columns
 from tdw.params import Param
 
 PARAMS = (
@@ -50,10 +50,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         row=1,
         col=2,
     )
-    for col in (1, 2):
-        axis = "" if col == 1 else "2"
-        add_epoch_indicator(fig, int(epochs[-1]), xref=f"x{axis}", yref=f"y{axis} domain")
-        fig.update_xaxes(title_text="epoch", range=epoch_range(epochs), row=1, col=col)
+    epoch_columns(fig, epochs)
     fig.update_yaxes(title_text="Frobenius norm", type="log" if params["log_y"] else "linear", row=1, col=1)
     fig.update_yaxes(title_text="sum of squares", row=1, col=2)
     fig.update_layout(
