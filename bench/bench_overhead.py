@@ -44,17 +44,21 @@ CHECKPOINTS = 200
 PROBE, ANALYZER = "full", "embedding_frequencies"
 
 
-def write_sweep(workdir: Path, n: int, p: int) -> Path:
+def _write_config(path: Path, sweep: dict, checkpoints: int) -> Path:
+    """A modadd config over ``sweep`` with checkpoints at epochs 0 .. checkpoints - 1."""
     config = {
         "family": "modadd",
-        "sweep": {"p": [p], "seed": list(range(n))},
+        "sweep": sweep,
         "train": {"train_frac": 0.5},
-        "checkpoints": [{"from": 0, "to": CHECKPOINTS - 1, "every": 1}],
+        "checkpoints": [{"from": 0, "to": checkpoints - 1, "every": 1}],
     }
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "sweep.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def write_sweep(workdir: Path, n: int, p: int) -> Path:
+    return _write_config(workdir / "sweep.yaml", {"p": [p], "seed": list(range(n))}, CHECKPOINTS)
 
 
 GRID = {"weight_decay": [0.1, 0.3, 1.0, 3.0], "train_frac": [0.3, 0.4, 0.5, 0.6]}
@@ -63,16 +67,7 @@ GRID_CHECKPOINTS = 50
 
 def write_grid(workdir: Path, p: int) -> Path:
     """The 4 x 4 x 4 sweep: weight decay x train fraction x seed."""
-    config = {
-        "family": "modadd",
-        "sweep": {"p": [p], "seed": [0, 1, 2, 3], **GRID},
-        "train": {"train_frac": 0.5},
-        "checkpoints": [{"from": 0, "to": GRID_CHECKPOINTS - 1, "every": 1}],
-    }
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "grid.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return _write_config(workdir / "grid.yaml", {"p": [p], "seed": [0, 1, 2, 3], **GRID}, GRID_CHECKPOINTS)
 
 
 def config_targets(config: Path) -> list[str]:
