@@ -352,7 +352,7 @@ def knob_field(name: str) -> str:
 def test_dashboard_shows_the_family(browser, runs, dashboard, name):
     """Views tab: the variant (listed after a refresh, its run having finished) shows its
     default report's views, which follow the slider. Train tab: choosing the family shows
-    exactly the sweep knobs it declares sweepable."""
+    exactly the sweep knobs it declares sweepable, and p labelled as what it is in the family."""
     from tdw import sweep as sweeps
     from tdw.pages.dashboard.app import KNOBS
 
@@ -372,6 +372,8 @@ def test_dashboard_shows_the_family(browser, runs, dashboard, name):
     check_views_move(frame.evaluate(VIEWS), EPOCHS, 1)
     page.get_by_role("tab", name="Train").click()
     choose(page, "cfg-family", kind.family)
+    p_is = "vocabulary size" if name == "sequence" else "modulus"
+    page.wait_for_function(f"() => document.querySelector('#cfg-p label').textContent.includes('p ({p_is})')")
     declared = set(sweeps.sweepable(load_family(kind.family, str(ROOT / "families"))))
     for knob in KNOBS:
         locator = page.locator(f"#{knob_field(knob)}")
