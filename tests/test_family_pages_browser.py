@@ -190,6 +190,9 @@ def check_grid_values(page, layout, kind: Kind, index: int) -> None:
     shown = trace_values(page, n, 0, "z")
     assert shown.shape == (kind.p - 1, kind.p - 1)
     np.testing.assert_allclose(shown, art["grid"][frame, pos].astype(np.float64), atol=1e-3)
+    assert not np.allclose(art["grid"][frame, pos], art["grid"][-1, pos], atol=1e-3)  # the slider changed the map
+    cell = page.evaluate(f"() => Array.from(window.tdwReport.views[{n}].div._fullData[0].customdata[3][7])")
+    assert cell == [2**3 % 11, 2**7 % 11]  # hover: the tokens a = 2^3, b = 2^7 of cell (i, j) = (3, 7)
     layout_json = page.evaluate(f"() => window.tdwReport.views[{n}].div.layout")
     assert layout_json["xaxis"]["title"]["text"] == "j = log_2 b (b = 2^j)"
     assert layout_json["yaxis"]["title"]["text"] == "i = log_2 a (a = 2^i)"
@@ -201,6 +204,7 @@ def check_mlp_values(page, layout, kind: Kind, index: int) -> None:
     n = kind.views.index("embedding_frequencies")
     norms = load_artifact(layout.artifact("full", "embedding_frequencies"))["frequency_norm"]
     np.testing.assert_allclose(trace_values(page, n, 1), norms[index], rtol=1e-4)
+    assert not np.allclose(norms[index], norms[-1], rtol=1e-4)  # the slider changed the profile
 
 
 def check_sequence_values(page, layout, kind: Kind, index: int) -> None:
