@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from handmade import J, write_caches, write_run
+from handmade import J, fourier_weights, run_config, write_caches, write_run
 
 from tdw.analyzers.runner import load_artifact, run_analyzer
 from tdw.config import load_family
@@ -109,6 +109,43 @@ def test_neuron_activations(artifacts):
     default, _ = make("neuron_activations", art)  # neuron null: the most varying final grid
     spread = art["grid"][-1].astype(np.float64).reshape(len(art["neuron"]), -1).std(1)
     np.testing.assert_array_equal(np.asarray(default.data[0].z), art["grid"][-1, spread.argmax()].astype(np.float64))
+
+
+def test_neuron_activations_axes_of_modadd_are_tokens(artifacts):
+    fig, _ = make("neuron_activations", artifacts["neuron_activations"], neuron=1)
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("b", "a")
+    assert (fig.layout.xaxis2.title.text, fig.layout.yaxis2.title.text) == (
+        "component of b (2k-1 cos k, 2k sin k)",
+        "component of a",
+    )
+    assert fig.data[0].hovertemplate == "a %{y}, b %{x}<br>activation %{z:.3f}<extra></extra>"
+    assert fig.data[0].customdata is None
+
+
+def test_neuron_activations_axes_of_modmul_are_in_log_space(tmp_path):
+    """a * b mod 23 relabelled by discrete log (g = 5): the grid's axes are the exponents i, j
+    of a = 5^i, b = 5^j, so they say so, and each cell's hover data is its two tokens."""
+    from tdw.io.checkpoint import save_checkpoint
+    from tdw.tasks.modular import Task
+
+    config = run_config(P, KEYS, operation="mul")
+    config["task"]["relabel"] = "discrete_log"
+    ckpt = tmp_path / "checkpoint_epoch_00000.safetensors"
+    save_checkpoint(ckpt, fourier_weights(P, KEYS), {"epoch": 0, "config": config})
+    run_analyzer("neuron_activations", {}, [ckpt], write_caches([ckpt], tmp_path / "cache"), tmp_path / "na.h5", {})
+    art = load_artifact(tmp_path / "na.h5")
+    fig, _ = make("neuron_activations", art, neuron=0)
+    assert fig.layout.xaxis.title.text == "j = log_5 b (b = 5^j)" and fig.layout.yaxis.title.text == "i = log_5 a (a = 5^i)"
+    assert fig.layout.xaxis2.title.text.startswith("component of log_5 b")
+    assert fig.layout.yaxis2.title.text == "component of log_5 a"
+    assert "a = 5^i = %{customdata[0]}" in fig.data[0].hovertemplate
+    assert "b = 5^j = %{customdata[1]}" in fig.data[0].hovertemplate
+    powers = [pow(5, i, P) for i in range(P - 1)]  # the tokens of exponents 0..21, independently
+    assert Task("mul", P, "discrete_log").group.tokens.tolist() == powers
+    cells = np.asarray(fig.data[0].customdata)  # [i, j, (a, b)]
+    assert cells.shape == (P - 1, P - 1, 2)
+    assert cells[3, 7].tolist() == [powers[3], powers[7]] and cells[21, 0].tolist() == [powers[21], 1]
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z), art["grid"][-1, 0].astype(np.float64))
 
 
 def test_neuron_clusters(artifacts):

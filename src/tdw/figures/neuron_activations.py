@@ -2,6 +2,10 @@
 diverging scale centred at 0) beside the magnitude of its 2D Fourier transform, per
 checkpoint through frames.
 
+For a task relabelled by discrete logarithm (mul, div: the artifact's ``group`` attribute)
+the grid's axes are the exponents i = log_g a and j = log_g b of the group Z_{p-1}, not the
+tokens: the axis titles say so, and hovering a cell shows its tokens a = g^i and b = g^j.
+
 Size: a p x p grid pair per frame; frames are limited to ``max_frames`` checkpoints of the
 artifact's stored grid epochs (evenly spaced, first and last kept) and to the one neuron
 ``neuron`` (a position in the artifact's selected-neuron list; null: the one whose final
@@ -40,9 +44,29 @@ def _grids(art: dict, params: dict) -> tuple[int, np.ndarray, np.ndarray, np.nda
     return int(art["neuron"][pos]), art["grid_epoch"][idx], grid, fourier
 
 
+def _axes(art: dict) -> dict:
+    """Axis titles, hover template and hover data of the activation grid: tokens a and b, or
+    for a relabelled task the exponents of the primitive root g, with the tokens on hover."""
+    group = art.get("attrs", {}).get("group")
+    if not group or not group.get("relabel"):
+        return {"a": "a", "b": "b", "hover": "a %{y}, b %{x}<br>activation %{z:.3f}<extra></extra>", "customdata": None}
+    tokens = np.asarray(group["tokens"], dtype=np.int64)  # group element i is token g^i
+    g = int(tokens[1]) if len(tokens) > 1 else 1
+    a_tok, b_tok = np.meshgrid(tokens, tokens, indexing="ij")  # [i, j]: the cell's tokens a, b
+    return {
+        "a": f"i = log_{g} a (a = {g}^i)",
+        "b": f"j = log_{g} b (b = {g}^j)",
+        "hover": f"i %{{y}}, j %{{x}}: a = {g}^i = %{{customdata[0]}}, b = {g}^j = %{{customdata[1]}}"
+        "<br>activation %{z:.3f}<extra></extra>",
+        "customdata": np.stack([a_tok, b_tok], -1),
+        "component": f" of log_{g}",
+    }
+
+
 def build(data: dict, params: dict, title: str) -> go.Figure:
     """data: the ``neuron_activations`` artifact (grid_epoch, neuron, grid, fourier)."""
     neuron, epochs, grid, fourier = _grids(data["artifact"], params)
+    axes = _axes(data["artifact"])
     p = grid.shape[-1]
     bound = float(np.abs(grid).max()) or 1.0  # one symmetric range for every frame
     fig = make_subplots(
@@ -61,7 +85,8 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             zmid=0,
             colorscale=params["colorscale"],
             colorbar={"title": "act", "x": 0.40, "thickness": 12},
-            hovertemplate="a %{y}, b %{x}<br>activation %{z:.3f}<extra></extra>",
+            customdata=axes["customdata"],
+            hovertemplate=axes["hover"],
         ),
         row=1,
         col=1,
@@ -81,11 +106,12 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         col=2,
     )
     fig.update_layout(title=title, width=params["width"], height=params["height"], showlegend=False)
-    fig.update_xaxes(title_text="b", row=1, col=1, constrain="domain")
-    fig.update_yaxes(title_text="a", row=1, col=1, scaleanchor="x", constrain="domain", autorange="reversed")
+    fig.update_xaxes(title_text=axes["b"], row=1, col=1, constrain="domain")
+    fig.update_yaxes(title_text=axes["a"], row=1, col=1, scaleanchor="x", constrain="domain", autorange="reversed")
     # Fourier components in the basis order: 0 constant, 2k-1 cos k, 2k sin k.
-    fig.update_xaxes(title_text="component of b (2k-1 cos k, 2k sin k)", row=1, col=2, constrain="domain")
-    fig.update_yaxes(title_text="component of a", row=1, col=2, scaleanchor="x2", constrain="domain", autorange="reversed")
+    of = axes.get("component", " of")
+    fig.update_xaxes(title_text=f"component{of} b (2k-1 cos k, 2k sin k)", row=1, col=2, constrain="domain")
+    fig.update_yaxes(title_text=f"component{of} a", row=1, col=2, scaleanchor="x2", constrain="domain", autorange="reversed")
     return fig
 
 

@@ -11,12 +11,21 @@ The estimates are peak resident set sizes, calibrated against measured runs on t
   within -5 % / +29 % of each (over by the most for small p).
 - hooked forward (two layers, LayerNorm, GELU; every position): p = 113 / 0.3: 1240 MB;
   211 / 0.5: 2317 MB. The estimate is 4 % and 6 % over.
+- MLP model (``tdw.models.mlp``; fast path ``mlp_logits``, no transformer_lens), d_model 32,
+  d_mlp 128 unless given: p = 13 / 0.5: 259 MB; 113 / 0.3: 299 MB; 211 / 0.9:
+  511 MB; 307 / 0.5: 770 MB; 401 / 0.8: 1607 MB; 401 / 0.3: 1403 MB; 211 / 0.9 with d_mlp
+  2048: 1251 MB; 307 / 0.5 with d_model 512: 1019 MB; 113 / 0.9 with d_mlp 4096: 879 MB.
+  The estimate is within -11 % / +7 % of each.
 
 Per row of the split the forward and backward keep a few copies of the row's activations
 (``width`` floats, see ``row_width``): the train rows hold the graph for the backward
 pass, the test rows only the no-grad forward of the test loss; AdamW adds four float32
 copies of the parameters (value, gradient, two moments); the process itself (torch, and
-transformer_lens for the hooked forward) is the base.
+transformer_lens for the hooked forward) is the base. The MLP model's rows are counted in
+two widths, the logits (``d_vocab_out``: logits, log-softmax and their gradients, also for
+the test rows, whose forward runs while the train graph is alive) and the hidden layer
+(``d_in + 2 d_mlp``: its input, pre- and post-activation), since the logits weigh about
+three times as much per float.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ CACHE_MEM_MB = 2000
 MB = 2**20
 FAST = {"base_mb": 560, "train_copies": 3.0, "test_copies": 1.5}
 HOOKED = {"base_mb": 920, "train_copies": 1.75, "test_copies": 0.9}
+MLP = {"base_mb": 275, "train_logit_copies": 4.6, "train_hidden_copies": 1.3, "test_logit_copies": 3.9}
 CACHE_BATCH = 16384  # rows per forward pass of the cache job (tdw.cache.forward.BATCH)
 
 
@@ -48,6 +58,8 @@ def row_width(cfg: ModelConfig) -> int:
 
 
 def n_parameters(cfg: ModelConfig) -> int:
+    if cfg.is_mlp:  # embedding, hidden layer with bias, unembedding (tdw.models.weights.mlp_param_shapes)
+        return cfg.d_vocab * cfg.d_model + cfg.d_in * cfg.d_mlp + cfg.d_mlp + cfg.d_mlp * cfg.d_vocab_out
     block = 4 * cfg.d_model * cfg.d_model + 2 * cfg.d_model * cfg.d_mlp + cfg.d_mlp + cfg.d_model
     return cfg.d_vocab * cfg.d_model + cfg.n_ctx * cfg.d_model + cfg.n_layers * block + cfg.d_model * cfg.d_vocab_out
 
@@ -55,10 +67,22 @@ def n_parameters(cfg: ModelConfig) -> int:
 def train_memory_mb(cfg: ModelConfig, n_train: int, n_test: int, models: int = 1) -> float:
     """Estimated peak MB of a training job over ``models`` stacked variants, each with
     ``n_train`` train and ``n_test`` test rows."""
+    if cfg.is_mlp:
+        return mlp_train_memory_mb(cfg, n_train, n_test, models)
     k = FAST if cfg.is_paper_shape else HOOKED
     width = 4 * row_width(cfg)  # bytes, float32
     rows = k["train_copies"] * n_train + k["test_copies"] * n_test
     return k["base_mb"] + models * (rows * width + 16 * n_parameters(cfg)) / MB
+
+
+def mlp_train_memory_mb(cfg: ModelConfig, n_train: int, n_test: int, models: int = 1) -> float:
+    """``train_memory_mb`` of the MLP model: per train row its logits and hidden layer, per test
+    row its logits (bytes, float32), plus AdamW's four copies of the parameters."""
+    logits, hidden = 4 * cfg.d_vocab_out, 4 * (cfg.d_in + 2 * cfg.d_mlp)
+    k = MLP
+    rows = n_train * (k["train_logit_copies"] * logits + k["train_hidden_copies"] * hidden)
+    rows += n_test * k["test_logit_copies"] * logits
+    return k["base_mb"] + models * (rows + 16 * n_parameters(cfg)) / MB
 
 
 def hook_width(hook: str, cfg: ModelConfig, positions: str) -> int:

@@ -140,7 +140,8 @@ def _train_tab(workdir: Path, cores: int) -> None:
 
     def choose_family(family):
         shown, pages = set(jobs.knob_names(family)), jobs.sweep_pages(family)
-        return [gr.update(visible=n in shown) for n in KNOBS] + [gr.update(choices=pages, value=_chosen_page(pages))]
+        knobs = [gr.update(visible=n in shown) | ({"label": jobs.p_label(family)} if n == "p" else {}) for n in KNOBS]
+        return knobs + [gr.update(choices=pages, value=_chosen_page(pages))]
 
     f = _train_form()
     go_btn = gr.Button("launch", variant="primary", elem_id="launch")

@@ -56,6 +56,13 @@ def knob_names(family: str) -> list[str]:
     return list(sweeps.sweepable(load_family(family, str(FAMILIES))))
 
 
+def p_label(family: str) -> str:
+    """The Train tab's label of p: the modulus of a modular task, the vocabulary size of a sequence task."""
+    from tdw.tasks import sequence
+
+    return "p (vocabulary size)" if load_family(family, str(FAMILIES)).operation == sequence.OPERATION else "p (modulus)"
+
+
 def sweep_pages(family: str) -> list[str]:
     """The family's sweep files (``families/<family>/sweeps/<name>.json``, or its parents')."""
     return sweep_names(load_family(family, str(FAMILIES)))
