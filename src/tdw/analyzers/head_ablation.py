@@ -32,16 +32,21 @@ def _attention(x: np.ndarray, w: dict[str, np.ndarray], layer: int, cfg: ModelCo
     """One layer's attention: x [batch, pos, d_model] -> z [batch, pos, head, d_head] and the
     W_O matrices [head, d_head, d_model] (as ``tdw.models.hooked.Attention``)."""
     b = block(layer) + ".attn."
-    q, k, v = (np.einsum("bpd,hde->bphe", x, w[b + m]) for m in ("W_Q", "W_K", "W_V"))
+    heads, d_model, d_head = w[b + "W_Q"].shape
+    # [batch, head, pos, d_head] by matmul (einsum without a path is ~10x slower here)
+    q, k, v = (
+        (x @ w[b + m].transpose(1, 0, 2).reshape(d_model, -1)).reshape(*x.shape[:2], heads, d_head).transpose(0, 2, 1, 3)
+        for m in ("W_Q", "W_K", "W_V")
+    )
     n = x.shape[1]
-    scores = np.einsum("bqhe,bkhe->bhqk", q, k) / np.sqrt(q.shape[-1])
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d_head)  # [batch, head, query_pos, key_pos]
     visible = np.tril(np.ones((n, n), dtype=bool))
     scores = np.where(visible, scores, -np.inf)
     pattern = np.exp(scores - scores.max(-1, keepdims=True))
     pattern /= pattern.sum(-1, keepdims=True)
     if cfg.attention_rate != 1.0:  # blended with uniform attention over the visible positions
         pattern = cfg.attention_rate * pattern + (1 - cfg.attention_rate) * visible / visible.sum(-1, keepdims=True)
-    return np.einsum("bhqk,bkhe->bqhe", pattern, v), w[b + "W_O"]
+    return (pattern @ v).transpose(0, 2, 1, 3), w[b + "W_O"]
 
 
 def forward(
@@ -60,7 +65,7 @@ def forward(
             z = z.copy()
             z[:, :, ablation[1]] = 0.0 if ablation[2] is None else ablation[2]
         zs.append(z)
-        resid = resid + np.einsum("bqhe,hed->bqd", z, w_o)
+        resid = resid + z.reshape(*z.shape[:2], -1) @ w_o.reshape(-1, w_o.shape[-1])
         if not cfg.attn_only:
             mlp_in = _layernorm(resid, w[b + "ln2.w"], w[b + "ln2.b"]) if cfg.layernorm else resid
             pre = mlp_in @ w[b + "mlp.W_in"] + w[b + "mlp.b_in"]

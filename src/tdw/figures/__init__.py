@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "transitions": "tdw.figures.transitions",
     "geometry": "tdw.figures.geometry",
     "ablations": "tdw.figures.ablations",
+    "head_ablations": "tdw.figures.head_ablations",
     "weight_norms": "tdw.figures.weight_norms",
     "induction": "tdw.figures.induction",
     "induction_loss": "tdw.figures.induction_loss",
