@@ -173,3 +173,18 @@ def test_a_cache_of_another_model_is_refused(ablated):
     tmp, ckpts, caches = ablated["tmp"], ablated["ckpts"], ablated["caches"]
     with pytest.raises(ValueError, match="numpy forward pass differs from the cached logits"):
         run_analyzer("ablations", {}, ckpts[1:], caches[:1], tmp / "wrong.h5", {})
+
+
+def test_head_ablations_figure_draws_each_head_on_both_subsets(ablated):
+    from tdw.figures import builder
+    from tdw.figures import params as figure_params
+    from tdw.params import resolve_params
+
+    art = ablated["art"]
+    params = resolve_params(figure_params("head_ablations"), {"mode": "zero"}, "figure")
+    fig = builder("head_ablations")({"artifact": art}, params, "t")
+    assert len(fig.data) == 2 * 2 * HEADS  # subsets x layers x heads
+    by_name = {(t.name, t.xaxis): t for t in fig.data}
+    for s, axis in ((1, "x"), (2, "x2")):  # repeated on the left, first seen on the right
+        np.testing.assert_allclose(by_name[("L1H0", axis)].y, art["loss_change"][:, 1, 0, 0, s])
+    assert list(by_name[("L0H1", "x")].y) == [0.0, 0.0]
