@@ -89,6 +89,23 @@ def test_numpy_forward_equals_the_hooked_model():
     np.testing.assert_allclose(forward(tokens, weights, cfg)[0], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_reusing_the_unablated_pass_changes_nothing():
+    """The analyzer's shortcut (earlier layers and the ablated layer's other heads from the
+    unablated pass) gives the full ablated pass, on the circuit and on a model with MLPs and LayerNorm."""
+    tokens = sequences()
+    rng = np.random.default_rng(3)
+    cfg = ModelConfig(**ARCH | {"attn_only": False, "layernorm": True})
+    shapes = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items() if "mask" not in k}
+    for model, weights in ((CFG, circuit()), (cfg, {k: rng.normal(0, 0.3, s) for k, s in shapes.items()})):
+        _, zs, inputs = forward(tokens, weights, model)
+        for layer in (0, 1):
+            for replace in (None, zs[layer][:, :, 1].mean(0)):
+                full = forward(tokens, weights, model, (layer, 1, replace))[0]
+                np.testing.assert_allclose(
+                    forward(tokens, weights, model, (layer, 1, replace), (zs, inputs))[0], full, rtol=1e-12
+                )
+
+
 def _checkpoint(out: Path, weights: dict[str, np.ndarray], epoch: int) -> Path:
     path = VariantLayout.at(out).checkpoint(epoch)
     config = {"architecture": ARCH, "task": {"operation": "induction"}, "seed": 0}

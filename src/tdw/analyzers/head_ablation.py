@@ -50,17 +50,30 @@ def _attention(x: np.ndarray, w: dict[str, np.ndarray], layer: int, cfg: ModelCo
 
 
 def forward(
-    tokens: np.ndarray, weights: dict[str, np.ndarray], cfg: ModelConfig, ablation: Ablation | None = None
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Logits [batch, pos, d_vocab_out] and every layer's z [batch, pos, head, d_head] of the
-    sequence model on tokens [batch, pos], float64; ``ablation`` replaces one head's z."""
+    tokens: np.ndarray,
+    weights: dict[str, np.ndarray],
+    cfg: ModelConfig,
+    ablation: Ablation | None = None,
+    base: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Logits [batch, pos, d_vocab_out], every layer's z [batch, pos, head, d_head] and every
+    layer's input residual stream [batch, pos, d_model] of the sequence model on tokens
+    [batch, pos], float64. ``ablation`` replaces one head's z; with ``base`` (the unablated
+    pass's z and inputs) the layers before the ablated one and its other heads are reused."""
     w = {k: np.asarray(v, np.float64) for k, v in weights.items()}  # no copy when already float64
-    resid = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][None, : tokens.shape[1]]
-    zs = []
-    for layer in range(cfg.n_layers):
+    first = ablation[0] if ablation is not None and base is not None else 0
+    if first:
+        resid = base[1][first]
+    else:
+        resid = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][None, : tokens.shape[1]]
+    zs, inputs = [], []
+    for layer in range(first, cfg.n_layers):
         b = block(layer) + "."
-        attn_in = _layernorm(resid, w[b + "ln1.w"], w[b + "ln1.b"]) if cfg.layernorm else resid
-        z, w_o = _attention(attn_in, w, layer, cfg)
+        inputs.append(resid)
+        if base is not None and layer == first:
+            z, w_o = base[0][layer], w[b + "attn.W_O"]
+        else:
+            z, w_o = _attention(_layernorm(resid, w[b + "ln1.w"], w[b + "ln1.b"]) if cfg.layernorm else resid, w, layer, cfg)
         if ablation is not None and ablation[0] == layer:
             z = z.copy()
             z[:, :, ablation[1]] = 0.0 if ablation[2] is None else ablation[2]
@@ -73,7 +86,7 @@ def forward(
             resid = resid + post @ w[b + "mlp.W_out"] + w[b + "mlp.b_out"]
     if cfg.layernorm:
         resid = _layernorm(resid, w["ln_final.w"], w["ln_final.b"])
-    return resid @ w["unembed.W_U"], zs
+    return resid @ w["unembed.W_U"], zs, inputs
 
 
 def position_means(z: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -102,7 +115,7 @@ def ablation_losses(view: CheckpointView) -> tuple[np.ndarray, np.ndarray]:
     tokens, lengths, cfg = rows[TOKENS].astype(np.int64), rows[LENGTH], view.model
     valid = valid_positions(lengths, tokens.shape[1])
     weights = {k: np.asarray(v, np.float64) for k, v in view.weights.items()}
-    logits, zs = forward(tokens, weights, cfg)
+    logits, zs, inputs = forward(tokens, weights, cfg)
     cached = rows[LOGITS].astype(np.float64)
     gap = float(np.abs(logits - cached)[valid].max())
     if gap > 1e-3 * (1.0 + float(np.abs(cached[valid]).max())):
@@ -115,7 +128,7 @@ def ablation_losses(view: CheckpointView) -> tuple[np.ndarray, np.ndarray]:
         for head in range(cfg.n_heads):
             for m, mode in enumerate(MODES):
                 replace = None if mode == "zero" else means[:, head]
-                new, _ = forward(tokens, weights, cfg, (layer, head, replace))
+                new = forward(tokens, weights, cfg, (layer, head, replace), (zs, inputs))[0]
                 change[layer, head, m] = subset_losses(new, tokens, masks) - base
     return base, change
 
