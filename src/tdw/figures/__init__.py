@@ -39,6 +39,7 @@ REGISTRY: dict[str, str] = {
     "weight_norms": "tdw.figures.weight_norms",
     "induction": "tdw.figures.induction",
     "induction_loss": "tdw.figures.induction_loss",
+    "attention_offsets": "tdw.figures.attention_offsets",
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
 }
