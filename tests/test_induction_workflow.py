@@ -39,7 +39,16 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
     _run(tmp_path, "tests/configs/tiny_induction.yaml")
     files = VariantLayout(tmp_path / RESULTS, "induction", "v31_seed0")
     assert files.report("default").exists()
-    for fig in ("loss_curves", "induction", "induction_loss", "transitions", "weight_norms", "head_ablations", "dimensionality"):
+    for fig in (
+        "loss_curves",
+        "induction",
+        "induction_loss",
+        "transitions",
+        "weight_norms",
+        "head_ablations",
+        "dimensionality",
+        "attention_offsets",
+    ):
         assert files.figure(fig, "png").exists()
     with h5py.File(files.cache("repeated", 10)) as fh:
         assert fh["tokens"].shape == (64, 32) and list(fh["length"][()]) == [32] * 64
