@@ -205,3 +205,13 @@ def test_head_ablations_figure_draws_each_head_on_both_subsets(ablated):
     for s, axis in ((1, "x"), (2, "x2")):  # repeated on the left, first seen on the right
         np.testing.assert_allclose(by_name[("L1H0", axis)].y, art["loss_change"][:, 1, 0, 0, s])
     assert list(by_name[("L0H1", "x")].y) == [0.0, 0.0]
+
+
+def test_grid_ablations_still_refuse_a_subset_of_the_grid(tmp_path):
+    """The grid tasks' full-grid check moved into the analyzer (token sequences have no grid)."""
+    from handmade import write_caches, write_run
+
+    ckpts = write_run(tmp_path, 7, (1,), epochs=(0, 1))
+    caches = write_caches(ckpts, tmp_path / "cache", index=np.arange(0, 49, 3))
+    with pytest.raises(ValueError, match=r"'ablations' needs the full \(a, b\) grid \(49 inputs .*holds 17 rows"):
+        run_analyzer("ablations", {}, ckpts, caches, tmp_path / "x.h5", {})
