@@ -66,6 +66,15 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
             assert ds["epoch"].dims == ("epoch",)
     with xr.open_dataset(files.artifact("repeated", "induction"), engine="h5netcdf") as ds:
         assert ds["mean_pattern"].dims == ("epoch", "layer", "head", "query_pos", "key_pos")
+    # head ablation's unablated numpy pass gives the losses induction_loss reads from the cached logits
+    abl, loss = (
+        load_artifact(files.artifact("repeated", "ablations")),
+        load_artifact(files.artifact("repeated", "induction_loss")),
+    )
+    assert abl["loss_change"].shape == (3, 2, 4, 2, 3)
+    np.testing.assert_allclose(
+        abl["base_loss"], np.stack([loss["loss"], loss["loss_repeated"], loss["loss_first_seen"]], 1), rtol=1e-5
+    )
 
 
 TARGETS = [
