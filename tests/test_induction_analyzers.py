@@ -10,6 +10,7 @@ import pytest
 
 from tdw.analyzers.induction import induction_score, induction_targets, mean_pattern, previous_token_score
 from tdw.analyzers.induction_loss import icl_score, repeated_and_first_seen, token_losses
+from tdw.figures.attention_offsets import offset_profile
 from tdw.tasks import sequence as task
 
 HALF = 10
@@ -79,3 +80,30 @@ def test_losses_on_repeated_and_first_seen_tokens_and_the_icl_score():
     assert icl_score(losses, FULL, 4, 4) == pytest.approx(-math.log(V), rel=1e-12)
     # a row of 8 tokens: early = predictions 0..3, late = predictions 3..6
     assert icl_score(losses, np.array([8]), 4, 4) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_attention_by_offset_of_the_hand_built_heads():
+    prev, ind = offset_profile(PREVIOUS_TOKEN_HEAD)[0, 0], offset_profile(INDUCTION_HEAD)[0, 0]
+    np.testing.assert_allclose(prev, [1 / N, 1.0] + [0.0] * (N - 2), atol=1e-12)  # q = 0 attends to itself
+    # queries of the second copy attend HALF - 1 back (and so does q = HALF - 1, to key 0);
+    # each query q < HALF attends to key 0 (offset q)
+    assert ind[HALF - 1] == pytest.approx(1.0, abs=1e-12) and ind[HALF:].max() == 0.0
+    np.testing.assert_allclose(ind[: HALF - 1], [1 / (N - d) for d in range(HALF - 1)], atol=1e-12)
+
+
+def test_attention_offsets_figure_has_a_row_per_head_and_a_frame_per_checkpoint():
+    from tdw.figures import builder, frames_builder
+    from tdw.figures import params as figure_params
+    from tdw.params import resolve_params
+
+    pattern = np.zeros((3, 2, 2, N, N))  # [epoch, layer, head, q, k]
+    pattern[-1, 0, 1] = PREVIOUS_TOKEN_HEAD[0, 0]
+    pattern[-1, 1, 0] = INDUCTION_HEAD[0, 0]
+    art = {"epoch": np.array([0, 5, 10]), "mean_pattern": pattern}
+    params = resolve_params(figure_params("attention_offsets"), {"max_offset": 12}, "figure")
+    fig = builder("attention_offsets")({"artifact": art}, params, "t")
+    assert list(fig.data[0].y) == ["L0H0", "L0H1", "L1H0", "L1H1"] and len(fig.data[0].x) == 13
+    z = np.array(fig.data[0].z)
+    assert z[1, 1] == 1.0 and z[2, HALF - 1] == pytest.approx(1.0) and z[2, HALF] == 0.0
+    frames = frames_builder("attention_offsets")({"artifact": art}, params)
+    assert frames.epochs == [0, 5, 10] and np.array(frames.updates[0]["z"][0]).max() == 0.0

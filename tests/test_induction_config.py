@@ -38,7 +38,7 @@ def test_default_and_tiny_configs_resolve(root):
     for config in ("config/induction.yaml", "tests/configs/tiny_induction.yaml"):
         wb = load(root / config, str(root / "families"))
         assert wb.family.operation == "induction" and wb.probe == "repeated"
-        assert set(wb.analyzers) == {"induction", "induction_loss", "transitions", "weight_norms"}
+        assert set(wb.analyzers) == {"induction", "induction_loss", "transitions", "weight_norms", "ablations", "dimensionality"}
     wb = resolve(CONFIG, "c.yaml", str(root / "families"))  # 30 is no prime: a vocabulary size needs none
     assert [v.name for v in wb.variants] == ["v30_seed0"]
     with pytest.raises(ConfigError, match=r"c.yaml: key 'batch_seeds': the minibatch recipe of family 'induction'"):

@@ -2,7 +2,9 @@
 (caches keep tokens, lengths, every layer's pattern and the logits at every position); on
 the default config the induction heads form during training and the transitions analyzer
 reports the phase change as an interval bounded by checkpoints, where the best head's
-induction score rises and the loss on repeated tokens falls."""
+induction score rises and the loss on repeated tokens falls; head ablation finds the circuit
+(the previous-token head costs the repeated tokens most, each induction head some, the
+first-seen tokens none) and the second layer's attention output gains dimensions."""
 
 from __future__ import annotations
 
@@ -37,12 +39,22 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
     _run(tmp_path, "tests/configs/tiny_induction.yaml")
     files = VariantLayout(tmp_path / RESULTS, "induction", "v31_seed0")
     assert files.report("default").exists()
-    for fig in ("loss_curves", "induction", "induction_loss", "transitions", "weight_norms"):
+    for fig in (
+        "loss_curves",
+        "induction",
+        "induction_loss",
+        "transitions",
+        "weight_norms",
+        "head_ablations",
+        "dimensionality",
+        "attention_offsets",
+    ):
         assert files.figure(fig, "png").exists()
     with h5py.File(files.cache("repeated", 10)) as fh:
         assert fh["tokens"].shape == (64, 32) and list(fh["length"][()]) == [32] * 64
         assert fh["blocks.1.attn.hook_pattern"].shape == (64, 4, 32, 32)
         assert fh["logits"].shape == (64, 32, 31)
+        assert fh["blocks.1.hook_resid_post"].shape == fh["blocks.0.hook_attn_out"].shape == (64, 32, 64)
         # causal: no attention to later positions; rows of the pattern sum to 1
         pattern = fh["blocks.0.attn.hook_pattern"][()]
         assert np.abs(np.triu(pattern, 1)).max() == 0.0
@@ -54,11 +66,20 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
             assert ds["epoch"].dims == ("epoch",)
     with xr.open_dataset(files.artifact("repeated", "induction"), engine="h5netcdf") as ds:
         assert ds["mean_pattern"].dims == ("epoch", "layer", "head", "query_pos", "key_pos")
+    # head ablation's unablated numpy pass gives the losses induction_loss reads from the cached logits
+    abl, loss = (
+        load_artifact(files.artifact("repeated", "ablations")),
+        load_artifact(files.artifact("repeated", "induction_loss")),
+    )
+    assert abl["loss_change"].shape == (3, 2, 4, 2, 3)
+    np.testing.assert_allclose(
+        abl["base_loss"], np.stack([loss["loss"], loss["loss_repeated"], loss["loss_first_seen"]], 1), rtol=1e-5
+    )
 
 
 TARGETS = [
     str(VariantLayout(RESULTS, "induction", "v31_seed0").artifact("repeated", a))
-    for a in ("transitions", "induction", "induction_loss")
+    for a in ("transitions", "induction", "induction_loss", "ablations", "dimensionality")
 ]
 
 
@@ -82,6 +103,27 @@ def check_phase_change(workdir: Path) -> None:
     assert loss["icl_score"][0] > -0.2 and loss["icl_score"][-1] < -1.0
 
 
+def check_circuit(workdir: Path) -> None:
+    """Mean ablation at the last step (measured on the default config: the previous-token head
+    L0H2 costs the repeated tokens 1.55, each second-layer head 0.46..0.67, first-seen tokens
+    -0.08..0.11), and the second layer's attention output's participation ratio 5.1 -> 22.9."""
+    ind, abl, dim = (load_artifact(workdir / t) for t in TARGETS[1:2] + TARGETS[3:])
+    mean, subsets = [m.decode() for m in abl["mode"]].index("mean"), [s.decode() for s in abl["subset"]]
+    repeated = abl["loss_change"][-1, :, :, mean, subsets.index("repeated")]  # [layer, head]
+    first = abl["loss_change"][-1, :, :, mean, subsets.index("first_seen")]
+    assert np.abs(abl["loss_change"][0]).max() < 0.02  # at initialisation no head matters
+    # the largest cost: the first-layer head with the highest previous-token score (it feeds every induction head)
+    prev = ind["previous_token_score"][-1, 0]
+    assert np.unravel_index(repeated.argmax(), repeated.shape) == (0, prev.argmax()) and prev.max() > 0.3
+    # every second-layer head is an induction head and costs the repeated tokens, not the first-seen ones
+    assert ind["induction_score"][-1, 1].min() > 0.5 and repeated[1].min() > 0.3
+    assert np.abs(first).max() < 0.2 and repeated.max() > 1.0
+    hooks = [h.decode() for h in dim["hook"]]
+    ratio = dim["participation_ratio"][:, hooks.index("blocks.1.hook_attn_out")]
+    assert ratio[-1] > 3 * ratio[0]
+
+
 def test_default_config_shows_the_induction_phase_change(tmp_path):
     _run(tmp_path, "config/induction.yaml", *TARGETS)
     check_phase_change(tmp_path)
+    check_circuit(tmp_path)

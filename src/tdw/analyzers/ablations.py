@@ -11,12 +11,18 @@ the logits are post @ W_U exactly, so W_L = W_U and neuron ablation is as exact;
 heads. Losses are over all grid rows and the train and test rows; ablations run on at most ``max_checkpoints`` checkpoints (evenly
 spaced, plus the compared ones); other checkpoints hold NaN. ``compare`` names two epochs
 (default: first and last; the nearest checkpoints are used) whose results are set side by side.
+
+On token sequences (the induction task) it ablates heads only: per layer and head, the loss
+change on all, repeated and first-seen predictions when the head's ``hook_z`` is zeroed or
+replaced by its mean, every later layer recomputed (``tdw.analyzers.head_ablation``);
+``threshold``, ``top_neurons`` and ``compare`` are the grid tasks' and are not used there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tdw.analyzers import head_ablation
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.losses import cross_entropy
 from tdw.analyzers.neuron_activations import spaced_epochs
@@ -26,6 +32,7 @@ from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.tail import finish_forward
 from tdw.tasks.modular import tokens
+from tdw.tasks.sequence import OPERATION as SEQUENCE
 
 PRE, POST, LOGITS = hooks.hook(0, hooks.MLP_PRE), hooks.hook(0, hooks.MLP_POST), hooks.LOGITS
 PATTERN, RESID = hooks.hook(0, hooks.PATTERN), hooks.hook(0, hooks.RESID_MID)
@@ -55,9 +62,11 @@ def subset_losses(logits: np.ndarray, labels: np.ndarray, rows: list[np.ndarray]
 
 class Ablations(Analyzer):
     name = "ablations"
+    operations = ("add", "sub", SEQUENCE)
     models = ("transformer", "mlp")
     reads = (PRE, POST, LOGITS, PATTERN, RESID)
-    needs_full_grid = True
+    # The grid tasks need the full grid (checked in ``prepare``); token sequences have none.
+    needs_full_grid = False
     description = "dead/always-on neurons; loss change under zero and mean ablation of clusters, heads, top neurons"
     params = (
         Param("threshold", float, 0.85, "the FVE threshold of the frequency clusters ablated (see neuron_clusters)"),
@@ -68,9 +77,18 @@ class Ablations(Analyzer):
     dims = {"dead": "neuron", "always_on": "neuron", "base_loss": "subset", "loss_change": "group mode subset"}
 
     def reads_for(self, model: ModelConfig, params: dict) -> tuple[str, ...]:
+        if model.attn_only:  # the sequence model: tokens and the logits to check the numpy forward against
+            return (LOGITS,)
         return (PRE, POST, LOGITS) if model.is_mlp else self.reads  # the MLP model has no heads
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        if final.operation == SEQUENCE:
+            return head_ablation.prepare(final, epochs, params) | {"sequence": True}
+        if final.cache is not None and not final.is_full_grid:
+            raise ValueError(
+                f"analyzer {self.name!r} needs the full (a, b) grid ({final.p**2} inputs in row-major order); "
+                f"{final.cache} holds {len(final.pair_index)} rows: use a probe of kind 'grid'"
+            )
         if not (final.model.is_paper_shape or final.model.is_mlp):
             raise ValueError("ablations: exact neuron and head ablation assume one block, no LayerNorm, ReLU")
         post = final.activation(POST)
@@ -87,6 +105,8 @@ class Ablations(Analyzer):
         return {"groups": groups, "epochs": sorted(chosen), "compare": compare}
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        if state.get("sequence"):
+            return head_ablation.step(view, params, state)
         pre, post = view.activation(PRE), view.activation(POST)
         out = {"dead": (post <= 0).all(0), "always_on": (pre > 0).all(0)}
         groups = state["groups"]
@@ -112,6 +132,8 @@ class Ablations(Analyzer):
         return out | {"base_loss": base, "loss_change": change}
 
     def finalize(self, epochs, steps, params, state):
+        if state.get("sequence"):
+            return head_ablation.finalize(epochs, steps)
         out = super().finalize(epochs, steps, params, state)
         i, j = (int(np.flatnonzero(epochs == e)[0]) for e in state["compare"])
         change = out["loss_change"][0]

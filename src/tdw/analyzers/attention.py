@@ -6,6 +6,10 @@ regressed, for each k = 1..p//2, on [1, cos w_k a, sin w_k a, cos w_k b, sin w_k
 R^2 of that fit is the share of variance frequency k explains (on the full grid it equals
 the energy in the 3x3 block {0, 2k-1, 2k}^2 without the (cos, sin) x (cos, sin) cross
 terms). The fit works on any probe, so the analyzer accepts subsets.
+
+On token sequences there is no `=` query and no (a, b): the attention per head and position
+there is the ``induction`` analyzer's mean pattern (with its previous-token and induction
+scores), so this analyzer does not serve the induction task (``not_for`` says so in the error).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView
 from tdw.models import hooks
+from tdw.tasks.sequence import OPERATION as SEQUENCE
 
 PATTERN = hooks.hook(0, hooks.PATTERN)
 
@@ -46,6 +51,10 @@ class Attention(Analyzer):
     name = "attention"
     on_group = True
     reads = (PATTERN,)
+    not_for = {
+        SEQUENCE: "the attention per head, query and key position is the 'induction' analyzer's mean_pattern "
+        "(with its previous-token and induction scores); offer that one"
+    }
     description = "mean attention from the `=` query per head and source; pos0 - pos1; dominant frequency per head"
     dims = {
         "mean_pattern": "head key_pos",

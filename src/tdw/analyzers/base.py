@@ -140,6 +140,8 @@ class Analyzer:
     # checkpoint as a ``GroupView`` of it (for add and sub, the checkpoint itself).
     on_group: bool = False
     models: tuple[str, ...] = ("transformer",)  # the model kinds (ModelConfig.model) whose maths it assumes
+    # Per task it does not serve: why not, or which analyzer measures it there (ends the error).
+    not_for: dict[str, str] = {}
     params: tuple[Param, ...] = ()
     dims: dict[str, str] = {}
     description: str = ""
@@ -180,6 +182,8 @@ def unsupported(analyzer: Analyzer, task: dict) -> str:
     why = f"the analyzer supports tasks {list(analyzer.operations or [])}, not {op!r}"
     if analyzer.on_group:
         why += f' ({", ".join(map(repr, LOG_GROUP))} with "relabel": "discrete_log": its maths needs a +- b on a cyclic group)'
+    if op in analyzer.not_for:
+        why += f"; on {op!r}: {analyzer.not_for[op]}"
     return why
 
 

@@ -5,6 +5,10 @@ stable rank sum s^2 / s_1^2; participation ratio (sum s^2)^2 / sum s^4; effectiv
 exp(-sum q log q) with q = s / sum s; the smallest rank holding ``energy`` (90 %) of
 sum s^2; nuclear-norm ratio sum s / s_1. Singular values come from the eigenvalues of the
 [features, features] Gram matrix, so a p = 113 grid costs one [12769, 512] product.
+
+On token sequences (the induction task) the rows are every (sequence, position) pair the
+probe holds (padding left out) at the positions the cache keeps; trailing axes (a head's
+``hook_z``) are flattened into features.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, Param, resolve_hook
+from tdw.analyzers.induction import LENGTH, read_rows, valid_positions
+from tdw.io.h5 import open_h5
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
+from tdw.tasks.sequence import OPERATION as SEQUENCE
 
 DEFAULT_HOOKS = tuple(hooks.hook(hooks.LAST, h) for h in (hooks.RESID_MID, hooks.RESID_POST, hooks.MLP_POST))
 METRICS = ("stable_rank", "participation_ratio", "effective_rank", "energy_rank", "nuclear_ratio")
@@ -44,6 +51,20 @@ def dimension_metrics(s: np.ndarray, energy: float = 0.9) -> dict[str, float]:
     }
 
 
+def activation_matrix(view: CheckpointView, hook: str) -> np.ndarray:
+    """The rows measured [rows, features]: the cached rows of a grid task; every valid
+    (sequence, position) pair of a sequence cache kept at all positions."""
+    if view.operation != SEQUENCE:
+        return view.activation(hook)
+    rows = read_rows(view, [LENGTH, hook])
+    act = rows[hook]
+    with open_h5(view.cache) as fh:
+        per_position = fh[hook].attrs["dims"].split()[1] == "pos"  # kept at every position (tdw.cache.forward)
+    if not per_position:  # one position per sequence: the rows are the sequences
+        return act.reshape(len(act), -1)
+    return act[valid_positions(rows[LENGTH], act.shape[1])].reshape(-1, int(np.prod(act.shape[2:])))
+
+
 class Dimensionality(Analyzer):
     name = "dimensionality"
     operations = None
@@ -70,7 +91,7 @@ class Dimensionality(Analyzer):
         top = []
         n_top = params["n_singular_values"]
         for hook in hooks:
-            s = singular_values(view.activation(hook), params["centred"])
+            s = singular_values(activation_matrix(view, hook), params["centred"])
             for m, v in dimension_metrics(s, params["energy"]).items():
                 out[m].append(v)
             top.append(np.pad(s[:n_top], (0, max(0, n_top - len(s)))))

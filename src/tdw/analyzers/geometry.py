@@ -7,6 +7,9 @@ t = a + b, or a - b for subtraction), the (cos, sin) plane is spanned by X^T cos
 X^T sin(theta); rows projected on it are points P [rows, 2]. Circularity: fit
 P = [cos theta, sin theta] A + m by least squares; score = R^2 of the fit times
 sigma_2(A) / sigma_1(A) (1 for points on a circle in angle order, 0 for a line or noise).
+
+The induction task has neither: its model is attention-only (no MLP neurons) and its tokens
+carry no angle (no group), so the analyzer does not serve it (``not_for`` says so in the error).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.models import hooks
+from tdw.tasks.sequence import OPERATION as SEQUENCE
 
 POST = hooks.hook(hooks.LAST, hooks.MLP_POST)
 
@@ -44,6 +48,10 @@ class Geometry(Analyzer):
     on_group = True
     models = ("transformer", "mlp")
     reads = (POST,)
+    not_for = {
+        SEQUENCE: "its circles are of key frequencies w_k x on a cyclic group, and random token sequences have no "
+        "group (and the attention-only model no MLP neurons); use 'dimensionality' for the residual stream's shape"
+    }
     description = "PCA of embedding and MLP activations; per key frequency the (cos, sin) circle and its circularity"
     params = (
         *KEY_FREQUENCY_PARAMS,

@@ -35,9 +35,11 @@ REGISTRY: dict[str, str] = {
     "transitions": "tdw.figures.transitions",
     "geometry": "tdw.figures.geometry",
     "ablations": "tdw.figures.ablations",
+    "head_ablations": "tdw.figures.head_ablations",
     "weight_norms": "tdw.figures.weight_norms",
     "induction": "tdw.figures.induction",
     "induction_loss": "tdw.figures.induction_loss",
+    "attention_offsets": "tdw.figures.attention_offsets",
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
 }
