@@ -26,9 +26,8 @@ from workflow_runs import run_snakemake
 from tdw.analyzers.runner import load_artifact
 from tdw.config import load_family
 from tdw.io.history import read_history
-from tdw.io.variant import read_metadata_json, read_variant_config
+from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout
-from tdw.pages.sweep_spec import sweep_names
 
 pytestmark = pytest.mark.browser
 
@@ -91,14 +90,13 @@ def family_files(workdir: Path, kind: Kind) -> FamilyLayout:
 
 
 def run_kind(workdir: Path, kind: Kind) -> None:
-    """The variants' default reports, the comparison page and (where the family has a sweep
-    file) the default sweep page, and everything they read."""
+    """The variants' default reports, the comparison page and the default sweep page (every
+    family has one), and everything they read."""
     config = workdir / f"{kind.family}.yaml"
     config.write_text(yaml.safe_dump(kind.config(), sort_keys=False))
     files = FamilyLayout(RESULTS, kind.family)
-    targets = [str(files.variant(v).report("default")) for v in kind.variants] + [str(files.compare("default"))]
-    if "default" in sweep_names(load_family(kind.family, str(ROOT / "families"))):
-        targets.append(str(files.sweep("default")))
+    targets = [str(files.variant(v).report("default")) for v in kind.variants]
+    targets += [str(files.compare("default")), str(files.sweep("default"))]
     done = run_snakemake(workdir, config, "--cores", "2", target_list=targets, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -248,34 +246,6 @@ def test_comparison_page_draws_both_variants(browser, runs, name):
     ctx.close()
 
 
-def sweep_page(workdir: Path, kind: Kind) -> Path:
-    """The workflow's default sweep page of the family; for a family without a sweep file
-    (induction), the page that ``tdw.pages.sweep`` builds from the run's files with modadd's
-    default sweep file, its measures checked against this run's analyzers."""
-    from tdw import analyzers
-    from tdw.pages.sweep import write_sweep
-    from tdw.pages.sweep_spec import load_sweep_spec, needed_artifacts
-
-    files = family_files(workdir, kind)
-    family = load_family(kind.family, str(ROOT / "families"))
-    if "default" in sweep_names(family):
-        return files.sweep("default")
-    spec = load_sweep_spec(ROOT / "families/modadd/sweeps/default.json", list(family.spec["analyzers"]), analyzers.REGISTRY)
-    probe = family.spec["default_probe"]
-    variants = {
-        v: {
-            "config": read_variant_config(files.variant(v).config),
-            "history": files.variant(v).history,
-            "metadata": read_metadata_json(files.variant(v).metadata),
-            "artifacts": {a: files.variant(v).artifact(probe, a) for a in needed_artifacts(spec)},
-        }
-        for v in kind.variants
-    }
-    out = workdir / f"sweep_{kind.family}.html"
-    write_sweep(out, spec=spec, family=kind.family, name="default", variants=variants)
-    return out
-
-
 @pytest.mark.parametrize("name", ALL_KINDS)
 def test_sweep_page_plots_final_loss_against_weight_decay(browser, runs, name):
     workdir, run = runs
@@ -283,7 +253,7 @@ def test_sweep_page_plots_final_loss_against_weight_decay(browser, runs, name):
     files = family_files(workdir, kind)
     finals = [read_metadata_json(files.variant(v).metadata)["final"]["test_loss"] for v in kind.variants]
     errors: list = []
-    ctx, page = open_page(browser, sweep_page(workdir, kind), errors, offline=True, accept_downloads=True)
+    ctx, page = open_page(browser, files.sweep("default"), errors, offline=True, accept_downloads=True)
     page.evaluate("() => window.tdwSweep")
     assert page.text_content("#tdw-sweep-axes").startswith("swept: train.weight_decay;")
     tables = page.evaluate("() => JSON.parse(document.getElementById('tdw-data').textContent).tables")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tdw import analyzers
-from tdw.families import load_family
+from tdw.families import FAMILIES_DIR, load_family
 from tdw.io.h5 import write_h5
 from tdw.io.variant import read_metadata_json, read_variant_config
 from tdw.layout import VariantLayout
@@ -311,3 +311,18 @@ def test_with_two_axes_each_plot_has_one_line_per_value_of_the_other():
     assert list(mean13.error_y.array) == pytest.approx([0.5, 0.5]) and list(mean13.error_y.arrayminus) == pytest.approx(
         [0.5, 0.5]
     )
+
+
+def test_every_family_has_a_default_sweep_page_whose_measures_it_makes():
+    """Each shipped family (addition, the other operations, the MLP, the sequence family) has
+    a default sweep file, and every measure it declares reads an analyzer the family runs."""
+    names = sorted(p.parent.name for p in FAMILIES_DIR.glob("*/family.json") if not p.parent.name.startswith("test_"))
+    assert {"modadd", "modmul", "moddiv", "modsq", "modadd_mlp", "induction"} <= set(names)
+    for name in names:
+        family = load_family(name)
+        spec = load_sweep_spec(sweep_file(family, "default"), family.spec["analyzers"], ALL)
+        path = sweep_file(family, "default")
+        declared = [m if isinstance(m, str) else m["name"] for m in json.loads(path.read_text())["measures"]]
+        if name == "induction":  # its own file: every measure it declares is one the family makes
+            assert [m["name"] for m in spec["measures"]] == declared
+            assert {"best_induction_score", "final_icl_score", "cleanup_start"} <= set(declared)
