@@ -28,7 +28,6 @@ def error_of(cfg, families_dir="families"):
     return str(info.value)
 
 
-
 @pytest.mark.parametrize("name", ["moddiv", "modsq", "modmul"])
 def test_the_operation_configs_resolve_to_their_family(root, name):
     from tdw.config import load
@@ -36,6 +35,7 @@ def test_the_operation_configs_resolve_to_their_family(root, name):
     wb = load(root / "config" / f"{name}.yaml", str(root / "families"))
     assert wb.family.name == name and [v.name for v in wb.variants] == ["p59_seed0"]
     assert wb.variants[0].epochs[-1] == 3000 and wb.train.train_frac == 0.5
+
 
 def test_the_default_and_paper_configs_resolve(root):
     from tdw.config import load

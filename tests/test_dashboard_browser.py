@@ -4,9 +4,9 @@ variant's views with the global slider, and re-render after a visual-parameter c
 
 import json
 import re
-import socket
 
 import pytest
+from dashboard_server import serve_dashboard
 
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, VariantLayout
@@ -15,26 +15,12 @@ from tdw.train.synthetic import make_variant
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
-    pytest.importorskip("gradio")
-    from tdw.pages.dashboard.app import build_app
-
     workdir = tmp_path_factory.mktemp("dash")
     make_variant(workdir / "results" / "modadd", p=13, n_checkpoints=6, n_epochs=100)
-    app = build_app(workdir)
-    port = free_port()
-    app.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, allowed_paths=[str(workdir / "dashboard" / "views")]
-    )
-    yield f"http://127.0.0.1:{port}/", workdir
-    app.close()
+    with serve_dashboard(workdir) as url:
+        yield url, workdir
 
 
 def views_frame(page, name: str | None = None):

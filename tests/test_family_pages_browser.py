@@ -14,13 +14,13 @@ sequence family, and the dashboard, are slow.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from dashboard_server import serve_dashboard
 from workflow_runs import run_snakemake
 
 from tdw.analyzers.runner import load_artifact
@@ -279,25 +279,11 @@ def test_sweep_page_plots_final_loss_against_weight_decay(browser, runs, name):
     ctx.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dashboard(runs):
-    pytest.importorskip("gradio")
-    from tdw.pages.dashboard.app import build_app
-
     workdir, _ = runs
-    app = build_app(workdir)
-    port = free_port()
-    app.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, allowed_paths=[str(workdir / "dashboard" / "views")]
-    )
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    with serve_dashboard(workdir) as url:
+        yield url
 
 
 def choose(page, elem_id: str, option: str) -> None:
