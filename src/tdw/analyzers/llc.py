@@ -94,16 +94,16 @@ def chain_logits(params: dict, cfg, a, b):
     x01 = torch.cat([W_E + W_pos[:, :1], W_E + W_pos[:, 1:2]], 1)  # [C, 2V, d]: token v at position 0, then 1
     table = torch.cat([torch.bmm(x01, kq), torch.bmm(x01, w_v)], -1).reshape(chains * 2 * vocab, heads + hd)
     base = torch.arange(chains, device=a.device)[:, None] * (2 * vocab)
-    at_a, at_b = F.embedding(base + a, table), F.embedding(base + vocab + b, table)  # [C, n, H + hd]
+    # split, not slices: its backward is one cat, a slice's a zero-filled copy
+    s_a, v_a = F.embedding(base + a, table).split((heads, hd), -1)  # [C, n, H], [C, n, hd]
+    s_b, v_b = F.embedding(base + vocab + b, table).split((heads, hd), -1)
     n = a.shape[0]
     s_eq = torch.einsum("cd,cdh->ch", x_eq, kq)[:, None].expand(chains, n, heads)
-    w = torch.stack([at_a[..., :heads], at_b[..., :heads], s_eq], -1).softmax(-1)  # [C, n, H, 3]
+    w = torch.stack([s_a, s_b, s_eq], -1).softmax(-1)  # [C, n, H, 3]
     if cfg.attention_rate != 1.0:  # the `=` query sees all three positions: uniform is 1/3 each
         w = cfg.attention_rate * w + (1 - cfg.attention_rate) / 3
     v_eq = torch.bmm(x_eq[:, None], w_v).view(chains, 1, heads, cfg.d_head)
-    z = w[..., 0, None] * at_a[..., heads:].view(chains, n, heads, -1) + w[..., 1, None] * at_b[..., heads:].view(
-        chains, n, heads, -1
-    )
+    z = w[..., 0, None] * v_a.view(chains, n, heads, -1) + w[..., 1, None] * v_b.view(chains, n, heads, -1)
     z = z + w[..., 2, None] * v_eq  # [C, n, H, e]
     resid_mid = torch.baddbmm(x_eq[:, None], z.reshape(chains, n, hd), W_O.reshape(chains, hd, d))
     post = torch.baddbmm(params["blocks.0.mlp.b_in"][:, None], resid_mid, params["blocks.0.mlp.W_in"]).relu_()

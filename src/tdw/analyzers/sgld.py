@@ -153,7 +153,8 @@ def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, setti
             finite &= torch.isfinite(loss)
             torch.sub(w, anchor, out=offset)
             drift.mul_(s.nbeta).add_(offset, alpha=s.gamma)  # ∇U = nβ ∇L_B + γ (w - w*)
-            dist_sq = offset.square_().sum(1, dtype=torch.float64)
+            # A float32 sum (pairwise, ~1e-7 relative): a float64 sum would first copy the buffer to float64
+            dist_sq = offset.square_().sum(1).double()
             potential = s.nbeta * loss + 0.5 * s.gamma * dist_sq
             if prev is not None and t > s.burn_in:
                 log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), noise, s.epsilon)

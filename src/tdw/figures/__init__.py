@@ -40,6 +40,7 @@ REGISTRY: dict[str, str] = {
     "induction_loss": "tdw.figures.induction_loss",
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
+    "llc_calibration": "tdw.figures.llc_calibration",
 }
 
 
