@@ -124,7 +124,8 @@ class LLCCalibration(Analyzer):
         return {}  # the grid is of one checkpoint, computed in prepare
 
     def finalize(self, epochs, steps, params, state):
-        return state["grid"] | {"checkpoint_epoch": (np.int64(state["epoch"]), "")}
+        # the run's epochs as every artifact has them; the grid is of ``checkpoint_epoch`` only
+        return {"epoch": (epochs, "epoch")} | state["grid"] | {"checkpoint_epoch": (np.int64(state["epoch"]), "")}
 
 
 ANALYZER = LLCCalibration()

@@ -113,14 +113,19 @@ class _Flat:
         return {k: t.view(flat.shape[0], *shape) for k, t, shape in zip(self.names, parts, self.shapes, strict=True)}
 
 
-def _mala_log_ratio(potential, prev_potential, drift_sum, prev_noise, epsilon: float) -> torch.Tensor:
+def _dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row dot products [chain] of two [chain, D] buffers: one pass, no temporary."""
+    return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1).double()
+
+
+def _mala_log_ratio(potential, prev_potential, drift_sum, prev_noise, epsilon: float, scale: float) -> torch.Tensor:
     """log of the MALA acceptance ratio of the last step w -> w' = w - (ε/2) d + √ε ξ, with
-    d, d' the drifts at w, w' and S = d + d': log q(w | w') - log q(w' | w) =
-    ||ξ||² / 2 - ||(ε/2) S - √ε ξ||² / (2ε) = (√ε / 2) S·ξ - (ε / 8) ||S||² (the ||ξ||² terms
-    cancel exactly, which also spares their rounding)."""
-    dot = torch.linalg.vecdot(drift_sum, prev_noise).double()
-    sq = torch.linalg.vecdot(drift_sum, drift_sum).double()
-    return prev_potential - potential + 0.5 * math.sqrt(epsilon) * dot - 0.125 * epsilon * sq
+    d, d' the drifts at w, w' and S = d + d' = ``scale`` * ``drift_sum``:
+    log q(w | w') - log q(w' | w) = ||ξ||² / 2 - ||(ε/2) S - √ε ξ||² / (2ε)
+    = (√ε / 2) S·ξ - (ε / 8) ||S||² (the ||ξ||² terms cancel exactly, which also spares their
+    rounding)."""
+    dot, sq = _dot(drift_sum, prev_noise), _dot(drift_sum, drift_sum)
+    return prev_potential - potential + 0.5 * math.sqrt(epsilon) * scale * dot - 0.125 * epsilon * scale**2 * sq
 
 
 def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, settings: SGLDSettings, blowup: float) -> LLCEstimate:
@@ -146,18 +151,19 @@ def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, setti
         idx = next(rows)
         w.requires_grad_(True)
         loss = loss_fn(flat.views(w), None if idx is None else idx.to(device))
-        (drift,) = torch.autograd.grad(loss.sum(), w)  # a fresh tensor: the drift is built in it
+        # a fresh tensor: the drift is built in it, divided by nβ (one pass fewer; the scalars carry nβ)
+        (drift,) = torch.autograd.grad(loss.sum(), w)
         w.requires_grad_(False)
         with torch.no_grad():
             loss = loss.detach().double()
             finite &= torch.isfinite(loss)
             torch.sub(w, anchor, out=offset)
-            drift.mul_(s.nbeta).add_(offset, alpha=s.gamma)  # ∇U = nβ ∇L_B + γ (w - w*)
+            drift.add_(offset, alpha=s.gamma / s.nbeta)  # ∇U / nβ = ∇L_B + (γ / nβ) (w - w*)
             # A float32 sum (pairwise, ~1e-7 relative): a float64 sum would first copy the buffer to float64
             dist_sq = offset.square_().sum(1).double()
             potential = s.nbeta * loss + 0.5 * s.gamma * dist_sq
             if prev is not None and t > s.burn_in:
-                log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), noise, s.epsilon)
+                log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), noise, s.epsilon, s.nbeta)
                 accept_sum += torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)
                 accept_n += 1
             draw, since = divmod(t - s.burn_in, s.steps_between_draws)
@@ -165,7 +171,7 @@ def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, setti
                 losses[:, draw] = loss.cpu().numpy()
                 dists[:, draw] = dist_sq.sqrt().cpu().numpy()
             noise.normal_(generator=noise_gen)  # every chain's noise for the step in one draw
-            w.add_(drift, alpha=-0.5 * s.epsilon).add_(noise, alpha=math.sqrt(s.epsilon))
+            w.add_(drift, alpha=-0.5 * s.epsilon * s.nbeta).add_(noise, alpha=math.sqrt(s.epsilon))
             prev = (drift, potential)
     llc = s.nbeta * (losses.mean(1) - init_loss)
     # Batch losses spike now and then; a blow-up is the later half of the trace sitting high.
