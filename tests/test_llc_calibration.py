@@ -100,7 +100,15 @@ def test_calibration_runs_through_the_workflow(root, tmp_path):
         pytest.skip("snakemake not installed next to this python")
     files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
     targets = [str(files.artifact("full", "llc_calibration")), str(files.figure("llc_calibration", "html"))]
-    cmd = [str(snakemake), "--cores", "1", "--configfile", "tests/configs/tiny.yaml", "--config", f"results={tmp_path / 'results'}"]
+    cmd = [
+        str(snakemake),
+        "--cores",
+        "1",
+        "--configfile",
+        "tests/configs/tiny.yaml",
+        "--config",
+        f"results={tmp_path / 'results'}",
+    ]
     cmd += ["--directory", str(tmp_path), "--snakefile", str(root / "Snakefile")]
     proc = subprocess.run([*cmd, "--", *targets], cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
