@@ -1,7 +1,8 @@
 """The local learning coefficient (LLC) of each checkpoint: SGLD localised at the checkpoint's
 weights w* on the run's training split (its data seed), the chains stacked as one model
-(``tdw.analyzers.sgld``), on the training loss itself (``tdw.train.trainer.stacked_logits``,
-the training fast path, and ``stacked_cross_entropy``). Float32 weights, CUDA when present;
+(``tdw.analyzers.sgld``), on the training loss itself (``stacked_cross_entropy`` of the
+training fast path: ``chain_logits`` for the paper's shape, ``tdw.train.trainer.stacked_logits``
+for other models). Float32 weights, CUDA when present;
 deterministic on the CPU for a seed.
 
 Per checkpoint: the mean and std over the chains that did not diverge (a loss that is not
