@@ -5,7 +5,7 @@ wall and CPU seconds (the fastest of ``--repeats`` alternating runs), mean and s
 chains, and the speed-ups.
 
     .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors]
-        [--threads 2] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
+        [--threads 2] [--ref-threads 2] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ref-threads", type=int, help="threads for devinterp (default: --threads)")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each, alternating; the fastest of each is kept")
     ap.add_argument("--chains", type=int)
     ap.add_argument("--draws", type=int)
@@ -43,7 +44,7 @@ def main() -> None:
     ap.add_argument("--gamma", type=float)
     ap.add_argument("--nbeta")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    ref_threads = args.ref_threads or args.threads
     given = {
         k: v
         for k, v in {
@@ -62,10 +63,12 @@ def main() -> None:
     view.weights, view.split()  # loaded once, outside both timings
     t_ours, t_ref, c_ours, c_ref = [], [], [], []
     for _ in range(args.repeats):  # alternating, so that both see the same load
+        torch.set_num_threads(args.threads)
         t0, c0 = time.perf_counter(), time.process_time()
         ours, s = llc.estimate(view, params)
         t_ours.append(time.perf_counter() - t0)
         c_ours.append(time.process_time() - c0)
+        torch.set_num_threads(ref_threads)
         t0, c0 = time.perf_counter(), time.process_time()
         ref = devinterp_llc(view.model, view.weights, view.split()[0], view.operation, s)
         t_ref.append(time.perf_counter() - t0)
@@ -83,6 +86,7 @@ def main() -> None:
         },
         {
             "estimator": "devinterp",
+            "threads": ref_threads,
             "seconds": t_ref,
             "cpu_seconds": c_ref,
             "llc_mean": float(np.mean(ref["llc"])),
