@@ -1,10 +1,11 @@
 """One LLC estimate of a p = 113 checkpoint, the workbench's ``llc`` analyzer against devinterp
 2.0.1's ``llc`` in one run, with the same hyperparameters (the analyzer's defaults unless
 given), the same model and the same training split. Prints one JSON line per estimator:
-seconds, mean and std over chains, and the speed-up.
+wall and CPU seconds (the fastest of ``--repeats`` alternating runs), mean and std over
+chains, and the speed-ups.
 
     .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors]
-        [--threads 2] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
+        [--threads 2] [--ref-threads 2] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default="results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ref-threads", type=int, help="threads for devinterp (default: --threads)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each, alternating; the fastest of each is kept")
     ap.add_argument("--chains", type=int)
     ap.add_argument("--draws", type=int)
     ap.add_argument("--burn-in", type=int)
@@ -41,7 +44,7 @@ def main() -> None:
     ap.add_argument("--gamma", type=float)
     ap.add_argument("--nbeta")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    ref_threads = args.ref_threads or args.threads
     given = {
         k: v
         for k, v in {
@@ -57,31 +60,42 @@ def main() -> None:
     }
     params = resolve_params(llc.PARAMS, given, "bench_llc")
     view = checkpoint_view(Path(args.checkpoint), None)
-    t0 = time.perf_counter()
-    ours, s = llc.estimate(view, params)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref = devinterp_llc(view.model, view.weights, view.split()[0], view.operation, s)
-    t_ref = time.perf_counter() - t0
+    view.weights, view.split()  # loaded once, outside both timings
+    t_ours, t_ref, c_ours, c_ref = [], [], [], []
+    for _ in range(args.repeats):  # alternating, so that both see the same load
+        torch.set_num_threads(args.threads)
+        t0, c0 = time.perf_counter(), time.process_time()
+        ours, s = llc.estimate(view, params)
+        t_ours.append(time.perf_counter() - t0)
+        c_ours.append(time.process_time() - c0)
+        torch.set_num_threads(ref_threads)
+        t0, c0 = time.perf_counter(), time.process_time()
+        ref = devinterp_llc(view.model, view.weights, view.split()[0], view.operation, s)
+        t_ref.append(time.perf_counter() - t0)
+        c_ref.append(time.process_time() - c0)
+    t_ours, t_ref, c_ours, c_ref = (min(t) for t in (t_ours, t_ref, c_ours, c_ref))
     common = {"checkpoint": args.checkpoint, "p": view.p, "threads": args.threads, "params": params, "nbeta": s.nbeta}
     rows = [
         {
             "estimator": "workbench",
             "seconds": t_ours,
+            "cpu_seconds": c_ours,
             "llc_mean": ours.llc_mean,
             "llc_std": ours.llc_std,
             "diverged": int(ours.diverged.sum()),
         },
         {
             "estimator": "devinterp",
+            "threads": ref_threads,
             "seconds": t_ref,
+            "cpu_seconds": c_ref,
             "llc_mean": float(np.mean(ref["llc"])),
             "llc_std": float(np.std(ref["llc"], ddof=1)),
         },
     ]
     for row in rows:
         print(json.dumps(common | row))
-    print(json.dumps({"speedup": t_ref / t_ours}))
+    print(json.dumps({"speedup": t_ref / t_ours, "cpu_speedup": c_ref / c_ours}))
 
 
 if __name__ == "__main__":

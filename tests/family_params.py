@@ -90,6 +90,34 @@ MODADD_FIGURES = {
 
 # Offered since by modadd and modsub (modadd_2layer removes them): appended after the above.
 MODADD_ADDED_ANALYZERS = {"clock_pizza": {"n_triples": 100, "seed": 0, "key_frequencies": "final", "key_fraction": 0.3}}
+# Offered by every family extending modadd (modadd_2layer too): appended after clock_pizza.
+LLC_CALIBRATION_ANALYZER = {
+    "llc_calibration": {
+        "epoch": "final",
+        "epsilons": [1e-5, 3e-5, 1e-4],
+        "nbetas": ["n", "batch"],
+        "gamma": 1000.0,
+        "chains": 2,
+        "draws": 50,
+        "burn_in": 20,
+        "steps_between_draws": 1,
+        "batch_size": 128,
+        "seed": 0,
+    }
+}
+LLC_CALIBRATION_FIGURE = {
+    "llc_calibration": {
+        "source": "llc_calibration",
+        "params": {
+            "color": "#1f77b4",
+            "diverged_color": "#d62728",
+            "colorscale": "Viridis",
+            "log_loss": True,
+            "width": 1100,
+            "height": 820,
+        },
+    }
+}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {
         "source": "clock_pizza",

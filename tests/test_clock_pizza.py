@@ -168,3 +168,31 @@ def test_subtraction_swaps_the_roles_of_sum_and_difference():
     f = np.random.default_rng(5).normal(size=p)
     assert distance_irrelevance(f[(a - b) % p], p, "sub") == pytest.approx(1.0)
     assert distance_irrelevance(f[(a + b) % p], p, "sub") == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [("n_triples", 0, "1 <= value <= 10000000"), ("n_triples", -5, "1 <= value"), ("seed", -1, "a seed >= 0")],
+)
+def test_bad_parameters_are_refused_when_the_config_resolves(key, value, says):
+    from tdw.config import ConfigError, resolve
+
+    config = {"family": "modadd", "sweep": {"p": [13], "seed": [0]}, "analyzers": {"clock_pizza": {key: value}}}
+    with pytest.raises(ConfigError) as info:
+        resolve(config, "cfg.yaml")
+    message = str(info.value)
+    assert "cfg.yaml" in message and "analyzer 'clock_pizza'" in message and f"parameter {key!r}" in message
+    assert f"{value!r} is out of range" in message and says in message
+
+
+def test_zero_triples_stop_the_workflow_before_any_job(tmp_path):
+    """Snakemake refuses the config while it builds the DAG: nothing runs, nothing is written."""
+    from workflow_runs import run_snakemake, write_config
+
+    config = write_config(tmp_path, [7], [0], [0, 5], analyzers={"clock_pizza": {"n_triples": 0}})
+    out = run_snakemake(tmp_path, config, "--cores", "1", target_list=[], timeout=120)
+    assert out.returncode != 0
+    says = f"{config}: key 'analyzers.clock_pizza' (analyzer 'clock_pizza'): parameter 'n_triples': 0 is out of range"
+    assert says in out.stderr, out.stderr[-2000:]
+    # Snakemake's own bookkeeping (.snakemake) aside: no results, no logs
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".snakemake") == ["sweep.yaml"]

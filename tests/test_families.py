@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from family_params import (
+    LLC_CALIBRATION_ANALYZER,
+    LLC_CALIBRATION_FIGURE,
     MODADD_ADDED_ANALYZERS,
     MODADD_ADDED_FIGURES,
     MODADD_ANALYZERS,
@@ -121,11 +123,17 @@ def _without(table: dict, *names: str) -> dict:
 
 
 RESOLVED = {
-    "modadd": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
-    "modsub": (MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS, MODADD_FIGURES | MODADD_ADDED_FIGURES),
+    "modadd": (
+        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER,
+        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE,
+    ),
+    "modsub": (
+        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER,
+        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE,
+    ),
     "modadd_2layer": (
-        _without(MODADD_ANALYZERS, "progress_measures", "ablations"),
-        _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations"),
+        _without(MODADD_ANALYZERS, "progress_measures", "ablations") | LLC_CALIBRATION_ANALYZER,
+        _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations") | LLC_CALIBRATION_FIGURE,
     ),
     "test_only_tiny": (TINY_ANALYZERS, TINY_FIGURES),
 }

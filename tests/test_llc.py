@@ -304,3 +304,22 @@ def test_llc_runs_through_the_workflow(root, tmp_path):
     art = load_artifact(files.artifact("full", "llc"))
     assert list(art["epoch"]) == [0, 5, 10] and art["loss_trace"].shape == (3, 4, 100)
     assert art["attrs"]["params"]["nbeta"] == "n" and np.all(art["nbeta_value"] == pytest.approx(84 / math.log(84)))
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_chain_logits_equal_the_fast_path_per_chain(rate):
+    """The sampler's forward (chains as the batch axis of each matmul, scores as x · W_K q)
+    against ``last_logits`` of each chain's own weights."""
+    from tdw.models.weights import init_params
+
+    cfg = ModelConfig(p=P, **ARCH, attention_rate=rate)
+    gen = torch.Generator().manual_seed(5)
+    chains = [{k: v + 0.3 * torch.randn(v.shape, generator=gen) for k, v in init_params(cfg, c).items()} for c in range(3)]
+    stacked = {k: torch.stack([w[k] for w in chains]) for k in chains[0]}
+    rows = torch.randint(0, P * P, (40,), generator=gen)
+    a, b = rows // P, rows % P
+    got = llc_analyzer.chain_logits(stacked, cfg, a, b)
+    tokens = torch.stack([a, b, torch.full_like(a, P)], 1)
+    want = torch.stack([last_logits(w, cfg, tokens) for w in chains])
+    assert want.abs().max() > 0.5
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "induction_loss": "tdw.analyzers.induction_loss",
     "clock_pizza": "tdw.analyzers.clock_pizza",
     "llc": "tdw.analyzers.llc",
+    "llc_calibration": "tdw.analyzers.llc_calibrate",
 }
 
 

@@ -135,14 +135,23 @@ def template_fractions(logits: np.ndarray, p: int, operation: str = "add") -> tu
     return out[0], out[1]
 
 
+def _n_triples(value: int) -> str | None:
+    return None if 1 <= value <= 10**7 else "expected 1 <= value <= 10000000"
+
+
+def _seed(value: int) -> str | None:
+    # numpy's default_rng refuses negative seeds: say so while the config resolves
+    return None if value >= 0 else "expected a seed >= 0"
+
+
 class ClockPizza(Analyzer):
     name = "clock_pizza"
     reads = (LOGITS,)
     needs_full_grid = True
     description = "gradient symmetricity, distance irrelevance, clock and pizza template fractions of the logits"
     params = (
-        Param("n_triples", int, 100, "random (a, b, c) triples the gradient symmetricity averages over"),
-        Param("seed", int, 0, "seed of the triples (the same triples at every checkpoint)"),
+        Param("n_triples", int, 100, "random (a, b, c) triples the gradient symmetricity averages over (1..10^7)", _n_triples),
+        Param("seed", int, 0, "seed of the triples (the same triples at every checkpoint; >= 0)", _seed),
         *KEY_FREQUENCY_PARAMS,
     )
     dims = {
@@ -155,8 +164,6 @@ class ClockPizza(Analyzer):
     }
 
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
-        if params["n_triples"] < 1:
-            raise ValueError(f"clock_pizza: n_triples {params['n_triples']}: expected at least 1")
         rng = np.random.default_rng(params["seed"])
         return {
             "triples": rng.integers(0, final.p, size=(params["n_triples"], 3)),

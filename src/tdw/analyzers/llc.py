@@ -1,7 +1,8 @@
 """The local learning coefficient (LLC) of each checkpoint: SGLD localised at the checkpoint's
 weights w* on the run's training split (its data seed), the chains stacked as one model
-(``tdw.analyzers.sgld``), on the training loss itself (``tdw.train.trainer.stacked_logits``,
-the training fast path, and ``stacked_cross_entropy``). Float32 weights, CUDA when present;
+(``tdw.analyzers.sgld``), on the training loss itself (``stacked_cross_entropy`` of the
+training fast path: ``chain_logits`` for the paper's shape, ``tdw.train.trainer.stacked_logits``
+for other models). Float32 weights, CUDA when present;
 deterministic on the CPU for a seed.
 
 Per checkpoint: the mean and std over the chains that did not diverge (a loss that is not
@@ -73,10 +74,49 @@ def settings(params: dict, n: int):
     )
 
 
+def chain_logits(params: dict, cfg, a, b):
+    """Last-position logits [chain, batch, d_vocab_out] of the paper-shaped model for inputs
+    [a, b, =] (a, b: [batch], the same rows for every chain), from stacked parameters
+    {name: [chain, ...]}: the training fast path (``tdw.models.fastpath.last_logits``) with the
+    chains as the batch axis of each matmul. The `=` query is fixed, so a score is
+    x · (W_K q) (one vector per head, not a key per vocabulary entry), and values are taken
+    only where they are read: positions 0 and 1 over the vocabulary, position 2 at `=`."""
+    import torch
+    import torch.nn.functional as F
+
+    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]  # [C, V, d], [C, n_ctx, d]
+    W_Q, W_K, W_V, W_O = (params[f"blocks.0.attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))  # [C, H, d, e] / [C, H, e, d]
+    chains, vocab, d = W_E.shape
+    heads, hd = cfg.n_heads, cfg.n_heads * cfg.d_head
+    x_eq = W_E[:, cfg.p] + W_pos[:, 2]  # [C, d]
+    q = torch.einsum("cd,chde->che", x_eq, W_Q) / math.sqrt(cfg.d_head)
+    kq = torch.einsum("chde,che->cdh", W_K, q)  # [C, d, H]
+    w_v = W_V.permute(0, 2, 1, 3).reshape(chains, d, hd)
+    x01 = torch.cat([W_E + W_pos[:, :1], W_E + W_pos[:, 1:2]], 1)  # [C, 2V, d]: token v at position 0, then 1
+    table = torch.cat([torch.bmm(x01, kq), torch.bmm(x01, w_v)], -1).reshape(chains * 2 * vocab, heads + hd)
+    base = torch.arange(chains, device=a.device)[:, None] * (2 * vocab)
+    # split, not slices: its backward is one cat, a slice's a zero-filled copy
+    s_a, v_a = F.embedding(base + a, table).split((heads, hd), -1)  # [C, n, H], [C, n, hd]
+    s_b, v_b = F.embedding(base + vocab + b, table).split((heads, hd), -1)
+    n = a.shape[0]
+    s_eq = torch.einsum("cd,cdh->ch", x_eq, kq)[:, None].expand(chains, n, heads)
+    w = torch.stack([s_a, s_b, s_eq], -1).softmax(-1)  # [C, n, H, 3]
+    if cfg.attention_rate != 1.0:  # the `=` query sees all three positions: uniform is 1/3 each
+        w = cfg.attention_rate * w + (1 - cfg.attention_rate) / 3
+    v_eq = torch.bmm(x_eq[:, None], w_v).view(chains, 1, heads, cfg.d_head)
+    z = w[..., 0, None] * v_a.view(chains, n, heads, -1) + w[..., 1, None] * v_b.view(chains, n, heads, -1)
+    z = z + w[..., 2, None] * v_eq  # [C, n, H, e]
+    resid_mid = torch.baddbmm(x_eq[:, None], z.reshape(chains, n, hd), W_O.reshape(chains, hd, d))
+    post = torch.baddbmm(params["blocks.0.mlp.b_in"][:, None], resid_mid, params["blocks.0.mlp.W_in"]).relu_()
+    resid_post = torch.baddbmm(params["blocks.0.mlp.b_out"][:, None], post, params["blocks.0.mlp.W_out"]).add_(resid_mid)
+    return torch.bmm(resid_post, params["unembed.W_U"])
+
+
 def training_loss(view: CheckpointView, device: str):
     """The training objective of the checkpoint's run on its training split, over stacked
     parameters: (params {name: [chain, ...]}, rows [batch] or None) -> mean loss [chain];
-    with the centre w* (float32 tensors) and n."""
+    with the centre w* (float32 tensors) and n. The paper's shape runs ``chain_logits``,
+    other models ``tdw.train.trainer.stacked_logits``."""
     import torch
 
     from tdw.tasks import modular
@@ -86,11 +126,15 @@ def training_loss(view: CheckpointView, device: str):
     tokens = torch.as_tensor(modular.tokens(view.p, train), device=device)
     labels = torch.as_tensor(modular.labels(view.p, train, view.operation), device=device)
     center = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in view.weights.items()}
+    cfg = view.model
 
     def loss(params: dict, rows):
         x, y = (tokens, labels) if rows is None else (tokens[rows], labels[rows])
         chains = next(iter(params.values())).shape[0]
-        logits = stacked_logits(params, view.model, x.expand(chains, -1, -1), vectorize=True)  # [chain, batch, vocab]
+        if cfg.is_paper_shape:
+            logits = chain_logits(params, cfg, x[:, 0], x[:, 1])
+        else:
+            logits = stacked_logits(params, cfg, x.expand(chains, -1, -1), vectorize=True)  # [chain, batch, vocab]
         return stacked_cross_entropy(logits, y.expand(chains, -1))
 
     return loss, center, len(train)

@@ -1,5 +1,7 @@
 """Choosing the LLC's SGLD hyperparameters: estimates of one checkpoint over an ε × nβ grid,
-with every chain's loss and distance traces, written as one HDF5 file and an HTML figure.
+with every chain's loss and distance traces. In the workflow it is the ``llc_calibration``
+analyzer (its artifact drawn by the ``llc_calibration`` figure, a view of the default
+report); as a command it writes one HDF5 file and an HTML figure:
 
     python -m tdw llc-calibrate results/modadd/p113_seed0 --epoch 600 --eps 1e-5,3e-5,1e-4 --nbeta n,batch
     python -m tdw llc-calibrate --config config/config.yaml --variant p113_seed0 --epoch 600 ...
@@ -12,11 +14,17 @@ parameters are the ``llc`` analyzer's (its defaults unless given).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from tdw.layout import VariantLayout
+from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.llc import PARAMS as LLC_PARAMS
+from tdw.analyzers.llc import _in_range, _nbeta_range
+from tdw.layout import VariantLayout, checkpoint_name
+from tdw.tasks.modular import OPERATIONS
 
 
 def _number_or_preset(text: str) -> float | str:
@@ -25,11 +33,16 @@ def _number_or_preset(text: str) -> float | str:
 
 def calibrate(ckpt: Path, eps: list[float], nbetas: list[float | str], given: dict) -> dict[str, tuple[np.ndarray, str]]:
     """The grid's estimates and traces: datasets for ``write_h5`` (axes epsilon, nbeta, chain, draw)."""
-    from tdw.analyzers import llc
     from tdw.analyzers.runner import checkpoint_view
+
+    return calibrate_view(checkpoint_view(ckpt, None), eps, nbetas, given)
+
+
+def calibrate_view(view: CheckpointView, eps: list[float], nbetas: list[float | str], given: dict) -> dict:
+    """``calibrate`` on a checkpoint's view; ``given``: the ``llc`` analyzer's other parameters."""
+    from tdw.analyzers import llc
     from tdw.params import resolve_params
 
-    view = checkpoint_view(ckpt, None)
     rows = []
     for e in eps:
         for nb in nbetas:
@@ -63,37 +76,59 @@ def calibrate(ckpt: Path, eps: list[float], nbetas: list[float | str], given: di
     }
 
 
-def figure(data: dict, title: str):
-    """Loss traces (top row) and distance traces (bottom row), one column per (ε, nβ)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def _each_in(check):
+    def every(values: list) -> str | None:
+        if not values:
+            return "expected a non-empty list"
+        problems = [f"{v!r}: {check(v)}" for v in values if check(v) is not None]
+        return "; ".join(problems) or None
 
-    eps, nbetas = data["epsilon"], [n.decode() if isinstance(n, bytes) else str(n) for n in data["nbeta"]]
-    cells = [(i, j) for i in range(len(eps)) for j in range(len(nbetas))]
-    titles = [
-        f"ε {eps[i]:.2g}, nβ {nbetas[j]}: λ̂ {data['llc_mean'][i, j]:.3g} ± {data['llc_std'][i, j]:.2g}, "
-        f"acc {np.nanmean(data['mala_acceptance'][i, j]):.2f}"
-        for i, j in cells
-    ]
-    fig = make_subplots(rows=2, cols=len(cells), subplot_titles=titles + [""] * len(cells), vertical_spacing=0.12)
-    for col, (i, j) in enumerate(cells, start=1):
-        for c in range(data["loss_trace"].shape[2]):
-            color = "#d62728" if data["diverged"][i, j, c] else "#1f77b4"
-            for row, key in ((1, "loss_trace"), (2, "distance_trace")):
-                fig.add_trace(
-                    go.Scatter(
-                        x=data["draw"], y=data[key][i, j, c], mode="lines", line={"color": color, "width": 1}, showlegend=False
-                    ),
-                    row=row,
-                    col=col,
-                )
-        fig.add_hline(y=float(data["init_loss"]), line={"dash": "dot", "color": "#555"}, row=1, col=col)
-    fig.update_yaxes(title_text="batch loss", type="log", row=1, col=1)
-    fig.update_yaxes(title_text="||w - w*||", row=2, col=1)
-    fig.update_xaxes(title_text="step")
-    fig.update_annotations(font_size=10)
-    fig.update_layout(title=title, height=620, width=max(600, 330 * len(cells)))
-    return fig
+    return every
+
+
+# The sampler's parameters, with lighter defaults: a grid runs one estimate per cell.
+_LIGHTER = {"chains": 2, "draws": 50, "burn_in": 20}
+PARAMS = (
+    Param("epoch", Literal["final"] | int, "final", "the checkpoint: 'final' or its epoch"),
+    Param(
+        "epsilons", list[float], (1e-5, 3e-5, 1e-4), "the grid's step sizes ε (each 0 < ε <= 1)", _each_in(_in_range(0, 1, True))
+    ),
+    Param(
+        "nbetas",
+        list[float | Literal["batch", "n"]],
+        ("n", "batch"),
+        "the grid's nβ: numbers > 0, 'batch' or 'n'",
+        _each_in(_nbeta_range),
+    ),
+    *(dataclasses.replace(p, default=_LIGHTER.get(p.name, p.default)) for p in LLC_PARAMS if p.name not in ("epsilon", "nbeta")),
+)
+
+
+class LLCCalibration(Analyzer):
+    name = "llc_calibration"
+    operations = tuple(OPERATIONS)
+    description = "LLC estimates of one checkpoint over an ε × nβ grid, with every chain's traces, to choose ε and nβ"
+    params = PARAMS
+
+    def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
+        from tdw.analyzers.runner import checkpoint_view
+
+        epoch = int(epochs[-1]) if params["epoch"] == "final" else params["epoch"]
+        if epoch not in epochs:
+            raise ValueError(f"llc_calibration: epoch {epoch}: no such checkpoint; the run's epochs: {epochs.tolist()}")
+        view = final if epoch == final.epoch else checkpoint_view(final.checkpoint.with_name(checkpoint_name(epoch)), None)
+        given = {k: v for k, v in params.items() if k not in ("epoch", "epsilons", "nbetas")}
+        return {"grid": calibrate_view(view, params["epsilons"], params["nbetas"], given), "epoch": epoch}
+
+    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+        return {}  # the grid is of one checkpoint, computed in prepare
+
+    def finalize(self, epochs, steps, params, state):
+        # the run's epochs as every artifact has them; the grid is of ``checkpoint_epoch`` only
+        return {"epoch": (epochs, "epoch")} | state["grid"] | {"checkpoint_epoch": (np.int64(state["epoch"]), "")}
+
+
+ANALYZER = LLCCalibration()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,10 +168,15 @@ def main(argv: list[str] | None = None) -> int:
 
     stem = out / f"llc_calibration_epoch_{args.epoch:05d}"
     write_h5(stem.with_suffix(".h5"), data, {"checkpoint": str(ckpt), "params": given, "provenance": provenance()}, compress=True)
+    from tdw.figures import llc_calibration
     from tdw.figures.render import write_html
+    from tdw.params import resolve_params
 
-    fig_data = {k: v[0] for k, v in data.items()}
-    write_html(figure(fig_data, f"LLC calibration: {layout.variant}, epoch {args.epoch}"), stem.with_suffix(".html"))
+    art = {k: v[0] for k, v in data.items()} | {"checkpoint_epoch": np.int64(args.epoch)}
+    fig = llc_calibration.build(
+        {"artifact": art}, resolve_params(llc_calibration.PARAMS, {}, "llc_calibration"), "LLC calibration"
+    )
+    write_html(fig, stem.with_suffix(".html"))
     print(f"wrote {stem}.h5 and {stem}.html")
     return 0
 

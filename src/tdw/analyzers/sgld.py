@@ -94,9 +94,38 @@ def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[
             yield order[start : start + batch_size]
 
 
-def _per_chain_sq(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum of squares per chain over every tensor [chain, ...] -> [chain] (float64)."""
-    return sum(t.flatten(1).square().sum(1, dtype=torch.float64) for t in tensors.values())
+class _Flat:
+    """Every chain's parameters as one flat tensor [chain, D] (so that each elementwise step of
+    the sampler is one pass over one buffer and the noise one draw), viewed back as the named
+    tensors [chain, ...] that the loss takes."""
+
+    def __init__(self, center: dict[str, torch.Tensor]):
+        self.names = list(center)
+        self.shapes = [tuple(v.shape) for v in center.values()]
+        self.sizes = [v.numel() for v in center.values()]
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tensors[k].detach().reshape(1, -1) for k in self.names], 1)
+
+    def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        # split's backward is one cat: the gradient arrives flat, without a zero-filled copy per tensor
+        parts = flat.split(self.sizes, 1)
+        return {k: t.view(flat.shape[0], *shape) for k, t, shape in zip(self.names, parts, self.shapes, strict=True)}
+
+
+def _dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-row dot products [chain] of two [chain, D] buffers: one pass, no temporary."""
+    return torch.bmm(x.unsqueeze(1), y.unsqueeze(2)).view(-1).double()
+
+
+def _mala_log_ratio(potential, prev_potential, drift_sum, prev_noise, epsilon: float, scale: float) -> torch.Tensor:
+    """log of the MALA acceptance ratio of the last step w -> w' = w - (ε/2) d + √ε ξ, with
+    d, d' the drifts at w, w' and S = d + d' = ``scale`` * ``drift_sum``:
+    log q(w | w') - log q(w' | w) = ||ξ||² / 2 - ||(ε/2) S - √ε ξ||² / (2ε)
+    = (√ε / 2) S·ξ - (ε / 8) ||S||² (the ||ξ||² terms cancel exactly, which also spares their
+    rounding)."""
+    dot, sq = _dot(drift_sum, prev_noise), _dot(drift_sum, drift_sum)
+    return prev_potential - potential + 0.5 * math.sqrt(epsilon) * scale * dot - 0.125 * epsilon * scale**2 * sq
 
 
 def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, settings: SGLDSettings, blowup: float) -> LLCEstimate:
@@ -106,43 +135,44 @@ def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, setti
     device = next(iter(center.values())).device
     noise_gen = torch.Generator(device=device).manual_seed(s.seed)
     rows = batch_rows(n, s.batch_size, torch.Generator().manual_seed(s.seed + 1))
-    with torch.no_grad():
-        stacked = {k: v.detach().unsqueeze(0) for k, v in center.items()}
-        init_loss = float(loss_fn(stacked, None)[0])
-        anchor = {k: v.expand(s.chains, *v.shape[1:]) for k, v in stacked.items()}
-        w = {k: v.clone() for k, v in anchor.items()}
+    flat = _Flat(center)
+    anchor = flat.flatten(center)  # [1, D]
+    with torch.inference_mode():
+        init_loss = float(loss_fn(flat.views(anchor), None)[0])
+    w = anchor.expand(s.chains, -1).clone()  # [chain, D]: updated in place
+    offset, noise = torch.empty_like(w), torch.empty_like(w)
     losses = np.full((s.chains, s.draws), np.nan)
     dists = np.full((s.chains, s.draws), np.nan)
     finite = torch.ones(s.chains, dtype=torch.bool, device=device)
     accept_sum = torch.zeros(s.chains, dtype=torch.float64, device=device)
     accept_n = 0
-    prev = None  # (w, drift, U, ||xi||^2) of the last step, for the MALA score
+    prev = None  # (drift, U) of the last step; its noise is still in ``noise``
     for t in range(s.steps):
         idx = next(rows)
-        for v in w.values():
-            v.requires_grad_(True)
-        loss = loss_fn(w, None if idx is None else idx.to(device))
-        grads = torch.autograd.grad(loss.sum(), list(w.values()))
+        w.requires_grad_(True)
+        loss = loss_fn(flat.views(w), None if idx is None else idx.to(device))
+        # a fresh tensor: the drift is built in it, divided by nβ (one pass fewer; the scalars carry nβ)
+        (drift,) = torch.autograd.grad(loss.sum(), w)
+        w.requires_grad_(False)
         with torch.no_grad():
             loss = loss.detach().double()
             finite &= torch.isfinite(loss)
-            offset = {k: w[k].detach() - anchor[k] for k in w}
-            dist_sq = _per_chain_sq(offset)
+            torch.sub(w, anchor, out=offset)
+            drift.add_(offset, alpha=s.gamma / s.nbeta)  # ∇U / nβ = ∇L_B + (γ / nβ) (w - w*)
+            # A float32 sum (pairwise, ~1e-7 relative): a float64 sum would first copy the buffer to float64
+            dist_sq = offset.square_().sum(1).double()
             potential = s.nbeta * loss + 0.5 * s.gamma * dist_sq
-            drift = {k: s.nbeta * g + s.gamma * offset[k] for k, g in zip(w, grads, strict=True)}
             if prev is not None and t > s.burn_in:
-                back = {k: prev[0][k] - w[k] + 0.5 * s.epsilon * drift[k] for k in w}
-                log_ratio = prev[2] - potential - _per_chain_sq(back) / (2 * s.epsilon) + 0.5 * prev[3]
+                log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), noise, s.epsilon, s.nbeta)
                 accept_sum += torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)
                 accept_n += 1
             draw, since = divmod(t - s.burn_in, s.steps_between_draws)
             if t >= s.burn_in and since == 0:
                 losses[:, draw] = loss.cpu().numpy()
                 dists[:, draw] = dist_sq.sqrt().cpu().numpy()
-            noise = {k: torch.randn(v.shape, generator=noise_gen, device=device, dtype=v.dtype) for k, v in w.items()}
-            new = {k: w[k].detach() - 0.5 * s.epsilon * drift[k] + math.sqrt(s.epsilon) * noise[k] for k in w}
-            prev = ({k: v.detach() for k, v in w.items()}, drift, potential, _per_chain_sq(noise))
-            w = new
+            noise.normal_(generator=noise_gen)  # every chain's noise for the step in one draw
+            w.add_(drift, alpha=-0.5 * s.epsilon * s.nbeta).add_(noise, alpha=math.sqrt(s.epsilon))
+            prev = (drift, potential)
     llc = s.nbeta * (losses.mean(1) - init_loss)
     # Batch losses spike now and then; a blow-up is the later half of the trace sitting high.
     blew_up = ~(losses[:, s.draws // 2 :].mean(1) <= init_loss + blowup)  # NaN compares False

@@ -42,6 +42,7 @@ REGISTRY: dict[str, str] = {
     "attention_offsets": "tdw.figures.attention_offsets",
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
+    "llc_calibration": "tdw.figures.llc_calibration",
 }
 
 

@@ -67,12 +67,16 @@ def variant_values(spec: dict, variant: dict) -> dict:
                     (int(fh[k][where]) for k in ("boundary_lo", "boundary_hi")) if values[m["name"]] is not None else (None, None)
                 )
                 continue
-            if m["dataset"] not in fh:
-                raise ValueError(f"{path}: no dataset {m['dataset']!r} (measure {m['name']!r}); datasets: {sorted(fh)}")
-            ds = fh[m["dataset"]]
-            dims = ds.attrs.get("dims", "")
-            dims = dims.decode() if isinstance(dims, bytes) else str(dims)
-            values[m["name"]] = sd.artifact_value(ds[()], dims, m["at"], m["reduce"], f"{path}: dataset {m['dataset']!r}")
+            epochs = fh["epoch"][()] if "epoch" in fh else None
+            for key, dataset in ((m["name"], m["dataset"]), (f"{m['name']}_error", m.get("error"))):
+                if dataset is None:
+                    continue
+                if dataset not in fh:
+                    raise ValueError(f"{path}: no dataset {dataset!r} (measure {m['name']!r}); datasets: {sorted(fh)}")
+                dims = fh[dataset].attrs.get("dims", "")
+                dims = dims.decode() if isinstance(dims, bytes) else str(dims)
+                where = f"{path}: dataset {dataset!r}"
+                values[key] = sd.artifact_value(fh[dataset][()], dims, m["at"], m["reduce"], where, epochs)
     return values
 
 
@@ -81,13 +85,15 @@ def measure_table(m: dict, axes: list[str], fields: dict, values: dict) -> list[
     reached" where it has none), with the checkpoint interval of a transitions boundary."""
     spread = sd.spread_fields(fields)
     interval = m["source"] == "transitions" and "dataset" not in m
-    head = ["variant", *axes, *spread, m["name"], *([f"{m['name']}_lo", f"{m['name']}_hi"] if interval else [])]
+    error = [f"{m['name']}_error"] if m.get("error") else []
+    head = ["variant", *axes, *spread, m["name"], *([f"{m['name']}_lo", f"{m['name']}_hi"] if interval else []), *error]
     rows = [head]
     for name, f in fields.items():
         v = values[name]
         cells = [v[m["name"]] if v[m["name"]] is not None else NOT_REACHED]
         if interval:
             cells += [v[f"{m['name']}_lo"], v[f"{m['name']}_hi"]]
+        cells += [v[e] for e in error]
         rows.append([name, *(_cell(f.get(a)) for a in axes), *(f.get(s) for s in spread), *cells])
     return rows
 
@@ -112,14 +118,17 @@ def measure_figure(m: dict, axis: str | None, axes: list[str], fields: dict, val
         sub = {n: fields[n] for n in names}
         points = sd.grouped(sub, {n: values[n][m["name"]] for n in names}, [axis] if axis else [])
         seeds = [(p["key"], n, v) for p in points for n, v in zip(p["variants"], p["values"], strict=True) if v is not None]
+        # the measure's own error (the LLC's std over chains) on each seed's point; NaN: no bar
+        bars = [values[n].get(f"{m['name']}_error") for _, n, _ in seeds] if m.get("error") else None
         fig.add_trace(
             go.Scatter(
                 x=[_x(k[0], kind) if axis else "all" for k, _, _ in seeds],
                 y=[v for _, _, v in seeds],
                 text=[html.escape(n) for _, n, _ in seeds],
+                error_y={"type": "data", "array": [np.nan if b is None else b for b in bars]} if bars else None,
                 mode="markers",
                 marker={"color": color, "size": 7, "opacity": 0.6},
-                name=f"{label}: seeds",
+                name=f"{label}: seeds" + (f" (bars: {m['error']})" if bars else ""),
                 legendgroup=label,
                 hovertemplate="%{text}<br>%{y}<extra></extra>",
             )

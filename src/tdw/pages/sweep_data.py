@@ -96,17 +96,26 @@ REDUCERS = {
 }
 
 
-def artifact_value(array: np.ndarray, dims: str, at: str, reduce: str | None, where: str) -> float | None:
+def artifact_value(
+    array: np.ndarray, dims: str, at: str | int, reduce: str | None, where: str, epochs: np.ndarray | None = None
+) -> float | None:
     """A scalar of an artifact dataset: at the last epoch (``at="final"``, the dataset's
-    first axis must be ``epoch``) or the whole dataset (``"all"``), then reduced (``sum``,
+    first axis must be ``epoch``), at the checkpoint of epoch ``at`` (an integer; ``epochs``:
+    the artifact's epoch coordinate) or the whole dataset (``"all"``), then reduced (``sum``,
     ``mean``, ``max``, ``min``, ``count``, ``nonzero``) unless already a scalar. NaN (a
-    boundary not found) is ``None``. A value that is not one number is a ``ValueError``
-    opening with ``where``."""
+    boundary not found, an LLC whose chains all diverged) is ``None``. A value that is not
+    one number, or an epoch the artifact lacks, is a ``ValueError`` opening with ``where``."""
     value = np.asarray(array)
-    if at == "final":
+    if at != "all":
         if not dims.split() or dims.split()[0] != "epoch":
-            raise ValueError(f"{where}: 'at': 'final' needs an epoch axis first; the dataset's axes are {dims!r}")
-        value = value[-1]
+            raise ValueError(f"{where}: 'at': {at!r} needs an epoch axis first; the dataset's axes are {dims!r}")
+        if at == "final":
+            value = value[-1]
+        else:
+            found = np.flatnonzero(np.asarray(epochs) == at)
+            if not found.size:
+                raise ValueError(f"{where}: 'at': no checkpoint of epoch {at}; the artifact's epochs: {list(map(int, epochs))}")
+            value = value[found[0]]
     if reduce is not None:
         value = np.asarray(REDUCERS[reduce](value))
     if value.size != 1:

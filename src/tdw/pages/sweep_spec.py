@@ -10,8 +10,13 @@ chooses the measures a sweep page plots against the swept parameters::
                    "label": "final sum of squared weights", "optional": true}]}
 
 A measure is a built-in name (``BUILTIN``) or a scalar of an analyzer's artifact: its
-``dataset`` at the last epoch (``"at": "final"``, the default) or whole (``"all"``), reduced to
-one number by ``reduce`` where it is not one. ``thresholds``: a variant has memorised at
+``dataset`` at the last epoch (``"at": "final"``, the default), at one checkpoint's epoch
+(``"at": 600``) or whole (``"all"``), reduced to one number by ``reduce`` where it is not one;
+``error`` names a dataset of the same artifact, taken the same way, drawn as each seed's
+error bar (the LLC's std over chains beside its mean)::
+
+    {"artifact": "llc", "dataset": "llc_mean", "error": "llc_std", "at": "final", "name": "final_llc"}
+ ``thresholds``: a variant has memorised at
 the first epoch its train loss is below ``memorise`` and generalised at the first epoch its
 test loss is below ``generalise`` (both 0.1 unless given: a cross-entropy of 0.1 puts about
 90 % probability on the right answer). A family that extends another uses its parent's
@@ -31,7 +36,7 @@ from tdw.validation import ConfigError, read_json
 
 FOLDER = "sweeps"
 KEYS = {"title", "description", "thresholds", "measures"}
-MEASURE_KEYS = {"name", "label", "artifact", "dataset", "at", "reduce", "optional"}
+MEASURE_KEYS = {"name", "label", "artifact", "dataset", "at", "reduce", "error", "optional"}
 THRESHOLDS = {"memorise": 0.1, "generalise": 0.1}
 BOUNDARY_NAMES = ("memorisation_end", "cleanup_start", "cleanup_end")
 # name -> (label, the analyzer whose artifact it reads, or "history")
@@ -78,12 +83,15 @@ def _measure(entry: object, where: str) -> dict:
         }
     if not isinstance(entry["artifact"], str) or not isinstance(entry.get("dataset"), str):
         raise ConfigError(f"{where}: an artifact measure needs 'artifact' (an analyzer) and 'dataset' (strings)")
-    at, reduce = entry.get("at", "final"), entry.get("reduce")
-    if at not in ("final", "all"):
-        raise ConfigError(f"{where}: key 'at': {at!r}; expected 'final' or 'all'")
+    at, reduce, error = entry.get("at", "final"), entry.get("reduce"), entry.get("error")
+    if at not in ("final", "all") and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+        raise ConfigError(f"{where}: key 'at': {at!r}; expected 'final', 'all' or a checkpoint's epoch (an integer >= 0)")
+    if error is not None and not isinstance(error, str):
+        raise ConfigError(f"{where}: key 'error': {error!r}; expected the name of a dataset of the same artifact")
     if reduce is not None and reduce not in REDUCERS:
         raise ConfigError(f"{where}: key 'reduce': {reduce!r}; expected one of {', '.join(REDUCERS)}")
-    name = entry.get("name", "_".join(filter(None, (entry["artifact"], entry["dataset"], at, reduce))))
+    at_name = at if isinstance(at, str) else f"epoch{at}"
+    name = entry.get("name", "_".join(filter(None, (entry["artifact"], entry["dataset"], at_name, reduce))))
     label = entry.get("label", f"{entry['artifact']}: {entry['dataset']} ({at}{', ' + reduce if reduce else ''})")
     return {
         "name": name,
@@ -92,6 +100,7 @@ def _measure(entry: object, where: str) -> dict:
         "dataset": entry["dataset"],
         "at": at,
         "reduce": reduce,
+        "error": error,
         "optional": entry.get("optional", False),
     }
 
