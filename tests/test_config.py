@@ -387,3 +387,15 @@ def test_a_cache_larger_than_a_job_may_hold_stops_at_dag_build(tmp_path, root):
     for needle in ("cfg.yaml", "'sweep.p'", "p = 307", "cache of probe 'full' (94249 rows)", "2000 MB a cache job"):
         assert needle in message, message
     resolve(with_(sweep__p=[307], probe="random", analyzers=["attention"]), "cfg.yaml", str(families))  # 2048 rows fit
+
+
+def test_the_paper_width_clock_pizza_config_resolves(root):
+    from tdw.config import load
+
+    wb = load(root / "config" / "clock_pizza_paper.yaml", str(root / "families"))
+    names = sorted(v.name for v in wb.variants)
+    assert names == sorted([f"p59_seed{s}{tag}" for s in range(3) for tag in ("", "_attn0")])
+    for v in wb.variants:
+        cfg = v.model or wb.family.model_config(v.p)
+        assert (cfg.d_model, cfg.d_mlp, cfg.n_heads) == (128, 512, 4)
+        assert cfg.attention_rate == (0.0 if v.name.endswith("_attn0") else 1.0)

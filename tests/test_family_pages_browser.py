@@ -78,7 +78,8 @@ KINDS = {
     "sequence": Kind(
         "induction",
         31,
-        ("loss_curves", "induction", "induction_loss", "transitions", "weight_norms"),
+        ("loss_curves", "induction", "attention_offsets", "induction_loss", "head_ablations", "dimensionality")
+        + ("transitions", "weight_norms"),
         extra_train=(("test_loss_every", 2),),
     ),
 }
