@@ -16,6 +16,7 @@ Overhead is (start-up + scheduling) / wall.
     python bench/bench_overhead.py --p 113 --variants 1 8  # the paper's modulus
     python bench/bench_overhead.py --grid                 # 4 x 4 x 4 sweep (64 variants x 50 checkpoints)
     python bench/bench_overhead.py --grid --full 64       # ... also in full, and the no-op rerun
+    python bench/bench_overhead.py --grid --full 64 --p 59 --every 20   # a sweep's size of work: 1,000 epochs each
 
 ``--grid`` sweeps weight decay, train fraction and seed (4 values each) at p = 5 with 50
 checkpoints per variant: the DAG of a sweep of three parameters (64 train, forward-cache and
@@ -44,13 +45,13 @@ CHECKPOINTS = 200
 PROBE, ANALYZER = "full", "embedding_frequencies"
 
 
-def _write_config(path: Path, sweep: dict, checkpoints: int) -> Path:
-    """A modadd config over ``sweep`` with checkpoints at epochs 0 .. checkpoints - 1."""
+def _write_config(path: Path, sweep: dict, checkpoints: int, every: int = 1) -> Path:
+    """A modadd config over ``sweep`` with checkpoints at epochs 0, every, .., (checkpoints - 1) * every."""
     config = {
         "family": "modadd",
         "sweep": sweep,
         "train": {"train_frac": 0.5},
-        "checkpoints": [{"from": 0, "to": checkpoints - 1, "every": 1}],
+        "checkpoints": [{"from": 0, "to": (checkpoints - 1) * every, "every": every}],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -65,9 +66,9 @@ GRID = {"weight_decay": [0.1, 0.3, 1.0, 3.0], "train_frac": [0.3, 0.4, 0.5, 0.6]
 GRID_CHECKPOINTS = 50
 
 
-def write_grid(workdir: Path, p: int) -> Path:
-    """The 4 x 4 x 4 sweep: weight decay x train fraction x seed."""
-    return _write_config(workdir / "grid.yaml", {"p": [p], "seed": [0, 1, 2, 3], **GRID}, GRID_CHECKPOINTS)
+def write_grid(workdir: Path, p: int, every: int = 1) -> Path:
+    """The 4 x 4 x 4 sweep: weight decay x train fraction x seed, a checkpoint every ``every`` epochs."""
+    return _write_config(workdir / "grid.yaml", {"p": [p], "seed": [0, 1, 2, 3], **GRID}, GRID_CHECKPOINTS, every)
 
 
 def config_targets(config: Path) -> list[str]:
@@ -130,13 +131,13 @@ def job_times(workdir: Path) -> tuple[int, float, float]:
     return len(walls), sum(walls), compute
 
 
-def measure(n: int, p: int, full: bool, out: Path, keep: bool, grid: bool = False) -> dict:
-    workdir = out / (f"p{p}_grid" if grid else f"p{p}_n{n}")
+def measure(n: int, p: int, full: bool, out: Path, keep: bool, grid: bool = False, every: int = 1) -> dict:
+    workdir = out / (f"p{p}_grid" + (f"_every{every}" if every > 1 else "") if grid else f"p{p}_n{n}")
     shutil.rmtree(workdir, ignore_errors=True)
-    config = write_grid(workdir, p) if grid else write_sweep(workdir, n, p)
+    config = write_grid(workdir, p, every) if grid else write_sweep(workdir, n, p)
     wanted = config_targets(config) if grid else targets(n, p)
     checkpoints = GRID_CHECKPOINTS if grid else CHECKPOINTS
-    row: dict = {"p": p, "variants": n, "checkpoints": checkpoints, "files": len(wanted) + n * (checkpoints + 3)}
+    row: dict = {"p": p, "variants": n, "checkpoints": checkpoints, "every": every, "files": len(wanted) + n * (checkpoints + 3)}
     dry = [snakemake_cpu(workdir, config, wanted, "--dry-run") for _ in range(2)]
     row["dry_run_s"], row["dry_run_cpu_s"] = min(d[0] for d in dry), min(d[1] for d in dry)
     print(f"n={n}: dry run {row['dry_run_s']:.1f} s ({row['dry_run_cpu_s']:.1f} CPU s)", file=sys.stderr)
@@ -207,10 +208,14 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the results trees under --out")
     parser.add_argument("--p", type=int, default=P, help="the modulus of every variant (default %(default)s)")
     parser.add_argument("--grid", action="store_true", help="the 4 x 4 x 4 sweep (64 variants x 50 checkpoints) only")
+    parser.add_argument(
+        "--every", type=int, default=1, help="--grid: a checkpoint every N epochs (default %(default)s: 50 epochs)"
+    )
     args = parser.parse_args()
     if args.grid:
-        row = measure(64, args.p, 64 in args.full, args.out, args.keep, grid=True)
-        (args.out / f"overhead_p{args.p}_grid.json").write_text(json.dumps([row], indent=2) + "\n")
+        row = measure(64, args.p, 64 in args.full, args.out, args.keep, grid=True, every=args.every)
+        suffix = f"_every{args.every}" if args.every > 1 else ""
+        (args.out / f"overhead_p{args.p}_grid{suffix}.json").write_text(json.dumps([row], indent=2) + "\n")
         print(table([row]))
         return 0
     rows = [measure(n, args.p, n in args.full, args.out, args.keep) for n in args.variants]
