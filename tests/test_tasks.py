@@ -239,7 +239,7 @@ def test_families_offer_what_their_task_supports(root, tmp_path):
     assert fams["moddiv"].spec["task"] == {"operation": "div", "relabel": "discrete_log"}
     for name in ("modmul", "moddiv"):
         assert set(FOURIER) <= set(fams[name].spec["analyzers"]) and "ablations" not in fams[name].spec["analyzers"]
-    assert set(fams["modsq"].spec["analyzers"]) == {"dimensionality", "transitions", "weight_norms", "llc"}
+    assert set(fams["modsq"].spec["analyzers"]) == {"dimensionality", "transitions", "weight_norms", "llc", "llc_calibration"}
     for name in fams:
         wb = load(root / "tests" / "configs" / f"tiny_{name}.yaml", str(root / "families"))
         assert wb.family.name == name and set(wb.analyzers) == set(wb.family.spec["analyzers"])
