@@ -277,29 +277,14 @@ def test_calibrate_command_writes_the_grid(checkpoints, tmp_path):
 @pytest.mark.slow
 def test_llc_runs_through_the_workflow(root, tmp_path):
     """The analyzer in the DAG on the tiny config (p = 13, three checkpoints), its figure too."""
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
+    from workflow_runs import run_snakemake
 
     from tdw.layout import VariantLayout
 
-    snakemake = Path(sys.executable).with_name("snakemake")
-    if not snakemake.exists():
-        pytest.skip("snakemake not installed next to this python")
     files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
     targets = [str(files.artifact("full", "llc")), str(files.figure("llc", "html"))]
-    cmd = [
-        str(snakemake),
-        "--cores",
-        "1",
-        "--configfile",
-        "tests/configs/tiny.yaml",
-        "--config",
-        f"results={tmp_path / 'results'}",
-    ]
-    proc = subprocess.run([*cmd, "--", *targets], cwd=root, capture_output=True, text=True, timeout=600)
-    shutil.rmtree(root / "logs" / "modadd", ignore_errors=True)
+    config = ["--config", f"results={tmp_path / 'results'}"]
+    proc = run_snakemake(tmp_path, root / "tests/configs/tiny.yaml", "--cores", "1", *config, target_list=targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     art = load_artifact(files.artifact("full", "llc"))
     assert list(art["epoch"]) == [0, 5, 10] and art["loss_trace"].shape == (3, 4, 100)

@@ -89,28 +89,14 @@ def test_bad_grids_are_refused_when_the_config_resolves(key, value, says):
 def test_calibration_runs_through_the_workflow(root, tmp_path):
     """The analyzer in the DAG on the tiny config (p = 13, the final of three checkpoints) and
     its figure rendered from the artifact."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from workflow_runs import run_snakemake
 
     from tdw.layout import VariantLayout
 
-    snakemake = Path(sys.executable).with_name("snakemake")
-    if not snakemake.exists():
-        pytest.skip("snakemake not installed next to this python")
     files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
     targets = [str(files.artifact("full", "llc_calibration")), str(files.figure("llc_calibration", "html"))]
-    cmd = [
-        str(snakemake),
-        "--cores",
-        "1",
-        "--configfile",
-        "tests/configs/tiny.yaml",
-        "--config",
-        f"results={tmp_path / 'results'}",
-    ]
-    cmd += ["--directory", str(tmp_path), "--snakefile", str(root / "Snakefile")]
-    proc = subprocess.run([*cmd, "--", *targets], cwd=root, capture_output=True, text=True, timeout=600)
+    config = ["--config", f"results={tmp_path / 'results'}"]
+    proc = run_snakemake(tmp_path, root / "tests/configs/tiny.yaml", "--cores", "1", *config, target_list=targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     art = load_artifact(files.artifact("full", "llc_calibration"))
     assert int(art["checkpoint_epoch"]) == 10 and list(art["epoch"]) == [0, 5, 10]
