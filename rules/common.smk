@@ -249,6 +249,17 @@ def get_figure_code(wildcards):
     return get_code("render.py", REGISTRY[wildcards.figure])
 
 
+def get_static_inputs(wildcards, figures):
+    """Every figure's inputs for the variant's static images, keyed ``<figure>.<input>``."""
+    return {f"{fig}.{key}": path for fig in figures for key, path in view_inputs(wildcards.variant, fig).items()}
+
+
+def get_static_code(figures):
+    from tdw.figures import REGISTRY
+
+    return get_code("static.py", *(REGISTRY[f] for f in figures))
+
+
 def report_file(report, wb=WB):
     return str(wb.family.root / "reports" / f"{report}.json")
 

@@ -308,3 +308,67 @@ def test_chain_logits_equal_the_fast_path_per_chain(rate):
     want = torch.stack([last_logits(w, cfg, tokens) for w in chains])
     assert want.abs().max() > 0.5
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_hand_written_gradient_equals_autograd(rate):
+    """``chain_loss_grad`` (the sampler's loss and gradient without autograd) against autograd
+    through ``chain_logits`` and ``stacked_cross_entropy``, on rows that repeat tokens (a = b,
+    a row twice), so that the embedding's gradient accumulates."""
+    from tdw.models.weights import init_params
+    from tdw.train.trainer import stacked_cross_entropy
+
+    cfg = ModelConfig(p=P, **ARCH, attention_rate=rate)
+    gen = torch.Generator().manual_seed(7)
+    chains = [{k: v + 0.3 * torch.randn(v.shape, generator=gen) for k, v in init_params(cfg, c).items()} for c in range(3)]
+    stacked = {k: torch.stack([w[k] for w in chains]) for k in chains[0]}
+    assert set(stacked) == llc_analyzer.PAPER_SHAPE_NAMES
+    a = torch.cat([torch.randint(0, P, (30,), generator=gen), torch.tensor([4, 4, 9])])
+    b = torch.cat([torch.randint(0, P, (30,), generator=gen), torch.tensor([4, 4, 2])])
+    labels = (a + b) % P
+    leaves = {k: v.clone().requires_grad_(True) for k, v in stacked.items()}
+    want_loss = stacked_cross_entropy(llc_analyzer.chain_logits(leaves, cfg, a, b), labels.expand(3, -1))
+    want = dict(zip(leaves, torch.autograd.grad(want_loss.sum(), list(leaves.values())), strict=True))
+    loss, grads = llc_analyzer.chain_loss_grad(stacked, cfg, a, b, labels)
+    torch.testing.assert_close(loss, want_loss.detach(), rtol=1e-6, atol=1e-7)
+    assert set(grads) == set(want)
+    for name, g in want.items():
+        assert g.abs().max() > 1e-3, name  # every weight gets a gradient here
+        torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_sampler_with_the_hand_written_gradient_matches_autograd(checkpoints):
+    """The analyzer's estimate (``loss_grad``) against the same sampler on autograd through
+    the same loss: the same noise and batches, so the traces agree to rounding."""
+    from tdw.analyzers.sgld import estimate_llc
+
+    view = checkpoint_view(checkpoints[1], None)
+    loss, loss_grad, center, n = llc_analyzer.training_loss(view, "cpu")
+    assert loss_grad is not None
+    s = llc_analyzer.settings(params(draws=30, burn_in=10, batch_size=32), n)
+    hand = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad)
+    auto = estimate_llc(loss, center, n, s, blowup=math.log(P))
+    assert np.all(np.abs(hand.llc) > 0.1)
+    np.testing.assert_allclose(hand.loss_trace, auto.loss_trace, rtol=1e-4)
+    np.testing.assert_allclose(hand.llc, auto.llc, rtol=1e-3)
+    np.testing.assert_allclose(hand.mala_acceptance, auto.mala_acceptance, rtol=1e-3, atol=1e-3)
+
+
+def test_noise_drawn_ahead_in_a_thread_gives_the_same_numbers(checkpoints):
+    """The next step's noise drawn in a second thread during the step: the same generator and
+    order of draws, so every trace is bit-identical to drawing in line."""
+    from tdw.analyzers.sgld import estimate_llc
+
+    view = checkpoint_view(checkpoints[1], None)
+    loss, loss_grad, center, n = llc_analyzer.training_loss(view, "cpu")
+    s = llc_analyzer.settings(params(draws=20, burn_in=5, batch_size=32), n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ahead = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad, noise_ahead=True)
+        inline = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad, noise_ahead=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.all(np.diff(ahead.loss_trace, axis=1) != 0)
+    for field in ("loss_trace", "distance_trace", "llc", "mala_acceptance"):
+        np.testing.assert_array_equal(getattr(ahead, field), getattr(inline, field), err_msg=field)

@@ -51,8 +51,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     clean.mkdir()
     killed.mkdir()
-    assert start(clean).wait(timeout=600) == 0
-
+    uninterrupted = start(clean)  # alongside the run to be killed: each trains on one core
     proc = start(killed)
     deadline = time.time() + 300
     while snapshot_epoch(killed / VARIANT) < 1000 and time.time() < deadline and proc.poll() is None:
@@ -65,6 +64,8 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     killed_at = snapshot_epoch(killed / VARIANT)
     assert 1000 <= killed_at < 3000
     assert not (killed / TARGET).exists()
+    out, _ = uninterrupted.communicate(timeout=600)
+    assert uninterrupted.returncode == 0, out
 
     resumed = start(killed)
     out, _ = resumed.communicate(timeout=600)

@@ -167,7 +167,9 @@ def test_visual_parameter_change_schedules_only_rendering(run, legacy_dir):
     write_config(run, legacy_dir, figures={"loss_curves": {"test_color": "#000000"}})
     try:
         jobs = scheduled(run)
-        assert jobs.get("render") == 3 and set(jobs) <= {"render", "report", "compare", "all"}, jobs
+        # the figure's page per variant, and each variant's static images (one browser session)
+        assert jobs.get("render") == 3 and jobs.get("static_modadd") == 3, jobs
+        assert set(jobs) <= {"render", "static_modadd", "report", "compare", "all"}, jobs
     finally:
         write_config(run, legacy_dir)
     assert scheduled(run) == {}

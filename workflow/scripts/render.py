@@ -1,4 +1,4 @@
-"""Snakemake adapter: one figure of one variant as HTML, PNG and SVG (rules/render.smk)."""
+"""Snakemake adapter: one figure of one variant as its HTML page (rules/render.smk)."""
 
 from pathlib import Path
 

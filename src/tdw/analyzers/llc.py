@@ -1,8 +1,9 @@
 """The local learning coefficient (LLC) of each checkpoint: SGLD localised at the checkpoint's
 weights w* on the run's training split (its data seed), the chains stacked as one model
 (``tdw.analyzers.sgld``), on the training loss itself (``stacked_cross_entropy`` of the
-training fast path: ``chain_logits`` for the paper's shape, ``tdw.train.trainer.stacked_logits``
-for other models). Float32 weights, CUDA when present;
+training fast path: ``chain_logits`` for the paper's shape, with its gradient written out by
+hand in ``chain_loss_grad``, ``tdw.train.trainer.stacked_logits`` and autograd for other
+models). Float32 weights, CUDA when present;
 deterministic on the CPU for a seed.
 
 Per checkpoint: the mean and std over the chains that did not diverge (a loss that is not
@@ -112,11 +113,98 @@ def chain_logits(params: dict, cfg, a, b):
     return torch.bmm(resid_post, params["unembed.W_U"])
 
 
+PAPER_SHAPE_NAMES = frozenset(
+    ["embed.W_E", "pos_embed.W_pos", "unembed.W_U"]
+    + [f"blocks.0.attn.{n}" for n in ("W_Q", "W_K", "W_V", "W_O")]
+    + [f"blocks.0.mlp.{n}" for n in ("W_in", "b_in", "W_out", "b_out")]
+)
+
+
+def chain_loss_grad(params: dict, cfg, a, b, labels):
+    """The mean cross-entropy [chain] of ``chain_logits`` on rows (a, b) with their labels and
+    its gradient {name: [chain, ...]}, by a hand-written backward of the same forward (no
+    autograd graph): one batched matmul per weight and direction, the rows of the three
+    positions (a at 0, b at 1, `=` at 2) as one matrix, the embedding's gradient one
+    ``index_add_``. The log-softmax is float64 as in ``stacked_cross_entropy``."""
+    import torch
+
+    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]  # [C, V, d], [C, n_ctx, d]
+    W_Q, W_K, W_V, W_O = (params[f"blocks.0.attn.{n}"] for n in ("W_Q", "W_K", "W_V", "W_O"))
+    W_in, b_in = params["blocks.0.mlp.W_in"], params["blocks.0.mlp.b_in"]
+    W_out, b_out, W_U = params["blocks.0.mlp.W_out"], params["blocks.0.mlp.b_out"], params["unembed.W_U"]
+    chains, _, d = W_E.shape
+    heads, e = cfg.n_heads, cfg.d_head
+    hd, n, rate, scale = heads * e, a.shape[0], cfg.attention_rate, 1 / math.sqrt(cfg.d_head)
+    # forward: the rows of the three positions, their scores x · (W_K q) and values x W_V
+    rows_of = torch.cat([a, b, a.new_full((1,), cfg.p)])
+    x = W_E[:, rows_of]  # [C, 2n + 1, d]
+    x[:, :n] += W_pos[:, :1]
+    x[:, n:-1] += W_pos[:, 1:2]
+    x[:, -1] += W_pos[:, 2]
+    x_eq = x[:, -1]  # [C, d]
+    q = torch.einsum("cd,chde->che", x_eq, W_Q).mul_(scale)
+    w_v = W_V.permute(0, 2, 1, 3).reshape(chains, d, hd)
+    proj = torch.cat([torch.einsum("chde,che->cdh", W_K, q), w_v], -1)  # [C, d, H + hd]
+    t = torch.bmm(x, proj)  # [C, 2n + 1, H + hd]
+    s, v = t[..., :heads], t[..., heads:]
+    soft = torch.stack([s[:, :n], s[:, n:-1], s[:, -1:].expand(chains, n, heads)], -1).softmax(-1)  # [C, n, H, 3]
+    att = soft if rate == 1.0 else soft * rate + (1 - rate) / 3
+    v_a, v_b = v[:, :n].reshape(chains, n, heads, e), v[:, n:-1].reshape(chains, n, heads, e)
+    v_eq = v[:, -1:].reshape(chains, 1, heads, e)
+    z = (att[..., 0, None] * v_a).add_(att[..., 1, None] * v_b).add_(att[..., 2, None] * v_eq).view(chains, n, hd)
+    W_O2 = W_O.reshape(chains, hd, d)
+    mid = torch.baddbmm(x_eq[:, None], z, W_O2)  # [C, n, d]
+    pre = torch.baddbmm(b_in[:, None], mid, W_in)
+    post = pre.relu()
+    resid = torch.baddbmm(b_out[:, None], post, W_out).add_(mid)
+    logp = torch.bmm(resid, W_U).double().log_softmax(-1)  # [C, n, V_out]
+    rows = torch.arange(n, device=a.device)
+    loss = -logp[:, rows, labels].mean(-1)
+    # backward, from the logits down
+    g = logp.exp_()
+    g[:, rows, labels] -= 1.0
+    g = g.to(resid.dtype).div_(n)
+    grads = {"unembed.W_U": torch.bmm(resid.transpose(1, 2), g)}
+    d_resid = torch.bmm(g, W_U.transpose(1, 2))  # [C, n, d]
+    grads["blocks.0.mlp.W_out"] = torch.bmm(post.transpose(1, 2), d_resid)
+    grads["blocks.0.mlp.b_out"] = d_resid.sum(1)
+    d_pre = torch.bmm(d_resid, W_out.transpose(1, 2)).mul_(pre > 0)
+    grads["blocks.0.mlp.W_in"] = torch.bmm(mid.transpose(1, 2), d_pre)
+    grads["blocks.0.mlp.b_in"] = d_pre.sum(1)
+    d_mid = torch.baddbmm(d_resid, d_pre, W_in.transpose(1, 2))  # [C, n, d]
+    grads["blocks.0.attn.W_O"] = torch.bmm(z.transpose(1, 2), d_mid).view(W_O.shape)
+    d_z = torch.bmm(d_mid, W_O2.transpose(1, 2)).view(chains, n, heads, e)
+    d_att = torch.stack([(d_z * v_a).sum(-1), (d_z * v_b).sum(-1), (d_z * v_eq).sum(-1)], -1)  # [C, n, H, 3]
+    if rate != 1.0:
+        d_att.mul_(rate)
+    d_s = d_att.sub_((d_att * soft).sum(-1, keepdim=True)).mul_(soft)  # softmax's backward
+    d_t = torch.empty_like(t)
+    d_t[:, :n, :heads], d_t[:, n:-1, :heads] = d_s[..., 0], d_s[..., 1]
+    d_t[:, -1, :heads] = d_s[..., 2].sum(1)
+    d_t[:, :n, heads:] = (att[..., 0, None] * d_z).view(chains, n, hd)
+    d_t[:, n:-1, heads:] = (att[..., 1, None] * d_z).view(chains, n, hd)
+    d_t[:, -1, heads:] = (att[..., 2, None] * d_z).sum(1).view(chains, hd)
+    d_proj = torch.bmm(x.transpose(1, 2), d_t)  # [C, d, H + hd]
+    d_x = torch.bmm(d_t, proj.transpose(1, 2))  # [C, 2n + 1, d]
+    d_kq = d_proj[..., :heads]  # [C, d, H]
+    grads["blocks.0.attn.W_V"] = d_proj[..., heads:].reshape(chains, d, heads, e).permute(0, 2, 1, 3)
+    grads["blocks.0.attn.W_K"] = torch.einsum("cdh,che->chde", d_kq, q)
+    d_q = torch.einsum("chde,cdh->che", W_K, d_kq).mul_(scale)
+    grads["blocks.0.attn.W_Q"] = torch.einsum("cd,che->chde", x_eq, d_q)
+    d_x[:, -1] += d_mid.sum(1) + torch.einsum("chde,che->cd", W_Q, d_q)
+    grads["embed.W_E"] = torch.zeros_like(W_E).index_add_(1, rows_of, d_x)
+    d_pos = torch.zeros_like(W_pos)
+    d_pos[:, 0], d_pos[:, 1], d_pos[:, 2] = d_x[:, :n].sum(1), d_x[:, n:-1].sum(1), d_x[:, -1]
+    grads["pos_embed.W_pos"] = d_pos
+    return loss, grads
+
+
 def training_loss(view: CheckpointView, device: str):
     """The training objective of the checkpoint's run on its training split, over stacked
     parameters: (params {name: [chain, ...]}, rows [batch] or None) -> mean loss [chain];
-    with the centre w* (float32 tensors) and n. The paper's shape runs ``chain_logits``,
-    other models ``tdw.train.trainer.stacked_logits``."""
+    with the same loss and its gradient by ``chain_loss_grad`` for the paper's shape (None for
+    other models), the centre w* (float32 tensors) and n. The paper's shape runs
+    ``chain_logits``, other models ``tdw.train.trainer.stacked_logits``."""
     import torch
 
     from tdw.tasks import modular
@@ -128,8 +216,11 @@ def training_loss(view: CheckpointView, device: str):
     center = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in view.weights.items()}
     cfg = view.model
 
+    def batch(rows):
+        return (tokens, labels) if rows is None else (tokens[rows], labels[rows])
+
     def loss(params: dict, rows):
-        x, y = (tokens, labels) if rows is None else (tokens[rows], labels[rows])
+        x, y = batch(rows)
         chains = next(iter(params.values())).shape[0]
         if cfg.is_paper_shape:
             logits = chain_logits(params, cfg, x[:, 0], x[:, 1])
@@ -137,7 +228,12 @@ def training_loss(view: CheckpointView, device: str):
             logits = stacked_logits(params, cfg, x.expand(chains, -1, -1), vectorize=True)  # [chain, batch, vocab]
         return stacked_cross_entropy(logits, y.expand(chains, -1))
 
-    return loss, center, len(train)
+    def loss_grad(params: dict, rows):
+        x, y = batch(rows)
+        return chain_loss_grad(params, cfg, x[:, 0], x[:, 1], y)
+
+    hand = cfg.is_paper_shape and set(center) == PAPER_SHAPE_NAMES
+    return loss, loss_grad if hand else None, center, len(train)
 
 
 def estimate(view: CheckpointView, params: dict):
@@ -147,9 +243,9 @@ def estimate(view: CheckpointView, params: dict):
     from tdw.analyzers.sgld import estimate_llc
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    loss, center, n = training_loss(view, device)
+    loss, loss_grad, center, n = training_loss(view, device)
     s = settings(params, n)
-    return estimate_llc(loss, center, n, s, blowup=math.log(view.model.d_vocab_out)), s
+    return estimate_llc(loss, center, n, s, blowup=math.log(view.model.d_vocab_out), loss_grad=loss_grad), s
 
 
 class LLC(Analyzer):

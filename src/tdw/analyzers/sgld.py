@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ import torch
 
 # loss_fn(stacked params {name: [chain, ...]}, row indices [batch] or None for all rows) -> [chain]
 LossFn = Callable[[dict[str, torch.Tensor], torch.Tensor | None], torch.Tensor]
+# the same loss with its gradient {name: [chain, ...]} computed without autograd
+LossGradFn = Callable[[dict[str, torch.Tensor], torch.Tensor | None], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,47 @@ class _Flat:
         self.shapes = [tuple(v.shape) for v in center.values()]
         self.sizes = [v.numel() for v in center.values()]
 
-    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([tensors[k].detach().reshape(1, -1) for k in self.names], 1)
+    def flatten(self, tensors: dict[str, torch.Tensor], chains: int = 1) -> torch.Tensor:
+        """[chains, D] from tensors [chains, ...] (one model's tensors for ``chains`` 1)."""
+        return torch.cat([tensors[k].detach().reshape(chains, -1) for k in self.names], 1)
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         # split's backward is one cat: the gradient arrives flat, without a zero-filled copy per tensor
         parts = flat.split(self.sizes, 1)
         return {k: t.view(flat.shape[0], *shape) for k, t, shape in zip(self.names, parts, self.shapes, strict=True)}
+
+
+class _Noise:
+    """The steps' noise ξ [chain, D], one ``normal_`` over the buffer per step. With ``ahead``
+    the next step's noise is drawn in a second thread while the caller computes (torch
+    releases the GIL in its kernels), into the other of two buffers: the same generator and
+    order of draws, so the same numbers as drawing in line. A step's noise stays valid until
+    the call after next (the MALA score of the next step reads it)."""
+
+    def __init__(self, like: torch.Tensor, generator: torch.Generator, ahead: bool):
+        self.buffers = (torch.empty_like(like), torch.empty_like(like))
+        self.generator = generator
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sgld-noise") if ahead else None
+        self.step = 0
+        self.pending = self.pool.submit(self._fill, 0) if self.pool else None
+
+    def _fill(self, i: int) -> None:
+        self.buffers[i].normal_(generator=self.generator)
+
+    def next(self) -> torch.Tensor:
+        i = self.step % 2
+        self.step += 1
+        if self.pool is None:
+            self._fill(i)
+        else:
+            self.pending.result()
+            self.pending = self.pool.submit(self._fill, 1 - i)
+        return self.buffers[i]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pending.result()
+            self.pool.shutdown()
 
 
 def _dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -128,32 +165,67 @@ def _mala_log_ratio(potential, prev_potential, drift_sum, prev_noise, epsilon: f
     return prev_potential - potential + 0.5 * math.sqrt(epsilon) * scale * dot - 0.125 * epsilon * scale**2 * sq
 
 
-def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, settings: SGLDSettings, blowup: float) -> LLCEstimate:
+def estimate_llc(
+    loss_fn: LossFn,
+    center: dict[str, torch.Tensor],
+    n: int,
+    settings: SGLDSettings,
+    blowup: float,
+    loss_grad: LossGradFn | None = None,
+    noise_ahead: bool | None = None,
+) -> LLCEstimate:
     """Run ``settings.chains`` SGLD chains from ``center`` (one model's tensors) on a loss over
-    ``n`` rows. ``loss_fn`` gets stacked parameters and row indices (None: all rows)."""
+    ``n`` rows. ``loss_fn`` gets stacked parameters and row indices (None: all rows); where
+    ``loss_grad`` is given, the steps take the loss and its gradient from it instead of
+    autograd through ``loss_fn``. ``noise_ahead``: draw each step's noise in a second thread
+    during the step before (the same numbers; default: on the CPU with more than one torch
+    thread)."""
     s = settings
     device = next(iter(center.values())).device
-    noise_gen = torch.Generator(device=device).manual_seed(s.seed)
-    rows = batch_rows(n, s.batch_size, torch.Generator().manual_seed(s.seed + 1))
     flat = _Flat(center)
     anchor = flat.flatten(center)  # [1, D]
     with torch.inference_mode():
         init_loss = float(loss_fn(flat.views(anchor), None)[0])
+    if noise_ahead is None:
+        noise_ahead = device.type == "cpu" and torch.get_num_threads() > 1
+    noises = _Noise(anchor.expand(s.chains, -1), torch.Generator(device=device).manual_seed(s.seed), ahead=noise_ahead)
+    try:
+        losses, dists, finite, acceptance = _run_chains(loss_fn, loss_grad, flat, anchor, n, s, noises)
+    finally:
+        noises.close()
+    llc = s.nbeta * (losses.mean(1) - init_loss)
+    # Batch losses spike now and then; a blow-up is the later half of the trace sitting high.
+    blew_up = ~(losses[:, s.draws // 2 :].mean(1) <= init_loss + blowup)  # NaN compares False
+    diverged = blew_up | ~finite | ~np.isfinite(llc)
+    return LLCEstimate(init_loss, llc, losses, dists, acceptance, diverged)
+
+
+def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s: SGLDSettings, noises: _Noise):
+    """The SGLD steps of every chain from w* (``anchor`` [1, D]): the loss and distance traces
+    [chain, draw], whether every loss was finite [chain] and the mean MALA acceptance [chain]."""
+    device = anchor.device
+    rows = batch_rows(n, s.batch_size, torch.Generator().manual_seed(s.seed + 1))
     w = anchor.expand(s.chains, -1).clone()  # [chain, D]: updated in place
-    offset, noise = torch.empty_like(w), torch.empty_like(w)
+    offset = torch.empty_like(w)
     losses = np.full((s.chains, s.draws), np.nan)
     dists = np.full((s.chains, s.draws), np.nan)
     finite = torch.ones(s.chains, dtype=torch.bool, device=device)
     accept_sum = torch.zeros(s.chains, dtype=torch.float64, device=device)
     accept_n = 0
-    prev = None  # (drift, U) of the last step; its noise is still in ``noise``
+    prev = None  # (drift, U, noise) of the last step
     for t in range(s.steps):
         idx = next(rows)
-        w.requires_grad_(True)
-        loss = loss_fn(flat.views(w), None if idx is None else idx.to(device))
-        # a fresh tensor: the drift is built in it, divided by nβ (one pass fewer; the scalars carry nβ)
-        (drift,) = torch.autograd.grad(loss.sum(), w)
-        w.requires_grad_(False)
+        idx = None if idx is None else idx.to(device)
+        # the drift is built in the gradient's own (fresh) tensor, divided by nβ (one pass fewer; the scalars carry nβ)
+        if loss_grad is not None:
+            with torch.no_grad():
+                loss, grads = loss_grad(flat.views(w), idx)
+                drift = flat.flatten(grads, s.chains)
+        else:
+            w.requires_grad_(True)
+            loss = loss_fn(flat.views(w), idx)
+            (drift,) = torch.autograd.grad(loss.sum(), w)
+            w.requires_grad_(False)
         with torch.no_grad():
             loss = loss.detach().double()
             finite &= torch.isfinite(loss)
@@ -163,19 +235,15 @@ def estimate_llc(loss_fn: LossFn, center: dict[str, torch.Tensor], n: int, setti
             dist_sq = offset.square_().sum(1).double()
             potential = s.nbeta * loss + 0.5 * s.gamma * dist_sq
             if prev is not None and t > s.burn_in:
-                log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), noise, s.epsilon, s.nbeta)
+                log_ratio = _mala_log_ratio(potential, prev[1], prev[0].add_(drift), prev[2], s.epsilon, s.nbeta)
                 accept_sum += torch.nan_to_num(log_ratio.clamp(max=0.0).exp(), nan=0.0)
                 accept_n += 1
             draw, since = divmod(t - s.burn_in, s.steps_between_draws)
             if t >= s.burn_in and since == 0:
                 losses[:, draw] = loss.cpu().numpy()
                 dists[:, draw] = dist_sq.sqrt().cpu().numpy()
-            noise.normal_(generator=noise_gen)  # every chain's noise for the step in one draw
+            noise = noises.next()  # every chain's noise for the step in one draw
             w.add_(drift, alpha=-0.5 * s.epsilon * s.nbeta).add_(noise, alpha=math.sqrt(s.epsilon))
-            prev = (drift, potential)
-    llc = s.nbeta * (losses.mean(1) - init_loss)
-    # Batch losses spike now and then; a blow-up is the later half of the trace sitting high.
-    blew_up = ~(losses[:, s.draws // 2 :].mean(1) <= init_loss + blowup)  # NaN compares False
-    diverged = blew_up | ~finite.cpu().numpy() | ~np.isfinite(llc)
+            prev = (drift, potential, noise)
     acceptance = (accept_sum / accept_n).cpu().numpy() if accept_n else np.full(s.chains, np.nan)
-    return LLCEstimate(init_loss, llc, losses, dists, acceptance, diverged)
+    return losses, dists, finite.cpu().numpy(), acceptance

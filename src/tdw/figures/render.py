@@ -1,5 +1,5 @@
-"""Rendering figures from artifacts: HTML (Plotly) plus PNG and SVG through one kaleido
-browser session per job."""
+"""Rendering figures from artifacts: HTML (Plotly), and PNG and SVG through one kaleido
+browser session per job (a job may export the images of many figures)."""
 
 from __future__ import annotations
 
@@ -65,13 +65,18 @@ def write_html(fig: go.Figure, path: Path, provenance: dict | None = None) -> No
         tmp.write_text(text)
 
 
+def build_figure(name: str, source: str, inputs: dict[str, Path], params: dict, title: str):
+    """The resolved visual parameters and the view of figure ``name`` from its inputs."""
+    params = resolve_params(declared_params(name), params, f"figure {name!r}")
+    return params, load_view(name, source, inputs, params, title)
+
+
 def render_figure(name: str, source: str, inputs: dict[str, Path], params: dict, title: str, outputs: dict[str, Path]) -> float:
     """Build figure ``name`` and write the outputs given (keys: html, png, svg).
     ``params``: overrides of the figure's declared visual parameters (checked; the page's
     provenance records all of them)."""
     t0 = time.perf_counter()
-    params = resolve_params(declared_params(name), params, f"figure {name!r}")
-    view = load_view(name, source, inputs, params, title)
+    params, view = build_figure(name, source, inputs, params, title)
     fig = view.figure
     if "html" in outputs:
         # The standalone page gets its own checkpoint slider over the same frames.
@@ -85,4 +90,20 @@ def render_figure(name: str, source: str, inputs: dict[str, Path], params: dict,
     static = [Path(outputs[k]) for k in ("png", "svg") if k in outputs]
     if static:
         export_static([fig] * len(static), static)
+    return time.perf_counter() - t0
+
+
+def render_static(jobs: list[tuple[str, str, dict[str, Path], dict, str, dict[str, Path]]]) -> float:
+    """PNG and SVG of many figures through one browser session: ``jobs`` are (name, source,
+    inputs, params, title, outputs {png, svg}), as ``render_figure`` takes them."""
+    t0 = time.perf_counter()
+    figs, paths = [], []
+    for name, source, inputs, params, title, outputs in jobs:
+        fig = build_figure(name, source, inputs, params, title)[1].figure
+        for key in ("png", "svg"):
+            if key in outputs:
+                figs.append(fig)
+                paths.append(Path(outputs[key]))
+    if figs:
+        export_static(figs, paths)
     return time.perf_counter() - t0
