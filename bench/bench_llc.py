@@ -5,7 +5,7 @@ wall and CPU seconds (the fastest of ``--repeats`` alternating runs), mean and s
 chains, and the speed-ups.
 
     .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors]
-        [--threads 2] [--ref-threads 2] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
+        [--threads 2] [--ref-threads 2] [--noise-ahead auto|on|off] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ref-threads", type=int, help="threads for devinterp (default: --threads)")
+    ap.add_argument(
+        "--noise-ahead",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="draw the SGLD noise in a second thread (auto: when --threads > 1)",
+    )
     ap.add_argument("--repeats", type=int, default=1, help="runs of each, alternating; the fastest of each is kept")
     ap.add_argument("--chains", type=int)
     ap.add_argument("--draws", type=int)
@@ -65,7 +71,7 @@ def main() -> None:
     for _ in range(args.repeats):  # alternating, so that both see the same load
         torch.set_num_threads(args.threads)
         t0, c0 = time.perf_counter(), time.process_time()
-        ours, s = llc.estimate(view, params)
+        ours, s = llc.estimate(view, params, noise_ahead={"auto": None, "on": True, "off": False}[args.noise_ahead])
         t_ours.append(time.perf_counter() - t0)
         c_ours.append(time.process_time() - c0)
         torch.set_num_threads(ref_threads)
@@ -74,7 +80,8 @@ def main() -> None:
         t_ref.append(time.perf_counter() - t0)
         c_ref.append(time.process_time() - c0)
     t_ours, t_ref, c_ours, c_ref = (min(t) for t in (t_ours, t_ref, c_ours, c_ref))
-    common = {"checkpoint": args.checkpoint, "p": view.p, "threads": args.threads, "params": params, "nbeta": s.nbeta}
+    common = {"checkpoint": args.checkpoint, "p": view.p, "threads": args.threads, "noise_ahead": args.noise_ahead}
+    common |= {"params": params, "nbeta": s.nbeta}
     rows = [
         {
             "estimator": "workbench",

@@ -34,18 +34,24 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import CHROMIUM_ARGS  # noqa: E402
 
 from tdw.config import load_family  # noqa: E402
-from tdw.figures.render import render_figure  # noqa: E402
+from tdw.figures.render import render_figure, render_static  # noqa: E402
 from tdw.pages.report import write_report  # noqa: E402
 from tdw.pages.report_spec import available_figures, view_inputs  # noqa: E402
 from tdw.train.synthetic import make_variant  # noqa: E402
 
 
 def rerender(variant: Path, figures: dict) -> float:
-    """Every figure (HTML, PNG, SVG) and the default report, as the render/report jobs do."""
+    """Every figure (its HTML page, then the PNG and SVG of all in one browser session) and
+    the default report, as the render, static and report jobs do."""
     t0 = time.perf_counter()
+    jobs = []
     for name, fig in figures.items():
-        outs = {ext: variant / "figures" / f"{name}.{ext}" for ext in ("html", "png", "svg")}
-        render_figure(name, fig["source"], view_inputs(variant, fig["source"], "full"), fig["params"], name, outs)
+        inputs = view_inputs(variant, fig["source"], "full")
+        render_figure(name, fig["source"], inputs, fig["params"], name, {"html": variant / "figures" / f"{name}.html"})
+        jobs.append(
+            (name, fig["source"], inputs, fig["params"], name, {e: variant / "figures" / f"{name}.{e}" for e in ("png", "svg")})
+        )
+    render_static(jobs)
     views = [
         {
             "figure": n,

@@ -236,8 +236,9 @@ def training_loss(view: CheckpointView, device: str):
     return loss, loss_grad if hand else None, center, len(train)
 
 
-def estimate(view: CheckpointView, params: dict):
-    """The ``LLCEstimate`` of one checkpoint and the settings it used."""
+def estimate(view: CheckpointView, params: dict, noise_ahead: bool | None = None):
+    """The ``LLCEstimate`` of one checkpoint and the settings it used (``noise_ahead``: as
+    ``tdw.analyzers.sgld.estimate_llc`` takes it)."""
     import torch
 
     from tdw.analyzers.sgld import estimate_llc
@@ -245,7 +246,8 @@ def estimate(view: CheckpointView, params: dict):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     loss, loss_grad, center, n = training_loss(view, device)
     s = settings(params, n)
-    return estimate_llc(loss, center, n, s, blowup=math.log(view.model.d_vocab_out), loss_grad=loss_grad), s
+    blowup = math.log(view.model.d_vocab_out)
+    return estimate_llc(loss, center, n, s, blowup=blowup, loss_grad=loss_grad, noise_ahead=noise_ahead), s
 
 
 class LLC(Analyzer):
