@@ -84,6 +84,8 @@ def test_dry_run_plans_both_families(tmp_path):
     counts = job_counts(dry.stdout)
     assert counts["train"] == 3 and counts["forward_cache_trained"] == 3 and counts["analyze"] == 3
     assert counts["sweep_page"] == 2 and counts["compare"] == 1  # a sweep page per family, one comparison
+    # each family's static images: one job per variant, by the family's own rule
+    assert {f: counts[f"static_{f}"] for f in NAMES} == {f: len(n) for f, n in NAMES.items()}
     for family, names in NAMES.items():
         for n in names:
             assert str(FamilyLayout(RESULTS, family).variant(n).metadata) in dry.stdout
