@@ -354,21 +354,32 @@ def test_sampler_with_the_hand_written_gradient_matches_autograd(checkpoints):
     np.testing.assert_allclose(hand.mala_acceptance, auto.mala_acceptance, rtol=1e-3, atol=1e-3)
 
 
-def test_noise_drawn_ahead_in_a_thread_gives_the_same_numbers(checkpoints):
+def test_noise_drawn_ahead_in_a_thread_gives_the_same_numbers(checkpoints, monkeypatch):
     """The next step's noise drawn in a second thread during the step: the same generator and
-    order of draws, so every trace is bit-identical to drawing in line."""
+    order of draws, so every trace is bit-identical to drawing in line. With two torch
+    threads the noise thread takes one of them for the run (the matmuls run on one, as in
+    line on one thread) and gives it back."""
+    from tdw.analyzers import sgld
     from tdw.analyzers.sgld import estimate_llc
 
+    modes = []  # (ahead, torch threads while the chains run) per estimate
+    run_chains = sgld._run_chains
+    monkeypatch.setattr(
+        sgld, "_run_chains", lambda *a: modes.append((a[-1].pool is not None, torch.get_num_threads())) or run_chains(*a)
+    )
     view = checkpoint_view(checkpoints[1], None)
     loss, loss_grad, center, n = llc_analyzer.training_loss(view, "cpu")
     s = llc_analyzer.settings(params(draws=20, burn_in=5, batch_size=32), n)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        ahead = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad, noise_ahead=True)
-        inline = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad, noise_ahead=False)
+        torch.set_num_threads(2)
+        ahead = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad)  # the default on 2 threads
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        inline = estimate_llc(loss, center, n, s, blowup=math.log(P), loss_grad=loss_grad)  # the default on 1 thread
     finally:
         torch.set_num_threads(threads)
+    assert modes == [(True, 1), (False, 1)]
     assert np.all(np.diff(ahead.loss_trace, axis=1) != 0)
     for field in ("loss_trace", "distance_trace", "llc", "mala_acceptance"):
         np.testing.assert_array_equal(getattr(ahead, field), getattr(inline, field), err_msg=field)

@@ -179,20 +179,25 @@ def estimate_llc(
     ``loss_grad`` is given, the steps take the loss and its gradient from it instead of
     autograd through ``loss_fn``. ``noise_ahead``: draw each step's noise in a second thread
     during the step before (the same numbers; default: on the CPU with more than one torch
-    thread)."""
+    thread, of which the noise thread then takes one: on two cores one matmul thread beside
+    the noise beats two matmul threads, whose small kernels gain nothing)."""
     s = settings
     device = next(iter(center.values())).device
     flat = _Flat(center)
     anchor = flat.flatten(center)  # [1, D]
     with torch.inference_mode():
         init_loss = float(loss_fn(flat.views(anchor), None)[0])
+    threads = torch.get_num_threads()
     if noise_ahead is None:
-        noise_ahead = device.type == "cpu" and torch.get_num_threads() > 1
+        noise_ahead = device.type == "cpu" and threads > 1
     noises = _Noise(anchor.expand(s.chains, -1), torch.Generator(device=device).manual_seed(s.seed), ahead=noise_ahead)
+    if noise_ahead and device.type == "cpu" and threads > 1:
+        torch.set_num_threads(threads - 1)  # one thread of the job's own is the noise thread's
     try:
         losses, dists, finite, acceptance = _run_chains(loss_fn, loss_grad, flat, anchor, n, s, noises)
     finally:
         noises.close()
+        torch.set_num_threads(threads)
     llc = s.nbeta * (losses.mean(1) - init_loss)
     # Batch losses spike now and then; a blow-up is the later half of the trace sitting high.
     blew_up = ~(losses[:, s.draws // 2 :].mean(1) <= init_loss + blowup)  # NaN compares False
