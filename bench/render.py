@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,12 +25,20 @@ SECTIONS = [
     ("Forward pass and cache", ["cache_write"]),
     ("The default config's whole pipeline", ["pipeline_default"]),
     ("Analyzers", ["analyzers_400", "tables_csv"]),
-    ("Views", ["views_synthetic", "views_real", "views_real_per_view", "render_jobs"]),
+    ("Views", ["views_synthetic", "views_static_session", "views_real", "views_real_per_view", "render_jobs"]),
     (
         "Workflow overhead",
-        ["overhead_p113", "overhead_p5", "overhead_p5_loaded", "dag_64", "overhead_grid_p5", "overhead_grid_p59"],
+        [
+            "overhead_p113",
+            "overhead_p5",
+            "overhead_p5_loaded",
+            "dag_64",
+            "overhead_grid_p5",
+            "overhead_grid_p59",
+            "overhead_grid_p59_dry",
+        ],
     ),
-    ("The local learning coefficient", ["llc_vs_devinterp", "llc_threads"]),
+    ("The local learning coefficient", ["llc_vs_devinterp"]),
 ]
 
 HEADER = """# Benchmarks
@@ -98,7 +107,7 @@ def section(result: dict) -> list[str]:
     lines += table(result["columns"], result["rows"]) + [""]
     lines += [f"![{image}]({image})" for image in result.get("images", [])]
     lines += [""] if result.get("images") else []
-    return lines + [result["notes"].strip(), ""]
+    return lines + [textwrap.fill(" ".join(result["notes"].split()), width=100, break_on_hyphens=False), ""]
 
 
 def render(results: Path = RESULTS) -> str:

@@ -95,3 +95,28 @@ def write_result(
     write_json(path, result)
     print(f"wrote {path}", file=sys.stderr)
     return path
+
+
+def flat(result: dict, prefix: str = "") -> dict:
+    """A nested result as one level of keys (`parts.backward`), lists of numbers as text."""
+    out = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out |= flat(value, f"{prefix}{key}.")
+        elif isinstance(value, (list, tuple)):
+            out[prefix + key] = ", ".join(str(v) for v in value)
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def figure_rows(result: dict) -> tuple[list[str], list[list]]:
+    """Columns and rows of one result dict: a row per figure."""
+    return ["figure", "value"], [[k, v] for k, v in flat(result).items()]
+
+
+def record_rows(records: list[dict]) -> tuple[list[str], list[list]]:
+    """Columns and rows of a list of result dicts: a row per dict, a column per key (in first-seen order)."""
+    records = [flat(r) for r in records]
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    return columns, [[r.get(c) for c in columns] for r in records]
