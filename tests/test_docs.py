@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ def blocks(text: str, langs: tuple[str, ...]) -> list[list[str]]:
             lang, buf = m[1], []
         elif m and not m[1]:
             if lang in langs:
-                out.append([b.strip() for b in buf])
+                out.append(textwrap.dedent("\n".join(buf)).splitlines())
             lang = None
         elif lang is not None:
             buf.append(line)
@@ -175,6 +176,15 @@ def test_storage_writes_its_json(tmp_path):
     assert storage.main([str(family), "--json", str(out)]) == 0
     usage = json.loads(out.read_text())
     assert "p13_seed0" in json.dumps(usage)
+
+
+def test_readme_configs_resolve():
+    """The README's config examples are whole configs the workflow accepts."""
+    configs = ["\n".join(b) for b in blocks((ROOT / "README.md").read_text(), ("yaml",)) if b and b[0].startswith("family:")]
+    assert configs
+    for text in configs:
+        (workbench,) = resolve_runs(yaml.safe_load(text), "README.md", str(ROOT / "families"))
+        assert workbench.variants
 
 
 # -- the record pages --------------------------------------------------------------------
