@@ -66,6 +66,10 @@ def commit() -> str:
     return head + ("+dirty" if dirty.stdout.strip() else "")
 
 
+# The checkout as the bench started: the code measured, even if the tree changes while it runs.
+COMMIT_AT_START = commit()
+
+
 def machine() -> dict:
     """Cores and the load average (1 and 15 minutes) when the result is written."""
     one, _, fifteen = os.getloadavg()
@@ -83,7 +87,7 @@ def write_result(
         "name": name,
         "title": title,
         "command": this_command(),
-        "commit": commit(),
+        "commit": COMMIT_AT_START,
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
         "columns": columns,

@@ -266,3 +266,9 @@ def test_a_result_file_without_its_keys_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match=r"x\.json: key 'name' is 'y', expected the file's name 'x'"):
         render.load_results(tmp_path)
+
+
+def test_commands_are_read_as_the_registry_writes_them():
+    text = "```bash\n.venv/bin/snakemake --cores 2 \\\n  --configfile a.yaml   # a comment\n# only a comment\nbash x.sh && pytest -q\n```\n"
+    assert commands(text) == ["snakemake --cores 2 --configfile a.yaml", "bash x.sh", "pytest -q"]
+    assert commands("```yaml\nsnakemake: no\n```\n") == []
