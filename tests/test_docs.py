@@ -272,3 +272,20 @@ def test_commands_are_read_as_the_registry_writes_them():
     text = "```bash\n.venv/bin/snakemake --cores 2 \\\n  --configfile a.yaml   # a comment\n# only a comment\nbash x.sh && pytest -q\n```\n"
     assert commands(text) == ["snakemake --cores 2 --configfile a.yaml", "bash x.sh", "pytest -q"]
     assert commands("```yaml\nsnakemake: no\n```\n") == []
+
+
+def test_a_bench_result_written_by_results_io_renders(tmp_path, monkeypatch):
+    """What a bench script's --json writes is what the renderer reads, with the command it ran."""
+    spec = importlib.util.spec_from_file_location("results_io", ROOT / "bench" / "results_io.py")
+    results_io = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_io)
+    argv = [str(ROOT / "bench" / "bench_cache.py"), "--repeats", "2", "--json", "cache_probe"]
+    monkeypatch.setattr(sys, "argv", argv)
+    columns, rows = results_io.figure_rows({"cache_mb": 5.96, "per_checkpoint_s": [0.3, 0.4]})
+    path = results_io.write_result("cache_probe", "A probe", columns, rows, "notes", results=tmp_path)
+    (result,) = load_renderer().load_results(tmp_path).values()
+    assert path == tmp_path / "cache_probe.json"
+    assert result["command"] == ".venv/bin/python bench/bench_cache.py --repeats 2"
+    assert result["rows"] == [["cache_mb", 5.96], ["per_checkpoint_s", "0.3, 0.4"]]
+    assert result["machine"]["cores"] >= 1 and result["commit"]
+    assert "| cache_mb | 5.96 |" in load_renderer().render(tmp_path)
