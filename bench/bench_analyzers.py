@@ -28,6 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from results_io import add_json_arg, write_result  # noqa: E402
+
 from tdw.cache.forward import cache_checkpoints  # noqa: E402
 from tdw.config import Variant, load_family  # noqa: E402
 from tdw.io.checkpoint import checkpoint_name, load_weights, read_metadata, save_checkpoint  # noqa: E402
@@ -78,6 +80,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=int, default=400)
     ap.add_argument("--jobs", type=int, default=2, help="analyzer jobs at a time (the machine's cores)")
     ap.add_argument("--reuse", action="store_true", help="keep checkpoints and caches already under --out")
+    add_json_arg(ap, "analyzers_400")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -105,6 +108,15 @@ def main() -> None:
     peak, total_mb = max(s["peak_mb"] for _, s in rows), sum(s["artifact_mb"] for _, s in rows)
     print(f"{'sum over jobs':24s} {total_s:8.1f} s  cpu {cpu:7.1f} s  peak {peak:6.0f} MB  artifacts {total_mb:6.1f} MB")
     print(f"all analyzers, {args.jobs} job(s) at a time: {makespan:.1f} s wall; load average {os.getloadavg()}")
+    if args.json:
+        columns = ["analyzer", "wall s", "CPU s", "peak RSS MB", "artifact MB"]
+        table = [
+            [n, round(s["seconds"], 1), round(s["cpu_s"], 1), round(s["peak_mb"]), round(s["artifact_mb"], 1)] for n, s in rows
+        ]
+        table += [["sum over jobs", round(total_s, 1), round(cpu, 1), round(peak), round(total_mb, 1)]]
+        table += [[f"all, {args.jobs} jobs at a time", round(makespan, 1), None, round(peak), round(total_mb, 1)]]
+        notes = f"Every modadd analyzer over {len(ckpts)} checkpoints (p = 113), each in its own process with one BLAS thread."
+        write_result(args.json, f"Every modadd analyzer over {len(ckpts)} checkpoints (p = 113)", columns, table, notes)
 
 
 def run_one(name: str, family, ckpts: list[Path], caches: list[Path], out_dir: Path) -> dict:

@@ -27,6 +27,7 @@ from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # n
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import seed_tensors  # noqa: E402
+from results_io import add_json_arg, record_rows, write_result  # noqa: E402
 
 
 def run(cfg: ModelConfig, tc: TrainConfig, seed: int, args: argparse.Namespace) -> dict:
@@ -74,18 +75,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default="off,ema", help="comma-separated: off, ema")
+    add_json_arg(ap, "grokfast_runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = ModelConfig(p=args.p)
+    runs = []
     for name in args.runs.split(","):
         grokfast = {"kind": "ema", "alpha": args.alpha, "lamb": args.lamb} if name == "ema" else None
         tc = TrainConfig(train_frac=args.train_frac, weight_decay=args.weight_decay, grokfast=grokfast)
-        print(
-            json.dumps(
-                {"p": args.p, "train_frac": args.train_frac, "weight_decay": args.weight_decay} | run(cfg, tc, args.seed, args)
-            ),
-            flush=True,
+        runs.append({"run": name, "p": args.p, "train_frac": args.train_frac, "weight_decay": args.weight_decay})
+        runs[-1] |= run(cfg, tc, args.seed, args)
+        print(json.dumps(runs[-1]), flush=True)
+    if args.json:
+        notes = (
+            f"Seed {args.seed}, each run to test loss {args.target} or its caps ({args.max_epochs} epochs, {args.max_seconds} s)."
         )
+        write_result(args.json, "Grokfast against none, to a target test loss", *record_rows(runs), notes)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from llc_devinterp import devinterp_llc  # noqa: E402
+from results_io import add_json_arg, record_rows, write_result  # noqa: E402
 
 from tdw.analyzers import llc  # noqa: E402
 from tdw.analyzers.runner import checkpoint_view  # noqa: E402
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float)
     ap.add_argument("--gamma", type=float)
     ap.add_argument("--nbeta")
+    add_json_arg(ap, "llc_vs_devinterp")
     args = ap.parse_args()
     ref_threads = args.ref_threads or args.threads
     given = {
@@ -103,6 +105,12 @@ def main() -> None:
     for row in rows:
         print(json.dumps(common | row))
     print(json.dumps({"speedup": t_ref / t_ours, "cpu_speedup": c_ref / c_ours}))
+    if args.json:
+        notes = f"The fastest of {args.repeats} alternating runs of each; wall ratio {t_ref / t_ours:.2f}, CPU ratio {c_ref / c_ours:.2f}."
+        title = "LLC of one checkpoint: workbench and devinterp side by side"
+        write_result(
+            args.json, title, *record_rows([{"threads": args.threads} | r for r in rows]), notes, params=common["params"]
+        )
 
 
 if __name__ == "__main__":

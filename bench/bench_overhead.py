@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import yaml
+from results_io import add_json_arg, record_rows, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -199,6 +200,14 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.write_image(str(path))
 
 
+def write_json(name: str | None, rows: list[dict], title: str, default: str) -> None:
+    """bench/results/NAME.json with the rows (`--json` without a name: DEFAULT)."""
+    if name:
+        name = default if name == "overhead" else name
+        notes = "Seconds; overhead = (start-up + scheduling) / wall of the full run (--cores 1), where run in full."
+        write_result(name, title, *record_rows(rows), notes)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", type=int, nargs="+", default=[1, 8, 32])
@@ -211,16 +220,19 @@ def main() -> int:
     parser.add_argument(
         "--every", type=int, default=1, help="--grid: a checkpoint every N epochs (default %(default)s: 50 epochs)"
     )
+    add_json_arg(parser, "overhead")
     args = parser.parse_args()
     if args.grid:
         row = measure(64, args.p, 64 in args.full, args.out, args.keep, grid=True, every=args.every)
         suffix = f"_every{args.every}" if args.every > 1 else ""
         (args.out / f"overhead_p{args.p}_grid{suffix}.json").write_text(json.dumps([row], indent=2) + "\n")
         print(table([row]))
+        write_json(args.json, [row], f"The 4 x 4 x 4 sweep at p = {args.p}", f"overhead_grid_p{args.p}")
         return 0
     rows = [measure(n, args.p, n in args.full, args.out, args.keep) for n in args.variants]
     (args.out / f"overhead_p{args.p}.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table(rows))
+    write_json(args.json, rows, f"Workflow overhead at p = {args.p}", f"overhead_p{args.p}")
     plot(rows, args.docs / f"bench_overhead_p{args.p}.png")
     return 0
 

@@ -26,6 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from results_io import add_json_arg, record_rows, write_result  # noqa: E402
+
 from tdw.config import resolve_runs  # noqa: E402
 from tdw.layout import FamilyLayout  # noqa: E402
 from tdw.pages.report_spec import view_inputs  # noqa: E402
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1, help="alternating runs of each layout; the fastest of each is kept")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "render_jobs")
+    add_json_arg(ap, "render_jobs")
     args = ap.parse_args()
     jobs = figure_jobs(args.workdir, args.config, args.out)
     per_figure = [{"kind": "figure"} | spec for _, spec in jobs]
@@ -112,12 +115,15 @@ def main() -> None:
                 wall, cpu = wall + w, cpu + c
             best[name] = min(best[name], (wall, cpu))
     n_jobs = {name: sum(len(s) for s in stages) for name, stages in layouts.items()}
-    for name, (wall, cpu) in best.items():
-        print(
-            json.dumps(
-                {"layout": name, "jobs": n_jobs[name], "figures": len(jobs), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
-            )
-        )
+    records = [
+        {"layout": name, "jobs": n_jobs[name], "figures": len(jobs), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+        for name, (wall, cpu) in best.items()
+    ]
+    for record in records:
+        print(json.dumps(record))
+    if args.json:
+        notes = f"Both layouts as job processes, {args.jobs} at a time, the fastest of {args.repeats} alternating runs."
+        write_result(args.json, "Figure jobs: a variant's static images in one browser session", *record_rows(records), notes)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import CHROMIUM_ARGS  # noqa: E402
+from results_io import add_json_arg, figure_rows, write_result  # noqa: E402
 
 from tdw.config import load_family  # noqa: E402
 from tdw.figures.render import render_figure, render_static  # noqa: E402
@@ -129,7 +130,7 @@ def real_variant(artifacts: Path) -> tuple[Path, Path]:
     return workdir, vdir
 
 
-def main_real(artifacts: Path, against: Path | None, rounds: int) -> None:
+def main_real(artifacts: Path, against: Path | None, rounds: int) -> dict:
     from tdw.pages.dashboard import jobs
 
     workdir, vdir = real_variant(artifacts)
@@ -145,6 +146,9 @@ def main_real(artifacts: Path, against: Path | None, rounds: int) -> None:
     ms, views = slider_steps(report, per_view=True)
     q = statistics.quantiles(ms, n=10)
     print(f"slider step: median {statistics.median(ms):.0f} ms, p90 {q[-1]:.0f} ms, max {max(ms):.0f} ms over {len(ms)} steps")
+    measured = {"report build (s)": round(time.perf_counter() - t0, 1), "report size (MB)": round(report.stat().st_size / 1e6, 1)}
+    measured |= {"slider step, median (ms)": round(statistics.median(ms)), "slider step, p90 (ms)": round(q[-1])}
+    measured |= {f"script time per step, {name} (ms)": round(t, 1) for name, t in views.items()}
     for name, t in sorted(views.items(), key=lambda kv: -kv[1]):
         print(f"  {name:28s} {t:6.1f} ms (median script time of its update)")
     if against:
@@ -158,6 +162,8 @@ def main_real(artifacts: Path, against: Path | None, rounds: int) -> None:
             print(f"{path.name}: median {statistics.median(t):.0f} ms, p90 {q[-1]:.0f} ms, max {max(t):.0f} ms ({len(t)} steps)")
         ratio = statistics.median(steps[report]) / statistics.median(steps[against])
         print(f"median step, this report / {against.name}: {ratio:.2f}")
+        measured[f"median step, this report / {against.name}"] = round(ratio, 2)
+    return measured
 
 
 def main() -> None:
@@ -167,9 +173,14 @@ def main() -> None:
     ap.add_argument("--artifacts", type=Path, help="bench_analyzers.py's output: time the default report over real artifacts")
     ap.add_argument("--against", type=Path, help="with --artifacts: a report built by another commit, timed alternately")
     ap.add_argument("--rounds", type=int, default=3, help="with --against: alternations of the two reports")
+    add_json_arg(ap, "views_synthetic")
     args = ap.parse_args()
     if args.artifacts:
-        return main_real(args.artifacts, args.against, args.rounds)
+        measured = main_real(args.artifacts, args.against, args.rounds)
+        if args.json:
+            notes = "The default report of modadd built from bench_analyzers.py's artifacts, timed in headless Chromium."
+            write_result(args.json, "The full view set on real artifacts", *figure_rows(measured), notes)
+        return
     out = Path(args.out)
     t0 = time.perf_counter()
     variant = make_variant(out / "results/modadd", p=113, n_checkpoints=400, n_epochs=20000, key=(4, 14, 35, 41, 42, 52))
@@ -183,12 +194,21 @@ def main() -> None:
     print(f"report size: {report.stat().st_size / 1e6:.2f} MB")
     ms = slider_steps(report)
     print(f"slider step: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms over {len(ms)} steps")
+    measured = {
+        "re-render every figure and the report (s)": round(seconds, 1),
+        "report size (MB)": round(report.stat().st_size / 1e6, 2),
+    }
+    measured |= {"slider step, median (ms)": round(statistics.median(ms)), "slider step, max (ms)": round(max(ms))}
     if args.dashboard:
         from dashboard_timing import time_to_views
 
+        measured["dashboard: show to every view drawn (s)"] = round(time_to_views(out / "results"), 2)
         print(
-            f"dashboard shows the views: {time_to_views(out / 'results'):.2f} s (click 'show' to every view drawn, report rendered fresh)"
+            f"dashboard shows the views: {measured['dashboard: show to every view drawn (s)']:.2f} s (click 'show' to every view drawn)"
         )
+    if args.json:
+        notes = "A synthetic p = 113 variant with 400 checkpoints and 20,000 epochs of loss history: its two views."
+        write_result(args.json, "Views on a 400-checkpoint variant (two figures)", *figure_rows(measured), notes)
 
 
 if __name__ == "__main__":
