@@ -37,12 +37,17 @@ def error_of(sweep, families_dir="families", **extra):
     return str(info.value)
 
 
-def test_sweeping_p_and_seed_keeps_todays_variants(root):
+def test_sweeping_p_and_seed_tags_the_configs_recipe(root):
+    """The default config sweeps p and seed; its train fraction 0.5 differs from the
+    family's default (0.3): every name says so."""
     wb = load(root / "config" / "config.yaml", str(root / "families"))
     family = load_family("modadd", str(root / "families"))
-    assert [(v.name, v.p, v.seed, v.data_seed) for v in wb.variants] == [("p113_seed0", 113, 0, 0), ("p113_seed1", 113, 1, 1)]
+    assert [(v.name, v.p, v.seed, v.data_seed) for v in wb.variants] == [
+        ("p113_seed0_frac0.5", 113, 0, 0),
+        ("p113_seed1_frac0.5", 113, 1, 1),
+    ]
     for v in wb.variants:
-        assert v.train == wb.train and v.train_frac == 0.5 and v.tags == ()
+        assert v.train == wb.train and v.train_frac == 0.5 and v.tags == (("train_frac", 0.5),)
         assert v.model == family.model_config(113)
 
 
