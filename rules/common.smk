@@ -12,6 +12,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 from tdw import config as tdw_config
 from tdw.layout import FamilyLayout
 from tdw.workflow import plan
+from tdw.workflow import identity
 from tdw.workflow.codehash import code_hash
 
 # The embedded default config applies only when no --configfile is given: a config file means
@@ -383,6 +384,27 @@ for _wb in RUNS:
         sweep_spec(_sweep, _wb)
     for _report in _wb.reports:
         report_spec(_report, _wb)
+
+
+# A variant's name determines its definition: a folder holding the same name defined otherwise
+# stops the run here, unless the user typed --config replace=NAME; those folders are set aside
+# when the run starts (not in a dry run), before any job writes (tdw.workflow.identity).
+REPLACING = identity.check_existing(
+    [
+        (variant_layout(v.name), identity.definition(train_params(v) | {"legacy_path": v.legacy_path}))
+        for v in (run_of(n).variant(n) for n in RUN_OF)
+    ],
+    identity.replace_names(config.get("replace"), CONFIG_SOURCE, RUN_OF),
+    CONFIG_SOURCE,
+)
+for _c in REPLACING:
+    print(f"variant {_c.variant!r} is replaced (--config replace): {_c.describe()}", file=sys.stderr)
+
+
+onstart:
+    if workflow.is_main_process:
+        for _line in identity.set_aside(REPLACING):
+            print(_line, file=sys.stderr)
 
 
 def get_all_targets():

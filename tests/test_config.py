@@ -33,7 +33,7 @@ def test_the_operation_configs_resolve_to_their_family(root, name):
     from tdw.config import load
 
     wb = load(root / "config" / f"{name}.yaml", str(root / "families"))
-    assert wb.family.name == name and [v.name for v in wb.variants] == ["p59_seed0"]
+    assert wb.family.name == name and [v.name for v in wb.variants] == ["p59_seed0_frac0.5"]
     assert wb.variants[0].epochs[-1] == 3000 and wb.train.train_frac == 0.5
 
 
@@ -41,7 +41,7 @@ def test_the_default_and_paper_configs_resolve(root):
     from tdw.config import load
 
     wb = load(root / "config" / "config.yaml", str(root / "families"))
-    assert [v.name for v in wb.variants] == ["p113_seed0", "p113_seed1"]
+    assert [v.name for v in wb.variants] == ["p113_seed0_frac0.5", "p113_seed1_frac0.5"]
     paper = load(root / "config" / "paper.yaml", str(root / "families"))
     assert paper.variants[0].epochs == tuple(range(0, 40001, 100)) and paper.train.train_frac == 0.3
     assert paper.train.weight_decay == 1.0 and paper.train.betas == (0.9, 0.98)
@@ -394,7 +394,7 @@ def test_the_paper_width_clock_pizza_config_resolves(root):
 
     wb = load(root / "config" / "clock_pizza_paper.yaml", str(root / "families"))
     names = sorted(v.name for v in wb.variants)
-    assert names == sorted([f"p59_seed{s}{tag}" for s in range(3) for tag in ("", "_attn0")])
+    assert names == sorted([f"p59_seed{s}_wd2_frac0.8{tag}" for s in range(3) for tag in ("", "_attn0")])
     for v in wb.variants:
         cfg = v.model or wb.family.model_config(v.p)
         assert (cfg.d_model, cfg.d_mlp, cfg.n_heads) == (128, 512, 4)

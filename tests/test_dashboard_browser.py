@@ -74,11 +74,11 @@ def test_browse_views_with_the_global_slider(browser, dashboard):
     page = browser.new_page()
     page.goto(url)
     page.get_by_role("tab", name="Views").click()
-    choose(page, "variant", "modadd/p13_seed0")
+    choose(page, "variant", "modadd/p13_seed0_frac0.5")
     page.wait_for_function("() => document.querySelector('#params textarea').value.includes('train_color')")
     page.click("#show")  # how fast it shows is measured by bench/bench_views.py, not here
     frame = views_frame(page)
-    epochs = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed0").metadata)["checkpoints"]
+    epochs = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed0_frac0.5").metadata)["checkpoints"]
     frame, x0 = move_slider(page, frame, 1)
     assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
     # A visual change re-renders from the artifacts into a new file (read the old name before
@@ -112,12 +112,12 @@ def test_launch_a_variant_and_refuse_a_bad_config(browser, dashboard):
         status,
         page.input_value("#run-log textarea")[-2000:],
     )
-    meta = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed1").metadata)
+    meta = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed1_frac0.5").metadata)
     assert meta["source"] == "trained"
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
     from tdw.pages.dashboard import jobs
 
-    assert "modadd/p13_seed1" in jobs.variants(workdir)
+    assert "modadd/p13_seed1_frac0.5" in jobs.variants(workdir)
     page.close()
 
 

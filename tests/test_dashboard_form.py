@@ -27,8 +27,8 @@ train: {{lr: 0.001, weight_decay: 1.0, train_frac: 0.5}}
 checkpoints: [{{from: 0, to: 20, every: 10}}, 30]
 """
     hand = tdw_config.resolve(yaml.safe_load(by_hand), "by hand", str(jobs.FAMILIES))
-    # The product order (weight decay outer, seed inner); weight decay 1.0 is the train default: no tag.
-    names = ["p7_seed0_wd0.1", "p7_seed1_wd0.1", "p7_seed0", "p7_seed1"]
+    # The product order (weight decay outer, seed inner); weight decay 1.0 is the family's default: no tag.
+    names = ["p7_seed0_wd0.1_frac0.5", "p7_seed1_wd0.1_frac0.5", "p7_seed0_frac0.5", "p7_seed1_frac0.5"]
     assert [v.name for v in hand.variants] == names
     assert wb.variants == hand.variants  # names, recipes, models, schedules, data seeds, tags
     assert [v.train.weight_decay for v in wb.variants] == [0.1, 0.1, 1.0, 1.0]
@@ -87,7 +87,8 @@ def test_include_and_exclude_change_the_product(tmp_path):
     _, wb = jobs.make_config(
         tmp_path, "ie", "modadd", knobs, "0-10/5", TRAIN, "{p: 7, lr: 0.01}", "{weight_decay: 1, train_frac: 0.3}"
     )
-    names = ["p7_seed0_wd0.1_frac0.3", "p7_seed0_wd0.1", "p7_seed0", "p7_seed0_lr0.01"]
+    # train fraction 0.3 is the family's default (no tag), 0.5 the config's
+    names = ["p7_seed0_wd0.1", "p7_seed0_wd0.1_frac0.5", "p7_seed0_frac0.5", "p7_seed0_frac0.5_lr0.01"]
     assert [v.name for v in wb.variants] == names
     assert yaml.safe_load((tmp_path / "dashboard" / "ie.yaml").read_text())["sweep"]["exclude"] == [
         {"weight_decay": 1, "train_frac": 0.3}
@@ -97,7 +98,9 @@ def test_include_and_exclude_change_the_product(tmp_path):
 def test_targets_of_a_sweep_page(tmp_path):
     path, wb = jobs.make_config(tmp_path, "t", "modadd", {"p": "7", "seed": "0, 1"}, "0-10/5", TRAIN)
     page = str(tmp_path / "results" / "modadd" / "sweeps" / "default.html")
-    reports = [str(tmp_path / "results" / "modadd" / v / "reports" / "default.html") for v in ("p7_seed0", "p7_seed1")]
+    reports = [
+        str(tmp_path / "results" / "modadd" / v / "reports" / "default.html") for v in ("p7_seed0_frac0.5", "p7_seed1_frac0.5")
+    ]
     assert jobs.targets(path, "sweep", "default") == [page]
     assert jobs.targets(path, "reports", "default") == [*reports, page]
     assert jobs.targets(path, "reports") == reports  # the Analyze tab's runs, as before
@@ -132,12 +135,13 @@ def test_knob_fields_follow_the_familys_sweepable_names(tmp_path, monkeypatch, r
     assert jobs.sweep_pages("wdonly") == [] and jobs.sweep_pages("modadd") == ["default"]
     knobs = {"p": "7", "seed": "0", "weight_decay": "0.1, 1", "lr": "0.01, 0.1"}
     _, wb = jobs.make_config(tmp_path / "work", "w", "wdonly", knobs, "0-10/5", TRAIN)
+    # the train fraction is not sweepable in this family: not in its names
     assert [v.name for v in wb.variants] == ["p7_seed0_wd0.1", "p7_seed0"]
     assert [v.name for v in jobs.make_config(tmp_path / "work", "m", "modadd", knobs, "0-10/5", TRAIN)[1].variants] == [
-        "p7_seed0_wd0.1_lr0.01",
-        "p7_seed0_wd0.1_lr0.1",
-        "p7_seed0_lr0.01",
-        "p7_seed0_lr0.1",
+        "p7_seed0_wd0.1_frac0.5_lr0.01",
+        "p7_seed0_wd0.1_frac0.5_lr0.1",
+        "p7_seed0_frac0.5_lr0.01",
+        "p7_seed0_frac0.5_lr0.1",
     ]
     from tdw.pages.dashboard.app import KNOBS, build_app
 

@@ -182,7 +182,7 @@ def test_workflow_run_that_stops_early(tmp_path):
     path = tmp_path / "early.yaml"
     path.write_text(yaml.safe_dump(config))
     family = FamilyLayout(RESULTS, "modadd")
-    names = ["p11_seed0", "p11_seed1"]
+    names = ["p11_seed0_frac0.5", "p11_seed1_frac0.5"]
     targets = [str(family.sweep("default")), str(family.compare("default"))]
     targets += [str(family.variant(n).report("default")) for n in names]
     targets += [str(family.variant(n).cache_dir("full")) for n in names]

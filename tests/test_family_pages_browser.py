@@ -28,6 +28,7 @@ from tdw.config import load_family
 from tdw.io.history import read_history
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout
+from tdw.sweep import sweepable
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +48,10 @@ class Kind:
     def variants(self) -> list[str]:
         template = load_family(self.family, str(ROOT / "families")).spec["variant_name"]
         base = template.format(p=self.p, seed=0)
-        return [f"{base}_wd0.1", base]  # weight decay 1 is the default: no tag
+        # weight decay 1 is the family's default: no tag; the config's train fraction 0.5 (not the
+        # family's 0.3) is tagged where the family declares it sweepable
+        frac = "_frac0.5" if "train_frac" in sweepable(load_family(self.family, str(ROOT / "families"))) else ""
+        return [f"{base}_wd0.1{frac}", f"{base}{frac}"]
 
     def config(self) -> dict:
         config = {

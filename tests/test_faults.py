@@ -23,7 +23,7 @@ from workflow_runs import (
     write_config,
 )
 
-from tdw.layout import RESULTS, VariantLayout
+from tdw.layout import RESULTS, FamilyLayout, VariantLayout
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def descendants(pid: int) -> list[int]:
 
 def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
     config = write_config(tmp_path, [11, 13], [0], EPOCHS)
-    variant = VariantLayout(tmp_path / RESULTS, "modadd", "p11_seed0").dir
+    variant = VariantLayout(tmp_path / RESULTS, "modadd", "p11_seed0_frac0.5").dir
     proc = start(tmp_path, config, "--cores", "2")
     # Kill once training has saved its state at epoch 20 (checkpoints 0 and 20 written, not 40, 200).
     wait_for(lambda: snapshot_epoch(variant) >= 20, 60, "training to save its state at epoch 20", interval=0.01)
@@ -96,7 +96,7 @@ def test_sigkill_mid_sweep_then_rerun_equals_uninterrupted(reference, tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert (
         f"resuming from the snapshot at epoch {killed_at}"
-        in (tmp_path / "logs" / "modadd" / "train" / "p11_seed0.log").read_text()
+        in (tmp_path / FamilyLayout(RESULTS, "modadd").log("train", "p11_seed0_frac0.5")).read_text()
     )
     assert len(result_files(tmp_path)) == 2 * (len(EPOCHS) * 2 + 1)
     assert compare_trees(reference, tmp_path) == []

@@ -85,7 +85,7 @@ def test_paths_written_out():
     assert files.checkpoint_entry(20) == "checkpoints/checkpoint_epoch_00020.safetensors"
     assert files.dir / files.checkpoint_entry(20) == files.checkpoint(20)
     assert str(FamilyLayout("results", "modadd").log("analyze", "p113_seed0_full_attention", "bench.tsv")) == (
-        "logs/modadd/analyze/p113_seed0_full_attention.bench.tsv"
+        "results/logs/modadd/analyze/p113_seed0_full_attention.bench.tsv"
     )
 
 
@@ -108,9 +108,8 @@ def test_another_root_moves_every_path(tmp_path):
     old = layout_paths(here.variant("p113_seed0"), here)
     new = layout_paths(there.variant("p113_seed0"), there)
     prefix = str(tmp_path / "elsewhere") + "/"
-    logs = str(here.log("train", "x").parent)
-    assert {p for p in new if not p.startswith(prefix)} == {logs}  # logs stay with the working directory
-    assert {p[len(prefix) :] for p in new if p.startswith(prefix)} == {p[len("results/") :] for p in old if p != logs}
+    assert all(p.startswith(prefix) for p in new)  # logs too: two results folders never share a log
+    assert {p[len(prefix) :] for p in new} == {p[len("results/") :] for p in old}
 
 
 @pytest.mark.parametrize("kind", sorted(layout.FOLDERS))

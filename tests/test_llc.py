@@ -260,7 +260,7 @@ def test_calibrate_command_writes_the_grid(checkpoints, tmp_path):
 
     from tdw.analyzers.llc_calibrate import main
 
-    variant = tmp_path / "results" / "modadd" / "p11_seed0"
+    variant = tmp_path / "results" / "modadd" / "p11_seed0_frac0.5"
     (variant / "checkpoints").mkdir(parents=True)
     shutil.copy(checkpoints[1], variant / "checkpoints")
     args = [str(variant), "--epoch", "300", "--eps", "1e-5,1e-4", "--nbeta", "n,20", "--chains", "2", "--draws", "5"]
@@ -281,7 +281,7 @@ def test_llc_runs_through_the_workflow(root, tmp_path):
 
     from tdw.layout import VariantLayout
 
-    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
+    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0_frac0.5")
     targets = [str(files.artifact("full", "llc")), str(files.figure("llc", "html"))]
     config = ["--config", f"results={tmp_path / 'results'}"]
     proc = run_snakemake(tmp_path, root / "tests/configs/tiny.yaml", "--cores", "1", *config, target_list=targets)

@@ -93,7 +93,7 @@ def test_calibration_runs_through_the_workflow(root, tmp_path):
 
     from tdw.layout import VariantLayout
 
-    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0")
+    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0_frac0.5")
     targets = [str(files.artifact("full", "llc_calibration")), str(files.figure("llc_calibration", "html"))]
     config = ["--config", f"results={tmp_path / 'results'}"]
     proc = run_snakemake(tmp_path, root / "tests/configs/tiny.yaml", "--cores", "1", *config, target_list=targets)

@@ -7,7 +7,6 @@ family's default config."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -216,9 +215,8 @@ def test_workflow_runs_the_family_and_renders_its_report(root, tmp_path):
     results = tmp_path / "results"
     cmd = [str(SNAKEMAKE), "--cores", "2", "--configfile", "tests/configs/tiny_modadd_mlp.yaml", "--config", f"results={results}"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1200)
-    shutil.rmtree(root / "logs" / "modadd_mlp", ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    files = VariantLayout(results, "modadd_mlp", "p13_seed0")
+    files = VariantLayout(results, "modadd_mlp", "p13_seed0_frac0.5")
     clusters = load_artifact(files.artifact("full", "neuron_clusters"))
     assert clusters["fve"].shape == (3, 128, 6)
     np.testing.assert_allclose(clusters["fve"][-1], dft_fve(files.checkpoint(10), 13), atol=1e-4)

@@ -26,7 +26,7 @@ TWO = {
         {"family": "modadd_2layer", "variant_name": "l2_p{p}_seed{seed}", "sweep": {"p": [11], "seed": [0, 1]}},
     ],
 }
-NAMES = {"modadd": ["p11_seed0"], "modadd_2layer": ["l2_p11_seed0", "l2_p11_seed1"]}
+NAMES = {"modadd": ["p11_seed0_frac0.5"], "modadd_2layer": ["l2_p11_seed0_frac0.5", "l2_p11_seed1_frac0.5"]}
 COMPARE = FamilyLayout(RESULTS, "modadd+modadd_2layer").compare("default")
 
 
@@ -62,7 +62,7 @@ def test_each_entry_resolves_over_the_top_level_keys():
     [
         (
             lambda c: c["runs"][1].pop("variant_name"),
-            r"two.yaml: key 'runs.1': variant name 'p11_seed0' of family modadd_2layer is also one of family modadd",
+            r"two.yaml: key 'runs.1': variant name 'p11_seed0_frac0.5' of family modadd_2layer is also one of family modadd",
         ),
         (lambda c: c["runs"][1].update(family="modadd"), r"key 'runs.1.family': family 'modadd' is listed twice"),
         (lambda c: c.update(family="modadd"), r"key 'family': with 'runs', each entry gives its own 'family'"),
@@ -98,7 +98,7 @@ def test_name_collision_stops_the_workflow_before_any_job(tmp_path):
     config["runs"][1].pop("variant_name")
     dry = run_snakemake(tmp_path, _write(tmp_path, config), "-n", target_list=[])
     assert dry.returncode != 0
-    assert "variant name 'p11_seed0' of family modadd_2layer is also one of family modadd" in dry.stdout + dry.stderr
+    assert "variant name 'p11_seed0_frac0.5' of family modadd_2layer is also one of family modadd" in dry.stdout + dry.stderr
     assert not (tmp_path / RESULTS).exists()
 
 
@@ -120,6 +120,6 @@ def test_two_families_train_and_the_comparison_page_lists_both(tmp_path):
         for n in names:
             history = read_history(tmp_path / FamilyLayout(RESULTS, family).variant(n).history)
             np.testing.assert_array_equal(_values(traces[f"{n} test"]["y"]), history["test_loss"])
-    two_layer = read_metadata_json(tmp_path / FamilyLayout(RESULTS, "modadd_2layer").variant("l2_p11_seed0").metadata)
-    one_layer = read_metadata_json(tmp_path / FamilyLayout(RESULTS, "modadd").variant("p11_seed0").metadata)
+    two_layer = read_metadata_json(tmp_path / FamilyLayout(RESULTS, "modadd_2layer").variant("l2_p11_seed0_frac0.5").metadata)
+    one_layer = read_metadata_json(tmp_path / FamilyLayout(RESULTS, "modadd").variant("p11_seed0_frac0.5").metadata)
     assert two_layer["final"]["test_loss"] != one_layer["final"]["test_loss"]  # two models, not one twice

@@ -15,7 +15,7 @@ from tdw.layout import RESULTS, VariantLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-REPORT = str(VariantLayout(RESULTS, "modadd", "p13_seed0").report("default"))
+REPORT = str(VariantLayout(RESULTS, "modadd", "p13_seed0_frac0.5").report("default"))
 
 
 def workflow_copy(tmp: Path) -> Path:

@@ -24,7 +24,7 @@ CONFIG = {
     "train": {"train_frac": 0.4},
     "checkpoints": [{"from": 0, "to": 2000, "every": 250}],
 }
-FILES = VariantLayout(RESULTS, "modadd", "p31_seed3")  # relative to the working directory
+FILES = VariantLayout(RESULTS, "modadd", "p31_seed3_frac0.4")  # relative to the working directory
 VARIANT = str(FILES.dir)
 TARGET = str(FILES.metadata)
 
@@ -70,7 +70,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     resumed = start(killed)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
-    log = (killed / FamilyLayout(RESULTS, "modadd").log("train", "p31_seed3")).read_text()
+    log = (killed / FamilyLayout(RESULTS, "modadd").log("train", "p31_seed3_frac0.4")).read_text()
     assert f"resuming from the snapshot at epoch {killed_at}" in log
     meta = read_metadata_json(killed / TARGET)
     assert meta["timings"]["resumed_from_epoch"] == killed_at

@@ -91,7 +91,7 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path):
     config = write_config(tmp_path, [11], [0, 1])
     done = run_snakemake(tmp_path, config, "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
-    good, broken = (VariantLayout(tmp_path / RESULTS, "modadd", v) for v in ("p11_seed0", "p11_seed1"))
+    good, broken = (VariantLayout(tmp_path / RESULTS, "modadd", v) for v in ("p11_seed0_frac0.5", "p11_seed1_frac0.5"))
     ckpt = broken.checkpoint(10)
     content, stat = ckpt.read_bytes(), ckpt.stat()
     ckpt.unlink()  # a new inode: the train_state hard link keeps the good copy
@@ -107,13 +107,13 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path):
     assert "Error in rule forward_cache_trained" in first.stderr
     # The reason is in the SLURM log that Snakemake names (the traceback leaves the job's
     # redirected output before it is printed, so the rule's own log does not hold it).
-    slurm_log = re.search(r"(\S+/slurm_logs/rule_forward_cache_trained/\S*p11_seed1\S*/\d+\.log)", first.stderr).group(1)
+    slurm_log = re.search(r"(\S+/slurm_logs/rule_forward_cache_trained/\S*p11_seed1_frac0.5\S*/\d+\.log)", first.stderr).group(1)
     assert "not a readable safetensors checkpoint" in (tmp_path / slurm_log).read_text()
     # keep-going: the other variant's analyzer ran on the cluster and finished despite the failure.
     assert good.artifact("full", "embedding_frequencies").exists()
     assert not broken.artifact("full", "embedding_frequencies").exists()
     assert not list(broken.dir.glob("cache/full/*.h5"))
-    before = mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0")
+    before = mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0_frac0.5")
 
     # The rerun plans exactly the broken variant's two jobs (its forward pass and analyzer) ...
     plan = run_snakemake(tmp_path, config, *SLURM, "--dry-run")
@@ -126,7 +126,7 @@ def test_failed_job_is_reported_and_rerun_completes_the_rest(cluster, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(slurm_job_ids(second.stderr)) == 2
     assert all((tmp_path / t).exists() for t in targets(config))
-    assert mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0") == before
+    assert mtimes(tmp_path, f"{RESULTS}/modadd/p11_seed0_frac0.5") == before
 
 
 def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
@@ -135,7 +135,7 @@ def test_training_gets_a_gpu_when_enabled(cluster, tmp_path):
     if "gpu" not in subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout:
         pytest.skip("the running cluster advertises no GPU (start it with tests/slurm/start.sh)")
     config = write_config(tmp_path, [11], [0])
-    metadata = str(VariantLayout(RESULTS, "modadd", "p11_seed0").metadata)
+    metadata = str(VariantLayout(RESULTS, "modadd", "p11_seed0_frac0.5").metadata)
     done = run_snakemake(tmp_path, config, *SLURM, "--set-resources", "train:gpu=1", target_list=[metadata])
     assert done.returncode == 0, done.stderr[-3000:]
     (job,) = slurm_job_ids(done.stderr)

@@ -113,7 +113,7 @@ def test_adding_checkpoint_epochs_resumes_training(repo):
     last epoch (10) instead of starting over; the old checkpoints are unchanged."""
     from tdw.io.checkpoint import load_weights
 
-    files = VariantLayout(repo / RESULTS, "modadd", "p13_seed0")
+    files = VariantLayout(repo / RESULTS, "modadd", "p13_seed0_frac0.5")
     ck10 = files.checkpoint(10)
     old = load_weights(ck10)
     set_config(repo, checkpoints=[0, 5, 10, 15])
@@ -121,7 +121,7 @@ def test_adding_checkpoint_epochs_resumes_training(repo):
         # the new checkpoint is the missing output that schedules training (Snakemake skips its
         # params check for a job some of whose outputs have no metadata yet)
         snakemake(repo, "--cores", "2", str(files.checkpoint(15).relative_to(repo)))
-        log = (repo / FamilyLayout(RESULTS, "modadd").log("train", "p13_seed0")).read_text()
+        log = (repo / FamilyLayout(RESULTS, "modadd").log("train", "p13_seed0_frac0.5")).read_text()
         assert "resuming from the snapshot at epoch 10" in log
         meta = read_metadata_json(files.metadata)
         assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10, 15]

@@ -21,7 +21,7 @@ def _write(path, size):
 
 def test_hard_linked_checkpoints_count_once(tmp_path):
     family = FamilyLayout(tmp_path, "modadd")
-    v = family.variant("p11_seed0")
+    v = family.variant("p11_seed0_frac0.5")
     _write(v.state_checkpoints / checkpoint_name(0), 1000)
     _write(v.snapshot, 3000)
     v.folder("checkpoints").mkdir()
@@ -51,8 +51,8 @@ def test_hard_linked_checkpoints_count_once(tmp_path):
 @pytest.mark.slow
 def test_dropped_caches_rerun_nothing_when_caches_are_temporary(tmp_path):
     config = write_config(tmp_path, [11], [0], analyzers=["embedding_frequencies"])
-    epochs = variant_epochs(config)["p11_seed0"]
-    files = VariantLayout(RESULTS, "modadd", "p11_seed0")
+    epochs = variant_epochs(config)["p11_seed0_frac0.5"]
+    files = VariantLayout(RESULTS, "modadd", "p11_seed0_frac0.5")
     artifact = str(files.artifact(PROBE, "embedding_frequencies"))
     caches = [str(files.cache(PROBE, e)) for e in epochs]
     done = run_snakemake(tmp_path, config, "--cores", "2", target_list=[artifact, *caches])

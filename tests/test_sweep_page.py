@@ -264,7 +264,12 @@ def test_workflow_builds_the_sweep_page_over_two_primes_and_two_seeds(tmp_path):
         assert row[-1] == (sd.first_below(h["train_epoch"], h["train_loss"], 0.1) or "not reached")
     assert "cleanup_start" in tables and "final_sum_sq_weights" in tables  # transitions ran
     assert "cluster_count" not in tables  # optional: neuron_clusters did not run
-    assert [r[0] for r in tables["final_test_loss"][1:]] == ["p11_seed0", "p11_seed1", "p13_seed0", "p13_seed1"]
+    assert [r[0] for r in tables["final_test_loss"][1:]] == [
+        "p11_seed0_frac0.5",
+        "p11_seed1_frac0.5",
+        "p13_seed0_frac0.5",
+        "p13_seed1_frac0.5",
+    ]
 
 
 @pytest.mark.slow

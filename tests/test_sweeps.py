@@ -37,12 +37,17 @@ def error_of(sweep, families_dir="families", **extra):
     return str(info.value)
 
 
-def test_sweeping_p_and_seed_keeps_todays_variants(root):
+def test_sweeping_p_and_seed_tags_the_configs_recipe(root):
+    """The default config sweeps p and seed; its train fraction 0.5 differs from the
+    family's default (0.3): every name says so."""
     wb = load(root / "config" / "config.yaml", str(root / "families"))
     family = load_family("modadd", str(root / "families"))
-    assert [(v.name, v.p, v.seed, v.data_seed) for v in wb.variants] == [("p113_seed0", 113, 0, 0), ("p113_seed1", 113, 1, 1)]
+    assert [(v.name, v.p, v.seed, v.data_seed) for v in wb.variants] == [
+        ("p113_seed0_frac0.5", 113, 0, 0),
+        ("p113_seed1_frac0.5", 113, 1, 1),
+    ]
     for v in wb.variants:
-        assert v.train == wb.train and v.train_frac == 0.5 and v.tags == ()
+        assert v.train == wb.train and v.train_frac == 0.5 and v.tags == (("train_frac", 0.5),)
         assert v.model == family.model_config(113)
 
 
@@ -276,8 +281,8 @@ def test_two_schedules_plan_their_own_checkpoint_files(tmp_path):
     assert counts == {"train": 1, "train_2": 1, "forward_cache_trained": 1, "forward_cache_trained_2": 1}
     outputs = "\n".join(line for line in (run.stdout + run.stderr).splitlines() if line.strip().startswith("output:"))
     planned = set(re.findall(r"results/modadd/[^\s,]+\.safetensors", outputs))
-    want = {f"results/modadd/p13_seed0_wd0.3/checkpoints/{VariantLayout.at(tmp_path).checkpoint(e).name}" for e in (0, 6)}
-    want |= {f"results/modadd/p13_seed0/checkpoints/{VariantLayout.at(tmp_path).checkpoint(e).name}" for e in (0, 4, 8)}
+    want = {f"results/modadd/p13_seed0_wd0.3_frac0.5/checkpoints/{VariantLayout.at(tmp_path).checkpoint(e).name}" for e in (0, 6)}
+    want |= {f"results/modadd/p13_seed0_frac0.5/checkpoints/{VariantLayout.at(tmp_path).checkpoint(e).name}" for e in (0, 4, 8)}
     assert planned == want
 
 
@@ -286,16 +291,16 @@ def test_adding_a_value_trains_only_the_new_variant(tmp_path):
     first = _write(tmp_path, {"p": [13], "weight_decay": [1.0]}, [0, 5, 10])
     run = run_snakemake(tmp_path, first, "--cores", "1", target_list=_caches(tmp_path, first))
     assert run.returncode == 0, run.stderr
-    old = VariantLayout(tmp_path / RESULTS, "modadd", "p13_seed0")
+    old = VariantLayout(tmp_path / RESULTS, "modadd", "p13_seed0_frac0.5")
     before = {p: p.stat().st_mtime_ns for p in old.dir.rglob("*") if p.is_file()}
     assert old.checkpoint(10) in before
     second = _write(tmp_path, {"p": [13], "weight_decay": [1.0, 0.3]}, [0, 5, 10])
-    assert [v.name for v in load(second, "families").variants] == ["p13_seed0", "p13_seed0_wd0.3"]
+    assert [v.name for v in load(second, "families").variants] == ["p13_seed0_frac0.5", "p13_seed0_wd0.3_frac0.5"]
     dry = run_snakemake(tmp_path, second, "-n", target_list=_caches(tmp_path, second))
     assert dry.returncode == 0, dry.stderr
     out = dry.stdout + dry.stderr
     assert job_counts(out) == {"train": 1, "forward_cache_trained": 1}
-    assert set(re.findall(r"wildcards:[^\n]*?\bvariant=([^\s,]+)", out)) == {"p13_seed0_wd0.3"}
+    assert set(re.findall(r"wildcards:[^\n]*?\bvariant=([^\s,]+)", out)) == {"p13_seed0_wd0.3_frac0.5"}
     assert {p: p.stat().st_mtime_ns for p in old.dir.rglob("*") if p.is_file()} == before
 
 
@@ -310,7 +315,7 @@ def test_a_swept_width_and_data_seed_run_through_training_and_the_cache(tmp_path
 
     path = _write(tmp_path, {"p": [13], "d_model": [64], "data_seed": [3]}, [0, 5])
     (v,) = load(path, "families").variants
-    assert v.name == "p13_seed0_dmodel64_dseed3"
+    assert v.name == "p13_seed0_frac0.5_dmodel64_dseed3"
     files = VariantLayout(RESULTS, "modadd", v.name)
     run = run_snakemake(tmp_path, path, "--cores", "1", target_list=[str(files.cache("train", 5))])
     assert run.returncode == 0, run.stderr

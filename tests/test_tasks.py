@@ -308,7 +308,7 @@ def test_division_family_runs_end_to_end(root, tmp_path):
     from tdw.layout import RESULTS, VariantLayout
 
     p = 13
-    files = VariantLayout(RESULTS, "moddiv", f"p{p}_seed0")
+    files = VariantLayout(RESULTS, "moddiv", f"p{p}_seed0_frac0.5")
     report, artifact = files.report("default"), files.artifact("full", "neuron_clusters")
     config = root / "tests" / "configs" / "tiny_moddiv.yaml"
     proc = run_snakemake(tmp_path, config, "--cores", "2", target_list=[str(report), str(artifact)], timeout=900)

@@ -72,7 +72,7 @@ def variant(workdir: Path, name: str) -> VariantLayout:
 
 
 def test_trained_variant_outputs(run):
-    files = variant(run, "p13_seed0")
+    files = variant(run, "p13_seed0_frac0.5")
     meta = read_metadata_json(files.metadata)
     assert [c["epoch"] for c in meta["checkpoints"]] == [0, 5, 10]
     assert [c["index"] for c in meta["checkpoints"]] == [0, 1, 2]
@@ -111,7 +111,7 @@ def test_trained_variant_outputs(run):
 
 def test_caches_hold_what_the_family_asks(run):
     for epoch in (0, 5, 10):
-        path = variant(run, "p13_seed0").cache("full", epoch)
+        path = variant(run, "p13_seed0_frac0.5").cache("full", epoch)
         with open_h5(path) as fh:
             attrs = read_attrs(fh)
             assert attrs["epoch"] == epoch and attrs["probe"] == "full"
@@ -123,13 +123,13 @@ def test_caches_hold_what_the_family_asks(run):
 
 
 def test_artifact_has_an_epoch_axis_and_loads_in_one_line(run):
-    art = load_artifact(variant(run, "p13_seed0").artifact("full", "embedding_frequencies"))
+    art = load_artifact(variant(run, "p13_seed0_frac0.5").artifact("full", "embedding_frequencies"))
     assert art["epoch"].tolist() == [0, 5, 10]
     assert art["frequency_norm"].shape == (3, 6) and art["component_norm"].shape == (3, 13)
     assert art["attrs"]["params"] == {"dominant_fraction": 0.3}
 
 
-@pytest.mark.parametrize("name", ["p13_seed0", "legacy_no_wd", "legacy_low_precision"])
+@pytest.mark.parametrize("name", ["p13_seed0_frac0.5", "legacy_no_wd", "legacy_low_precision"])
 def test_figures_and_report(run, name):
     files = variant(run, name)
     for fig in ("loss_curves", "embedding_frequencies"):
@@ -208,7 +208,7 @@ def test_bad_config_stops_before_any_job(run, legacy_dir):
 
 
 def test_corrupt_cache_is_named_and_regenerated(run):
-    cache = variant(run, "p13_seed0").cache("full", 5)
+    cache = variant(run, "p13_seed0_frac0.5").cache("full", 5)
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) // 3])
     from tdw.io.checkpoint import CorruptFileError
@@ -230,11 +230,11 @@ def test_batched_seeds_through_the_workflow_equal_single_training(run, tmp_path,
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     jobs = scheduled(tmp_path)
     assert jobs["train_batch_p13_seeds0_1"] == 1 and "train" not in jobs
-    snakemake(tmp_path, "--cores", "2", str(VariantLayout(RESULTS, FAMILY, "p13_seed0").metadata))
+    snakemake(tmp_path, "--cores", "2", str(VariantLayout(RESULTS, FAMILY, "p13_seed0_frac0.5").metadata))
     for epoch in (0, 5, 10):
-        a = load_weights(variant(run, "p13_seed0").checkpoint(epoch))
-        b = load_weights(variant(tmp_path, "p13_seed0").checkpoint(epoch))
+        a = load_weights(variant(run, "p13_seed0_frac0.5").checkpoint(epoch))
+        b = load_weights(variant(tmp_path, "p13_seed0_frac0.5").checkpoint(epoch))
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
-    meta = read_metadata_json(variant(tmp_path, "p13_seed1").metadata)
-    assert meta["timings"]["trained_together"] == ["p13_seed0", "p13_seed1"]
+    meta = read_metadata_json(variant(tmp_path, "p13_seed1_frac0.5").metadata)
+    assert meta["timings"]["trained_together"] == ["p13_seed0_frac0.5", "p13_seed1_frac0.5"]

@@ -4,7 +4,6 @@ history-reading analyzer, and a tiny Snakemake run builds their artifacts."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,11 @@ def test_new_analyzer_runs_through_workflow(root, tmp_path):
     if not SNAKEMAKE.exists():
         pytest.skip("snakemake not installed next to this python")
     results = tmp_path / "results"
-    files = VariantLayout(results, "test_only_tiny", "p13_seed0")
+    files = VariantLayout(results, "test_only_tiny", "p13_seed0_frac0.5")
     targets = [str(files.artifact("full", a)) for a in ("weight_norms", "neuron_clusters", "transitions")]
     cmd = [str(SNAKEMAKE), "--cores", "1", "--configfile", "tests/configs/tiny_test_only_tiny.yaml"]
     cmd += ["--config", f"results={results}", "--", *targets]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
-    shutil.rmtree(root / "logs" / "test_only_tiny", ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     norms = load_artifact(files.artifact("full", "weight_norms"))
     assert list(norms["epoch"]) == [0, 5, 10, 15, 20]

@@ -55,13 +55,10 @@ def write_config(
 
 def variant_epochs(config_path: Path) -> dict[str, list[int]]:
     """Variant name -> checkpoint epochs, as the workflow resolves them."""
-    from tdw.config import expand_schedule
+    from tdw.config import resolve_runs
 
     config = yaml.safe_load(config_path.read_text())
-    epochs = list(expand_schedule(config["checkpoints"], str(config_path)))
-    out = {f"p{p}_seed{s}": epochs for p in config["sweep"]["p"] for s in config["sweep"]["seed"]}
-    out |= {entry["name"]: [entry["epoch"]] for entry in config.get("legacy", [])}
-    return out
+    return {v.name: list(v.epochs) for wb in resolve_runs(config, str(config_path)) for v in wb.variants}
 
 
 def targets(config_path: Path) -> list[str]:

@@ -49,6 +49,11 @@ class TrainConfig:
         return out
 
 
+# The recipe every family's variant names are relative to: a name tag marks a value that
+# differs from it, whichever config the variant comes from.
+FAMILY_TRAIN = TrainConfig()
+
+
 @dataclass(frozen=True)
 class Variant:
     """One member of a family, fixed by its domain parameters and its own recipe."""
@@ -212,7 +217,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
 
 
 # Keys of a config that hold for the whole workflow run, not one family: top level only.
-RUN_WIDE = ("results", "keep_caches", "batch_seeds")
+RUN_WIDE = ("results", "keep_caches", "batch_seeds", "replace")
 
 
 def resolve_runs(config: dict, source: str = "config", families_dir: str = "families") -> tuple[Workbench, ...]:
@@ -272,7 +277,7 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
     )
     variants, seen = [], {}
     for combo, epochs in zip(combos, schedules, strict=True):
-        name = sweep.variant_name(combo, family, train, source)
+        name = sweep.variant_name(combo, family, FAMILY_TRAIN, source)
         if name in seen:
             raise ConfigError(
                 f"{source}: key 'sweep': combinations {sweep.describe(seen[name])} and {sweep.describe(combo)} "
@@ -282,7 +287,7 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         model = sweep.check_model(combo, family, source)
         recipe, _ = sweep.overrides(combo, family, train)
         vt = replace(train, **recipe) if recipe else train
-        tags = tuple(sweep.tags(combo, family, train))
+        tags = tuple(sweep.tags(combo, family, FAMILY_TRAIN))
         if vt.early_stop is not None and epochs[0] != 0:
             raise ConfigError(
                 f"{source}: key 'checkpoints': variant {name} stops early (train.early_stop) but its schedule starts at "

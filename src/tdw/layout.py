@@ -10,7 +10,8 @@
       train_state/{key.json, snapshot.safetensors, checkpoints/}
     <results>/<family>/compare/<report>.html, <results>/<family>/sweeps/<sweep>.html,
     <results>/<family>/storage.json
-    logs/<family>/<rule>/<job>.<ext>
+    <results>/<family>/replaced/<variant>-<UTC time>/   variant folders set aside by ``replace``
+    <results>/logs/<family>/<rule>/<job>.<ext>
 
 Every path is built here, by the workflow's rules (called with ``"{variant}"``, ``"{probe}"``
 ... to give their wildcard patterns), the trainer, the legacy import, the storage report,
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = "results"  # the default results root (a config's `results` key overrides it)
-LOGS = "logs"  # job logs, relative to the working directory
+LOGS = "logs"  # job logs, in the results folder beside the families: two results folders never share a log
 
 # A variant's sub-folders, by what they hold (the storage report's categories).
 FOLDERS = {
@@ -42,7 +43,8 @@ FILES = {
     "snapshot": "snapshot.safetensors",  # in train_state/
     "state_key": "key.json",  # in train_state/
 }
-FAMILY_FILES = {"compare": "compare", "sweeps": "sweeps", "storage": "storage.json"}  # beside the variant folders
+# Beside the variant folders; ``replaced`` holds variant folders set aside by ``--config replace=...``.
+FAMILY_FILES = {"compare": "compare", "sweeps": "sweeps", "storage": "storage.json", "replaced": "replaced"}
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -163,9 +165,13 @@ class FamilyLayout:
     def storage(self) -> Path:
         return self.dir / FAMILY_FILES["storage"]
 
+    def replaced(self, variant: str, stamp: str) -> Path:
+        """Where a replaced variant's folder is set aside: ``replaced/<variant>-<stamp>``."""
+        return self.dir / FAMILY_FILES["replaced"] / f"{variant}-{stamp}"
+
     def log(self, rule: str, job: str, ext: str = "log") -> Path:
-        """``logs/<family>/<rule>/<job>.<ext>`` (``ext``: ``log`` or ``bench.tsv``)."""
-        return Path(LOGS) / self.family / rule / f"{job}.{ext}"
+        """``<results>/logs/<family>/<rule>/<job>.<ext>`` (``ext``: ``log`` or ``bench.tsv``)."""
+        return Path(self.results) / LOGS / self.family / rule / f"{job}.{ext}"
 
     def variants(self) -> list[VariantLayout]:
         """The variant folders present on disk, by name."""

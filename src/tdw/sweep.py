@@ -2,11 +2,13 @@
 ``exclude``) expanded into combinations, each combination's variant name, and the
 ``checkpoints`` rule that gives its schedule.
 
-A combination maps every sweepable name to a value: the swept value, or the default (the
-config's ``train`` value, the family's architecture, seed 0; the data seed follows the
-seed). A variant's name is the family's template over p and seed with one
-``_<tag><value>`` per other name whose value differs from its default (at ``{tags}`` in
-the template, else at the end), so a value left at its default renames nothing.
+A combination maps every sweepable name to a value: the swept value, or the config's (its
+``train`` value, the family's architecture, seed 0; the data seed follows the seed). A
+variant's name is the family's template over p and seed with one ``_<tag><value>`` per
+other sweepable name whose value differs from the *family's* default (the recipe's defaults, the
+family's architecture; at ``{tags}`` in the template, else at the end). The name is
+relative to the family, never to a config: two configs whose recipes differ in a sweepable
+value give different names, whatever their ``train`` sections say.
 """
 
 from __future__ import annotations
@@ -141,19 +143,23 @@ def overrides(combo: dict, family: Family, train) -> tuple[dict, dict]:
     return {n: v for n, v in changed.items() if n in TRAIN_NAMES}, {n: v for n, v in changed.items() if n in ARCH_NAMES}
 
 
-def tags(combo: dict, family: Family, train) -> list[tuple[str, object]]:
-    """(name, value) of every name other than p and seed whose value is not its default."""
-    base = defaults(family, train) | {"data_seed": combo["seed"]}
-    return [(n, combo[n]) for n in TAGS if combo[n] != base[n]]
+def tags(combo: dict, family: Family, family_train) -> list[tuple[str, object]]:
+    """(name, value) of every name the family declares sweepable, other than p and seed,
+    whose value is not the family's default (``family_train``: the family's default recipe).
+    A name the family does not declare sweepable does not change what it trains."""
+    base = defaults(family, family_train) | {"data_seed": combo["seed"]}
+    names = sweepable(family)
+    return [(n, combo[n]) for n in TAGS if n in names and combo[n] != base[n]]
 
 
 def tag_text(pairs: list[tuple[str, object]]) -> str:
     return "".join(f"_{TAGS[n]}{_format(v)}" for n, v in pairs)
 
 
-def variant_name(combo: dict, family: Family, train, source: str) -> str:
+def variant_name(combo: dict, family: Family, family_train, source: str) -> str:
+    """The family's template over the combination, tagged relative to ``family_train``."""
     template = family.spec["variant_name"]
-    suffix = tag_text(tags(combo, family, train))
+    suffix = tag_text(tags(combo, family, family_train))
     if "{tags}" in template:
         name = template.format(p=combo["p"], seed=combo["seed"], tags=suffix)
     else:

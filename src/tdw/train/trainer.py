@@ -219,9 +219,11 @@ def stacked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return -logprobs.gather(-1, labels[..., None]).squeeze(-1).mean(-1)
 
 
-def _prepare_state_dir(layout: VariantLayout, key: str) -> dict | None:
+def _prepare_state_dir(layout: VariantLayout, key: str, config: dict | None = None) -> dict | None:
     """Keep the variant's train state if it belongs to this training key, else empty it.
-    Returns the snapshot's metadata, or None if training starts from scratch."""
+    Returns the snapshot's metadata, or None if training starts from scratch. The key file
+    also records the variant's definition (``config``), so a run not finished yet is known
+    by what it trains (``tdw.workflow.identity``)."""
     if layout.state_key.exists() and json.loads(layout.state_key.read_text()).get("key") == key:
         if layout.snapshot.exists():
             from safetensors import safe_open
@@ -231,7 +233,7 @@ def _prepare_state_dir(layout: VariantLayout, key: str) -> dict | None:
         return None
     shutil.rmtree(layout.train_state, ignore_errors=True)
     layout.state_checkpoints.mkdir(parents=True)
-    write_json(layout.state_key, {"key": key})
+    write_json(layout.state_key, {"key": key} | ({"config": config} if config is not None else {}))
     return None
 
 
@@ -331,7 +333,7 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = ", ".join(j.variant.name for j in jobs)
     keys = [job.key() for job in jobs]
-    snaps = [_prepare_state_dir(job.layout, key) for job, key in zip(jobs, keys, strict=True)]
+    snaps = [_prepare_state_dir(job.layout, key, job.run_config()) for job, key in zip(jobs, keys, strict=True)]
     stores = [job.layout.state_checkpoints for job in jobs]
     schedule, last_epoch = set(v0.epochs), max(v0.epochs)
 
