@@ -4,7 +4,7 @@ given), the same model and the same training split. Prints one JSON line per est
 wall and CPU seconds (the fastest of ``--repeats`` alternating runs), mean and std over
 chains, and the speed-ups.
 
-    .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors]
+    .venv/bin/python bench/bench_llc.py [--checkpoint results/modadd/p113_seed0_frac0.5/checkpoints/checkpoint_epoch_00600.safetensors]
         [--threads 2] [--ref-threads 2] [--noise-ahead auto|on|off] [--repeats 1] [--chains 4] [--draws 100] [--burn-in 50] [--batch-size 128] [--eps 3e-5] [--gamma 1000] [--nbeta n]
 """
 
@@ -33,7 +33,7 @@ from tdw.params import resolve_params  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", default="results/modadd/p113_seed0/checkpoints/checkpoint_epoch_00600.safetensors")
+    ap.add_argument("--checkpoint", default="results/modadd/p113_seed0_frac0.5/checkpoints/checkpoint_epoch_00600.safetensors")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ref-threads", type=int, help="threads for devinterp (default: --threads)")
     ap.add_argument(

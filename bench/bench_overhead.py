@@ -91,7 +91,7 @@ def targets(n: int, p: int) -> list[str]:
     workflow (figures and reports add one job per variant and figure, no DAG width)."""
     out = []
     for seed in range(n):
-        base = f"results/modadd/p{p}_seed{seed}"
+        base = f"results/modadd/p{p}_seed{seed}_frac0.5"  # the config's train fraction, not the family's
         out.append(f"{base}/artifacts/{PROBE}/{ANALYZER}.h5")
         out += [f"{base}/cache/{PROBE}/epoch_{e:05d}.h5" for e in range(CHECKPOINTS)]
     return out
@@ -124,9 +124,9 @@ def snakemake(workdir: Path, config: Path, wanted: list[str], *options: str) -> 
 
 def job_times(workdir: Path) -> tuple[int, float, float]:
     """(jobs, sum of job wall seconds, sum of compute seconds) from benchmark files and logs."""
-    walls = [float(f.read_text().splitlines()[1].split("\t")[0]) for f in workdir.glob("logs/modadd/*/*.bench.tsv")]
+    walls = [float(f.read_text().splitlines()[1].split("\t")[0]) for f in workdir.glob("results/logs/modadd/*/*.bench.tsv")]
     compute = 0.0
-    for log in workdir.glob("logs/modadd/*/*.log"):
+    for log in workdir.glob("results/logs/modadd/*/*.log"):
         lines = [ln for ln in log.read_text().splitlines() if ln.startswith("TIMING ")]
         compute += json.loads(lines[-1][len("TIMING ") :])["compute_s"]
     return len(walls), sum(walls), compute

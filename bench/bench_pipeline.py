@@ -43,7 +43,7 @@ def main() -> None:
     per_rule: dict[str, float] = {}
     jobs_by_rule: dict[str, int] = {}
     jobs = 0
-    for log in work.glob("logs/**/*.log"):
+    for log in work.glob("results/logs/**/*.log"):
         m = re.search(r"^TIMING (.*)$", log.read_text(), re.M)
         if m:
             rule = log.parent.name
@@ -51,7 +51,7 @@ def main() -> None:
             jobs_by_rule[rule] = jobs_by_rule.get(rule, 0) + 1
             jobs += 1
     job_wall = 0.0
-    for bench in work.glob("logs/**/*.bench.tsv"):
+    for bench in work.glob("results/logs/**/*.bench.tsv"):
         job_wall += float(bench.read_text().splitlines()[1].split("\t")[0])
     compute = sum(per_rule.values())
     if args.json:

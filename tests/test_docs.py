@@ -32,9 +32,9 @@ REGISTRY: dict[str, tuple[str, ...]] = {
     "python -m pytest -q": (".ci/run: python -m pytest -q",),
     "pip install -r envs/requirements.txt": ("scripts/setup.sh: -r envs/requirements.txt",),
     "snakemake --cores 2": (DRY,),
-    "snakemake --cores 2 results/modadd/p113_seed0/reports/default.html": (DRY,),
-    "snakemake --cores 2 results/modadd/p113_seed1/reports/default.html": (DRY,),
-    "snakemake --cores 2 results/modadd/p113_seed0/figures/embedding_frequencies.png": (DRY,),
+    "snakemake --cores 2 results/modadd/p113_seed0_frac0.5/reports/default.html": (DRY,),
+    "snakemake --cores 2 results/modadd/p113_seed1_frac0.5/reports/default.html": (DRY,),
+    "snakemake --cores 2 results/modadd/p113_seed0_frac0.5/figures/embedding_frequencies.png": (DRY,),
     "snakemake --cores 2 results/modadd/compare/default.html": (DRY,),
     "snakemake --cores 2 results/modadd/sweeps/default.html": (DRY,),
     "snakemake --cores 2 --configfile tests/configs/tiny.yaml": (
@@ -60,18 +60,18 @@ REGISTRY: dict[str, tuple[str, ...]] = {
     "python -m tdw dashboard [--host 127.0.0.1] [--port 7860] [--workdir .] [--cores 2]": (
         "tests/test_dashboard_browser.py::test_browse_views_with_the_global_slider",
     ),
-    "python -m tdw tables results/modadd/p113_seed0/artifacts/full/dimensionality.h5 --out tables": (
+    "python -m tdw tables results/modadd/p113_seed0_frac0.5/artifacts/full/dimensionality.h5 --out tables": (
         "tests/test_cli.py::test_tables_through_the_cli_equals_the_module",
     ),
-    "python -m tdw tables results/modadd/p113_seed0/history.h5 --out tables --format json": (
+    "python -m tdw tables results/modadd/p113_seed0_frac0.5/history.h5 --out tables --format json": (
         "tests/test_cli.py::test_tables_through_the_cli_equals_the_module",
     ),
     "python -m tdw storage results/modadd": ("tests/test_storage.py::test_hard_linked_checkpoints_count_once",),
     "python -m tdw storage results/modadd --json /tmp/usage.json": ("tests/test_docs.py::test_storage_writes_its_json",),
-    "python -m tdw export results/modadd/p113_seed0 --report default --out share/p113_seed0": (
+    "python -m tdw export results/modadd/p113_seed0_frac0.5 --report default --out share/p113_seed0_frac0.5": (
         "tests/test_export.py::test_bundle_has_every_view_as_images",
     ),
-    "python -m tdw llc-calibrate results/modadd/p113_seed0 --epoch 600 --eps 1e-5,3e-5,1e-4 --nbeta n,batch": (
+    "python -m tdw llc-calibrate results/modadd/p113_seed0_frac0.5 --epoch 600 --eps 1e-5,3e-5,1e-4 --nbeta n,batch": (
         "tests/test_llc.py::test_calibrate_command_writes_the_grid",
     ),
 }
