@@ -229,7 +229,7 @@ def test_batched_seeds_through_the_workflow_equal_single_training(run, tmp_path,
     cfg.update(sweep={"p": [13], "seed": [0, 1]}, batch_seeds=True, legacy=[])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     jobs = scheduled(tmp_path)
-    assert jobs["train_batch_p13_seeds0_1"] == 1 and "train" not in jobs
+    assert jobs["train_batch_p13_frac0_5_seeds0_1"] == 1 and "train" not in jobs
     snakemake(tmp_path, "--cores", "2", str(VariantLayout(RESULTS, FAMILY, "p13_seed0_frac0.5").metadata))
     for epoch in (0, 5, 10):
         a = load_weights(variant(run, "p13_seed0_frac0.5").checkpoint(epoch))
