@@ -5,32 +5,12 @@ analyzer's and figure's parameters complete. Kept per process, read again when a
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tdw.models.architecture import ModelConfig
 from tdw.validation import ConfigError, checked_params, read_json, validate
+from tdw.workbench import Family
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "families"  # the checkout's family declarations
-
-
-@dataclass(frozen=True)
-class Family:
-    """A resolved family: ``spec`` is its file merged over the families it extends, every
-    analyzer's and figure's ``params`` complete (declared defaults, then the files' values);
-    ``files``: the family file and its parents', nearest first."""
-
-    name: str
-    root: Path
-    spec: dict = field(repr=False)
-    files: tuple[Path, ...] = ()
-
-    def model_config(self, p: int) -> ModelConfig:
-        return ModelConfig(p=p, **self.spec["architecture"])
-
-    @property
-    def operation(self) -> str:
-        return self.spec["task"]["operation"]
 
 
 def merge(base: dict, over: dict) -> dict:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import jsonschema
 
+from tdw.errors import ConfigError
 from tdw.params import ParamError, resolve_params
 
-
-class ConfigError(ValueError):
-    """A config or family file that does not describe a valid workbench setup."""
+__all__ = ["ConfigError", "checked_params", "read_json", "schema", "validate"]
 
 
 def schema(name: str) -> dict:

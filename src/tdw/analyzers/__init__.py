@@ -50,7 +50,7 @@ def check_family_analyzers(spec: dict, source: str, task_source: str | None = No
     """Each analyzer a family offers exists, supports its task and its model, and finds what it
     reads in the family's cache; each figure's source is an offered analyzer (or ``history``).
     ``task_source``: the file that declares the task, where it is not ``source``."""
-    from tdw.config import ConfigError
+    from tdw.errors import ConfigError
     from tdw.models.architecture import ModelConfig
 
     model = ModelConfig(p=3, **spec["architecture"])

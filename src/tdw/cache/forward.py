@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tdw.config import Family, Variant
 from tdw.io.checkpoint import load_torch, read_metadata
 from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.build import build_model
 from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
 from tdw.tasks import modular as data
+from tdw.workbench import Family, Variant
 from tdw.workflow.joblog import Progress
 
 DTYPES = {"float16": np.float16, "float32": np.float32}

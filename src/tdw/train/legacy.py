@@ -32,7 +32,7 @@ from tdw.models.architecture import ModelConfig
 from tdw.tasks.modular import Task
 
 if TYPE_CHECKING:
-    from tdw.config import Family
+    from tdw.workbench import Family
 
 # What ``convert_state`` reads from every state_dict (masks are buffers and are dropped).
 WEIGHT_KEYS = ("embed.W_E", "pos_embed.W_pos", "unembed.W_U") + tuple(

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tdw.config import TrainConfig, Variant
 from tdw.io.atomic import atomic_path, write_json
 from tdw.io.checkpoint import is_complete, save_checkpoint
 from tdw.io.provenance import provenance
@@ -47,6 +46,7 @@ from tdw.train.early_stop import Stopper, snapshot_stop
 from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
 from tdw.train.stacking import stack_key
+from tdw.workbench import TrainConfig, Variant
 from tdw.workflow.joblog import Progress
 
 

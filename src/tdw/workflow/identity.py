@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tdw.errors import ConfigError
 from tdw.layout import FamilyLayout, VariantLayout
-from tdw.validation import ConfigError
 
 # Keys of config.json that extend or end a run rather than define it.
 NOT_DEFINING = ("checkpoint_epochs", "legacy_config")

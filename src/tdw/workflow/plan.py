@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from tdw.config import ConfigError, Variant, Workbench
+from tdw.errors import ConfigError
+from tdw.workbench import Variant, Workbench
 
 
 @dataclass(frozen=True)

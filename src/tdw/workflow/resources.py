@@ -30,12 +30,9 @@ three times as much per float.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tdw.errors import ConfigError
 from tdw.models.architecture import ModelConfig
-
-if TYPE_CHECKING:
-    from tdw.config import Family, Variant
+from tdw.workbench import Family, Variant
 
 # What rules/train.smk declares for train and train_batch (resources: mem_mb).
 TRAIN_MEM_MB = 2000
@@ -109,7 +106,6 @@ def check_variant_sizes(
     whose training or cache job needs more memory than the rules declare
     (``tdw.workflow.resources``), each with its own architecture and train fraction
     (``frac_key``: the config key the train fraction comes from, for messages)."""
-    from tdw.config import ConfigError  # not at the top: tdw.config imports this module
     from tdw.tasks import sequence
     from tdw.tasks.modular import probe_indices, split
     from tdw.workflow.plan import batch_key
