@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from tdw.config import TrainConfig, Variant
 from tdw.io.atomic import atomic_path, write_json
-from tdw.io.checkpoint import is_complete, save_checkpoint
+from tdw.io.checkpoint import is_intact, save_checkpoint
 from tdw.io.provenance import provenance
 from tdw.io.variant import History, write_variant_files
 from tdw.layout import VariantLayout, checkpoint_name
@@ -289,7 +289,7 @@ def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
             return 0
         last = epoch if stopped is None else min(epoch, stopped)
         if epoch > max(job.variant.epochs) or not all(
-            is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= last
+            is_intact(store / checkpoint_name(e)) for e in job.variant.epochs if e <= last
         ):
             return 0
     return epoch
