@@ -11,7 +11,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 from tdw import config as tdw_config
 from tdw.layout import FamilyLayout
-from tdw.workflow import plan
+from tdw.workflow import integrity, plan
 from tdw.workflow.codehash import code_hash
 
 # The embedded default config applies only when no --configfile is given: a config file means
@@ -23,6 +23,9 @@ CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
 # One resolved config per family: the config, or each entry of its `runs` list.
 RUNS = tdw_config.resolve_runs(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 WB = RUNS[0]  # the first family's; results, keep_caches and batch_seeds are the same for every run
+# Existing outputs that are truncated or unreadable are moved aside now, so this run regenerates them.
+if workflow.is_main_process:
+    integrity.check_workflow(RUNS)
 # Storage policy: false makes caches temporary (docs/STORAGE.md).
 KEEP_CACHES = WB.keep_caches
 FAMILY = WB.family
