@@ -118,3 +118,62 @@ def test_planned_outputs_follow_the_config(tmp_path):
         and f"cache/{wb.probe}/epoch_00000.h5" in rel
     )
     assert f"artifacts/{wb.probe}/embedding_frequencies.h5" in rel and folders == []
+
+
+@pytest.mark.slow
+def test_a_rerun_regenerates_truncated_outputs_and_a_deleted_history(tmp_path):
+    """A finished tiny run; its artifact and one cache truncated: a dry run names them and moves
+    nothing, the run moves them aside and regenerates exactly them and what depends on them, and
+    the figure renders again. A deleted history.h5 reruns training, which resumes at the end."""
+    import h5py
+    from workflow_runs import job_counts, run_snakemake, targets, write_config
+
+    from tdw.io.variant import read_metadata_json
+    from tdw.layout import RESULTS, VariantLayout
+
+    config = write_config(tmp_path, [7], [0], epochs=[0, 5, 10], analyzers=["embedding_frequencies"])
+    files = VariantLayout(RESULTS, "modadd", "p7_seed0")
+    wanted = targets(config) + [str(files.figure(f, "html")) for f in ("embedding_frequencies", "loss_curves")]
+
+    def snakemake(*options):
+        proc = run_snakemake(tmp_path, config, *options, target_list=wanted)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        return proc.stdout + proc.stderr
+
+    snakemake("--cores", "2")
+    artifact, cache, figure = (
+        tmp_path / p
+        for p in (
+            files.artifact("full", "embedding_frequencies"),
+            files.cache("full", 5),
+            files.figure("embedding_frequencies", "html"),
+        )
+    )
+    sizes = {}
+    for path in (artifact, cache):
+        sizes[path] = path.stat().st_size
+        path.write_bytes(path.read_bytes()[: sizes[path] // 2])
+    before = figure.stat().st_mtime_ns
+
+    dry = snakemake("-n", "--cores", "2")
+    for path in (artifact, cache):
+        assert f"integrity: {path.relative_to(tmp_path)}: truncated: {sizes[path] // 2} bytes" in dry
+    assert "a run (not this one) moves it aside" in dry and not list(tmp_path.rglob("*.broken-*"))
+
+    out = snakemake("--cores", "2")
+    assert out.count("moved aside to") == 2
+    assert job_counts(out) == {"forward_cache_trained": 1, "analyze": 1, "render": 1}
+    for path in (artifact, cache):
+        (aside,) = path.parent.glob(f"{path.name}.broken-*")
+        assert aside.stat().st_size == sizes[path] // 2  # kept as it was found
+        with h5py.File(path, "r"):
+            pass
+    assert figure.stat().st_mtime_ns > before and "Nothing to be done" in snakemake("-n", "--cores", "2")
+
+    (tmp_path / files.history).unlink()
+    out = snakemake("--cores", "2")
+    assert job_counts(out)["train"] == 1
+    timings = read_metadata_json(tmp_path / files.metadata)["timings"]
+    assert timings["resumed_from_epoch"] == 10 and timings["epochs_trained"] == 0  # the history came from the train state
+    with h5py.File(tmp_path / files.history, "r") as fh:
+        assert fh["train_loss"].shape == (11,)

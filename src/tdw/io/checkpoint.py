@@ -30,7 +30,7 @@ from tdw.layout import checkpoint_name  # noqa: F401  (the file name is part of 
 FORMAT = "tdw-checkpoint/1"
 HASH_KEY = "content_sha256"
 REGENERATE = (
-    "delete it (or the variant's checkpoints) and rerun snakemake: the train job writes it again, "
+    "delete it (or the variant's checkpoints) and rerun snakemake: the train (or legacy import) job writes it again, "
     "resuming from the variant's train state where that is intact"
 )
 
