@@ -23,9 +23,9 @@ CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
 # One resolved config per family: the config, or each entry of its `runs` list.
 RUNS = tdw_config.resolve_runs(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 WB = RUNS[0]  # the first family's; results, keep_caches and batch_seeds are the same for every run
-# Existing outputs that are truncated or unreadable are moved aside now, so this run regenerates them.
-if workflow.is_main_process:
-    integrity.check_workflow(RUNS)
+# Existing outputs that are truncated or unreadable are moved aside now, so this run regenerates
+# them (they are default targets: Snakemake skips a missing file whose dependents are up to date).
+BROKEN = integrity.check_workflow(RUNS) if workflow.is_main_process else []
 # Storage policy: false makes caches temporary (docs/STORAGE.md).
 KEEP_CACHES = WB.keep_caches
 FAMILY = WB.family
@@ -393,6 +393,7 @@ def get_all_targets():
     for wb in RUNS:
         for v in wb.variants:
             files = variant_layout(v.name)
+            targets.append(files.history)  # a deleted history reruns training (which resumes)
             targets += [files.figure(fig, ext) for fig in wb.figures for ext in ("html", "png", "svg")]
             targets += [files.report(r) for r in wb.reports]
             if KEEP_CACHES and stops_early(v):
@@ -404,4 +405,4 @@ def get_all_targets():
         targets += [FamilyLayout(WB.results, wb.family.name).sweep(s) for s in SWEEPS[wb.family.name]]
     # One comparison page per report configuration: a single cheap job over all variants.
     targets += [COMPARE_RESULTS.compare(r) for r in COMPARE_REPORTS]
-    return targets
+    return targets + [str(b.path) for b in BROKEN]
