@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tdw.io.checkpoint import save_checkpoint
+from tdw.io.checkpoint import is_intact, save_checkpoint
 from tdw.io.h5 import open_h5, write_h5
 from tdw.workflow import integrity
 
@@ -181,3 +181,14 @@ def test_a_rerun_regenerates_truncated_outputs_and_a_deleted_history(tmp_path):
     assert timings["resumed_from_epoch"] == 10 and timings["epochs_trained"] == 0  # the history came from the train state
     with h5py.File(tmp_path / files.history, "r") as fh:
         assert fh["train_loss"].shape == (11,)
+
+    # A truncated checkpoint (its train-state copy is the same file): moved aside, trained again from epoch 0.
+    ckpt = tmp_path / files.checkpoint(5)
+    recorded = read_metadata_json(tmp_path / files.metadata)["checkpoints"][1]["content_sha256"]
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    proc = run_snakemake(tmp_path, config, "--cores", "2", target_list=[str(files.checkpoint(5))])
+    assert job_counts(proc.stdout + proc.stderr) == {"train": 1}, proc.stderr[-3000:]
+    assert f"integrity: {files.checkpoint(5)}: truncated: 1000 bytes" in proc.stderr
+    assert read_metadata_json(tmp_path / files.metadata)["timings"]["resumed_from_epoch"] == 0
+    assert read_metadata_json(tmp_path / files.metadata)["checkpoints"][1]["content_sha256"] == recorded
+    assert is_intact(ckpt) and len(list(ckpt.parent.glob("*.broken-*"))) == 1
