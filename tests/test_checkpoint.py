@@ -14,6 +14,7 @@ from tdw.io.checkpoint import (
     content_hash,
     is_complete,
     is_intact,
+    load_tensors,
     load_torch,
     load_weights,
     read_metadata,
@@ -181,8 +182,8 @@ def test_a_checkpoint_without_a_hash_is_refused(tmp_path):
 
 
 def test_resume_retrains_past_a_corrupt_state_checkpoint(trained, tmp_path):
-    """The train state's checkpoint (a hard link of the output) overwritten in place: a rerun
-    does not resume from the snapshot but trains again and writes intact checkpoints."""
+    """The train state's checkpoint (a hard link of the output), then its snapshot, overwritten
+    in place: a rerun does not resume from the snapshot but trains again, to the same checkpoints."""
     from dataclasses import replace
 
     from tdw.train.trainer import train_variant
@@ -198,3 +199,9 @@ def test_resume_retrains_past_a_corrupt_state_checkpoint(trained, tmp_path):
     assert again["timings"]["resumed_from_epoch"] == 0
     assert [c["content_sha256"] for c in again["checkpoints"]] == [c["content_sha256"] for c in first["checkpoints"]]
     assert all(is_intact(copy.layout.checkpoint(e)) for e in (0, 2, 3))
+    overwrite_data(copy.layout.snapshot, n=2000)  # the optimizer state changed in place: not resumed from
+    again = train_variant(copy)
+    assert again["timings"]["resumed_from_epoch"] == 0
+    assert [c["content_sha256"] for c in again["checkpoints"]] == [c["content_sha256"] for c in first["checkpoints"]]
+    tensors, meta = load_tensors(copy.layout.snapshot)  # the snapshot carries its own hash, of every dtype
+    assert meta["content_sha256"] == content_hash(tensors) and tensors["test_epoch"].dtype == np.int64

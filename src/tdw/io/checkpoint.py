@@ -7,6 +7,8 @@ byte, its numpy dtype string (``<f4``), a NUL byte, its shape as comma-separated
 NUL byte, then its bytes in C order. It depends on the tensors alone, not on how safetensors
 lays them out. Every read of the weights (``load_weights``, ``load_torch``) recomputes it and
 refuses a file whose tensors no longer hash to what its header records (``ContentHashError``).
+The trainer's snapshots (optimizer state, any dtype) are written and read the same way
+(``save_tensors``, ``load_tensors``).
 
 Loading uses ``safetensors.numpy`` (no torch import) unless torch tensors are asked for, so
 analysis jobs that only read weights stay light.
@@ -53,16 +55,22 @@ def content_hash(weights: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], meta: dict[str, str]) -> str:
+    """Write tensors of any dtype atomically, with ``meta`` (strings) and the content hash in
+    the header (checkpoints, and the trainer's snapshots). Returns the content hash."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    digest = content_hash(arrays)
+    with atomic_path(path) as tmp:
+        save_file(arrays, str(tmp), metadata=meta | {HASH_KEY: digest})
+    return digest
+
+
 def save_checkpoint(path: str | os.PathLike, weights: dict[str, np.ndarray], meta: dict) -> str:
     """Write weights (as float32) atomically; ``meta`` (epoch, config, provenance, ...) goes into
     the safetensors header as JSON strings, with the content hash. Returns the content hash."""
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
-    digest = content_hash(arrays)
     header = {"format": FORMAT} | {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
-    header[HASH_KEY] = digest
-    with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=header)
-    return digest
+    return save_tensors(path, arrays, header)
 
 
 def _unreadable(path: str | os.PathLike, err: Exception) -> CorruptFileError:
@@ -94,25 +102,32 @@ def recorded_hash(path: str | os.PathLike) -> str:
     return recorded
 
 
-def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a checkpoint as numpy arrays, verified against the header's content hash.
-    A truncated or unreadable file raises ``CorruptFileError``, one whose tensors changed
-    since it was written ``ContentHashError``; both name the file and how to regenerate it."""
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All tensors of a file written by ``save_tensors`` and its header metadata (strings),
+    verified against the header's content hash. A truncated or unreadable file raises
+    ``CorruptFileError``, one whose tensors changed since it was written ``ContentHashError``;
+    both name the file and how to regenerate it."""
     try:
         with safe_open(str(path), framework="numpy") as fh:
-            recorded = (fh.metadata() or {}).get(HASH_KEY)
-            weights = {k: fh.get_tensor(k) for k in fh.keys()}
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise _unreadable(path, err) from err
+    recorded = meta.get(HASH_KEY)
     if recorded is None:
         raise ContentHashError(f"{path}: the header records no {HASH_KEY} (not written by this workbench); {REGENERATE}")
-    actual = content_hash(weights)
+    actual = content_hash(tensors)
     if actual != recorded:
         raise ContentHashError(
             f"{path}: content hash mismatch: the header records {HASH_KEY} {recorded}, the tensors hash to {actual} "
             f"(the file changed after it was written); {REGENERATE}"
         )
-    return weights
+    return tensors, meta
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint as numpy arrays, verified (``load_tensors``)."""
+    return load_tensors(path)[0]
 
 
 def is_intact(path: str | os.PathLike) -> bool:
