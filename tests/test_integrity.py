@@ -99,6 +99,7 @@ def test_moving_aside_never_replaces_an_earlier_copy(tmp_path):
         (["snakemake", "--summary"], False),
         (["snakemake", "--lint"], False),
         (["snakemake", "-j4", "-p"], True),
+        (["snakemake", "-pt"], False),
         (["snakemake", "--cores", "1", "--", "-n"], True),
     ],
 )

@@ -14,7 +14,7 @@ few bytes per file:
 
 A broken file is renamed ``<name>.broken-<UTC time>`` in its folder: nothing is lost, and the
 name is none Snakemake knows, so the output is missing and its job (and what depends on it)
-runs again. A dry run (or a command that runs no job: ``--summary``, ``--lint``, ...) only
+runs again. A dry run (or a command that runs no job: ``--summary``, ``--lint``, ``--touch``, ...) only
 reports: Snakemake reads its own settings (``--forcerun``) after the workflow is parsed, so a
 check at parse time cannot add jobs to a dry run's list without moving the file.
 """
@@ -37,7 +37,9 @@ NO_JOBS = {
     "-S", "--summary", "-D", "--detailed-summary", "--dag", "--rulegraph", "--filegraph", "--d3dag",
     "--unlock", "--cleanup-metadata", "--cm", "--delete-all-output", "--delete-temp-output", "--print-compilation",
     "--list-changes", "--lc", "--list-input-changes", "--li", "--list-params-changes", "--lp", "--list-code-changes",
+    "-t", "--touch", "--cleanup-shadow", "--conda-create-envs-only", "--containerize", "--archive", "--export-cwl",
 }  # fmt: skip
+NO_JOBS_FLAGS = "nt"  # grouped short flags that run no job: -n (dry run), -t (touch)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def runs_jobs(argv: list[str]) -> bool:
     for arg in argv[1:]:
         if arg == "--":
             break
-        if arg.split("=")[0] in NO_JOBS or (arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha() and "n" in arg[1:]):
+        if arg.split("=")[0] in NO_JOBS or (
+            arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha() and set(arg[1:]) & set(NO_JOBS_FLAGS)
+        ):
             return False
     return True
 
