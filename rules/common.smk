@@ -11,8 +11,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 from tdw import config as tdw_config
 from tdw.layout import FamilyLayout
-from tdw.workflow import plan
-from tdw.workflow import identity
+from tdw.workflow import identity, integrity, plan
 from tdw.workflow.codehash import code_hash
 
 # The embedded default config applies only when no --configfile is given: a config file means
@@ -407,11 +406,17 @@ onstart:
             print(_line, file=sys.stderr)
 
 
+# Existing outputs that are truncated or unreadable are moved aside now, so this run regenerates
+# them (they are default targets: Snakemake skips a missing file whose dependents are up to date).
+BROKEN = integrity.check_workflow(RUNS) if workflow.is_main_process else []
+
+
 def get_all_targets():
     targets = []
     for wb in RUNS:
         for v in wb.variants:
             files = variant_layout(v.name)
+            targets.append(files.history)  # a deleted history reruns training (which resumes)
             targets += [files.figure(fig, ext) for fig in wb.figures for ext in ("html", "png", "svg")]
             targets += [files.report(r) for r in wb.reports]
             if KEEP_CACHES and stops_early(v):
@@ -423,4 +428,4 @@ def get_all_targets():
         targets += [FamilyLayout(WB.results, wb.family.name).sweep(s) for s in SWEEPS[wb.family.name]]
     # One comparison page per report configuration: a single cheap job over all variants.
     targets += [COMPARE_RESULTS.compare(r) for r in COMPARE_REPORTS]
-    return targets
+    return targets + [str(b.path) for b in BROKEN]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tdw.config import TrainConfig, Variant
-from tdw.io.checkpoint import load_weights, read_metadata
+from tdw.io.checkpoint import content_hash, load_weights, read_metadata
 from tdw.io.history import read_history
 from tdw.io.variant import (
     CONFIG_SCHEMA,
@@ -38,7 +38,12 @@ def test_trained_variant_files(tmp_path):
     meta, cfg = read_metadata_json(files.metadata), read_variant_config(files.config)
     assert meta == summary and cfg == job.run_config()
     assert meta["source"] == "trained" and meta["family"] == "modadd" and meta["variant"] == "p7_seed1"
-    assert meta["checkpoints"] == [{"index": i, "epoch": e, "file": files.checkpoint_entry(e)} for i, e in enumerate((0, 2, 3))]
+    table = [{k: c[k] for k in ("index", "epoch", "file")} for c in meta["checkpoints"]]
+    assert table == [{"index": i, "epoch": e, "file": files.checkpoint_entry(e)} for i, e in enumerate((0, 2, 3))]
+    # the table records each checkpoint's content hash, as its header does, and the tensors hash to it
+    for c in meta["checkpoints"]:
+        path = files.dir / c["file"]
+        assert c["content_sha256"] == read_metadata(path)["content_sha256"] == content_hash(load_weights(path))
     hist = read_history(files.history)
     assert hist["train_epoch"].tolist() == [0, 1, 2, 3]
     assert meta["final"] == {"epoch": 3, "train_loss": hist["train_loss"][-1], "test_loss": hist["test_loss"][-1]}

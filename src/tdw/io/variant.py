@@ -17,7 +17,7 @@ import jsonschema
 import numpy as np
 
 from tdw.io.atomic import link_or_copy, write_json
-from tdw.io.checkpoint import save_checkpoint
+from tdw.io.checkpoint import content_hash, recorded_hash, save_checkpoint
 from tdw.io.history import write_history
 from tdw.layout import VariantLayout
 
@@ -79,6 +79,13 @@ def read_variant_config(path: str | os.PathLike) -> dict:
     return _read(path, CONFIG_SCHEMA)
 
 
+def _checkpoint_hash(source: Path | Mapping[str, np.ndarray]) -> str:
+    """The content hash a checkpoint has (a file: as its header records it) or will have (weights)."""
+    if isinstance(source, Mapping):
+        return content_hash({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in source.items()})
+    return recorded_hash(source)
+
+
 def write_variant_files(
     layout: VariantLayout,
     config: dict,
@@ -92,18 +99,23 @@ def write_variant_files(
 
     ``config``: the variant's full description (``variant_config.schema.json``);
     ``checkpoints``: epoch -> a finished checkpoint file (hard-linked into place) or weights
-    (saved with ``checkpoint_meta`` and the epoch in the header); ``metadata_fields``:
+    (saved as float32 with ``checkpoint_meta`` and the epoch in the header); each one's content
+    hash goes into the checkpoint table (``tdw.io.checkpoint``); ``metadata_fields``:
     ``source``, ``final_epoch``, ``provenance`` and optionally ``timings``, ``legacy_source``.
     The family, the variant, the checkpoint table and the final losses are filled in here.
     """
     fields = dict(metadata_fields)
     final_epoch = fields.pop("final_epoch")
     epochs = sorted(checkpoints)
+    table = [
+        {"index": i, "epoch": e, "file": layout.checkpoint_entry(e), "content_sha256": _checkpoint_hash(checkpoints[e])}
+        for i, e in enumerate(epochs)
+    ]
     metadata = {
         "family": config["family"],
         "variant": config["variant"],
         **{k: fields.pop(k) for k in ("source", "legacy_source") if k in fields},
-        "checkpoints": [{"index": i, "epoch": e, "file": layout.checkpoint_entry(e)} for i, e in enumerate(epochs)],
+        "checkpoints": table,
         "final": {"epoch": final_epoch, "train_loss": history.last("train"), "test_loss": history.last("test")},
         **fields,
     }

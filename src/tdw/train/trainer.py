@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from tdw.io.atomic import atomic_path, write_json
-from tdw.io.checkpoint import is_complete, save_checkpoint
+from tdw.io.atomic import write_json
+from tdw.io.checkpoint import is_intact, load_tensors, save_checkpoint, save_tensors
 from tdw.io.provenance import provenance
 from tdw.io.variant import History, write_variant_files
 from tdw.layout import VariantLayout, checkpoint_name
@@ -167,16 +166,13 @@ class _State:
         meta = {"epoch": str(self.epoch), "step": str(self.opt.step_count), "key": key}
         if self.trains[i].early_stop is not None:  # a stopped model's snapshot: frozen weights, history to its stop
             meta["stopped"] = str(self.stopper.stopped[i] if self.stopper.stopped[i] is not None else "")
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        save_tensors(path, {k: v.contiguous().numpy() for k, v in tensors.items()}, meta)
 
     def load(self, paths: list[Path], device: torch.device) -> None:
         """Restore every variant from its snapshot (all taken at the same epoch)."""
-        from safetensors import safe_open
-
-        snaps = [load_file(str(p)) for p in paths]
-        with safe_open(str(paths[0]), framework="pt") as fh:
-            meta = fh.metadata()
+        loaded = [load_tensors(p) for p in paths]
+        snaps = [{k: torch.from_numpy(v) for k, v in tensors.items()} for tensors, _ in loaded]
+        meta = loaded[0][1]
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(torch.stack([s[f"param/{name}"] for s in snaps]))
@@ -286,12 +282,14 @@ def _resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
     epoch = int(snaps[0]["epoch"])
     for job, snap in zip(jobs, snaps, strict=True):
         store = job.layout.state_checkpoints
+        if not is_intact(job.layout.snapshot):
+            return 0
         stopped = _stop_agrees(job, snap)
         if stopped is False:
             return 0
         last = epoch if stopped is None else min(epoch, stopped)
         if epoch > max(job.variant.epochs) or not all(
-            is_complete(store / checkpoint_name(e)) for e in job.variant.epochs if e <= last
+            is_intact(store / checkpoint_name(e)) for e in job.variant.epochs if e <= last
         ):
             return 0
     return epoch
