@@ -133,7 +133,7 @@ def test_a_rerun_regenerates_truncated_outputs_and_a_deleted_history(tmp_path):
     from tdw.layout import RESULTS, VariantLayout
 
     config = write_config(tmp_path, [7], [0], epochs=[0, 5, 10], analyzers=["embedding_frequencies"])
-    files = VariantLayout(RESULTS, "modadd", "p7_seed0")
+    files = VariantLayout(RESULTS, "modadd", "p7_seed0_frac0.5")
     wanted = targets(config) + [str(files.figure(f, "html")) for f in ("embedding_frequencies", "loss_curves")]
 
     def snakemake(*options):
