@@ -289,3 +289,23 @@ def test_a_bench_result_written_by_results_io_renders(tmp_path, monkeypatch):
     assert result["rows"] == [["cache_mb", 5.96], ["per_checkpoint_s", "0.3, 0.4"]]
     assert result["machine"]["cores"] >= 1 and result["commit"]
     assert "| cache_mb | 5.96 |" in load_renderer().render(tmp_path)
+
+
+def test_every_test_the_faults_table_names_exists():
+    """docs/FAULTS.md's table names the tests that show each fault is caught: each
+    ``tests/<file>.py::<test>`` (and each ``::<test>`` after it, in the same file) exists."""
+    text = (ROOT / "docs" / "FAULTS.md").read_text()
+    named = 0
+    for row in (line for line in text.splitlines() if line.startswith("| ") and "tests/" in line):
+        current = None
+        for path, test in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", row):
+            if path:
+                current = ROOT / path
+                assert current.is_file(), f"docs/FAULTS.md names {path}, which does not exist"
+            if test:
+                assert current is not None, f"docs/FAULTS.md: ::{test} with no file before it"
+                assert re.search(rf"^\s*def {test}\(", current.read_text(), re.M), (
+                    f"docs/FAULTS.md: {current.name}::{test} not found"
+                )
+                named += 1
+    assert named >= 20
