@@ -10,6 +10,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from tdw import config as tdw_config
+from tdw import validation as tdw_validation
 from tdw.layout import FamilyLayout
 from tdw.workflow import identity, integrity, plan
 from tdw.workflow.codehash import code_hash
@@ -20,6 +21,10 @@ if not workflow.config_settings.configfiles:
     workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
 
 CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "config"
+# Snakemake reads --configfile itself and keeps the last value of a key given twice: each file
+# is read again strictly (a duplicate key or a file that is not a mapping stops the run here).
+for _file in workflow.configfiles:
+    tdw_validation.load_yaml(_file)
 # One resolved config per family: the config, or each entry of its `runs` list.
 RUNS = tdw_config.resolve_runs(config, CONFIG_SOURCE, families_dir=str(Path(workflow.basedir) / "families"))
 WB = RUNS[0]  # the first family's; results, keep_caches and batch_seeds are the same for every run

@@ -13,11 +13,10 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from tdw.families import FAMILIES_DIR, load_family
+from tdw.layout import RESERVED_VARIANT_NAMES
 from tdw.tasks import sequence
-from tdw.validation import ConfigError, checked_params, validate
+from tdw.validation import ConfigError, check_path_name, checked_params, load_yaml, validate
 from tdw.workbench import FAMILY_TRAIN, Family, TrainConfig, Variant, Workbench
 from tdw.workflow.resources import TRAIN_MEM_MB, check_variant_sizes
 
@@ -36,6 +35,32 @@ __all__ = [
     "resolve",
     "resolve_runs",
 ]
+
+
+def check_results_folder(results: str, source: str) -> None:
+    """``results`` is a folder, or can be made one: no part of it is a file."""
+    path = Path(results)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise ConfigError(f"{source}: key 'results': {results!r}: {part} is a file; give a folder (it is made if missing)")
+
+
+def check_takes_effect(train: TrainConfig, epochs: tuple[int, ...], name: str, source: str) -> None:
+    """Settings that could never act within the variant's schedule (its last checkpoint epoch
+    is its last training step) are errors, not silent no-ops."""
+    last = epochs[-1]
+    stop = train.early_stop
+    if stop is not None and stop["for_epochs"] > last:
+        raise ConfigError(
+            f"{source}: key 'train.early_stop.for_epochs': {stop['for_epochs']} for variant {name}, whose training ends at "
+            f"epoch {last}: the test loss can never stay low that long; give at most {last} or train longer"
+        )
+    filt = train.grokfast
+    if filt is not None and filt["kind"] == "ma" and filt["window"] > last:
+        raise ConfigError(
+            f"{source}: key 'train.grokfast.window': {filt['window']} for variant {name}, which takes {last} steps: the "
+            f"filter acts once the window is full, so it never would (and would keep every gradient); give at most {last}"
+        )
 
 
 def is_prime(n: int) -> bool:
@@ -79,6 +104,7 @@ def _names_known(values: list[str], known: list[str], source: str, key: str) -> 
 def resolve(config: dict, source: str = "config", families_dir: str = "families") -> Workbench:
     """Validate a loaded config mapping and resolve it against its family."""
     validate(config, "config.schema.json", source)
+    check_results_folder(config.get("results", "results"), source)
     if "family" not in config:
         raise ConfigError(f"{source}: key 'family': missing; give a family (a folder under {families_dir}) or a list of 'runs'")
     if "runs" in config:
@@ -91,10 +117,13 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     for i, entry in enumerate(config.get("legacy", [])):
         from tdw.train.legacy import LegacyEntryError, resolve_entry
 
+        check_path_name(entry["name"], f"{source}: key 'legacy.{i}.name'", "variant name", RESERVED_VARIANT_NAMES)
         check_modulus(entry.get("p", 3), source, f"legacy.{i}.p")
         path = Path(entry["path"])
         if not path.exists():
             raise ConfigError(f"{source}: key 'legacy.{i}.path': file {path} not found")
+        if not path.is_file():
+            raise ConfigError(f"{source}: key 'legacy.{i}.path': {path} is a folder; expected a checkpoint file (.pth)")
         try:  # the file is read here (shapes, stored config, history lengths), before any job runs
             found = resolve_entry(entry | {"path": str(path)}, family, train.train_frac)
         except LegacyEntryError as err:
@@ -117,6 +146,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     settings = _resolve_analyzers(config, spec, probe, source)
     analyzers = list(settings)
     _check_key_frequencies(settings, variants, source)
+    _check_epoch_params(settings, variants, source)
     if family.operation == sequence.OPERATION:  # prompt files against every variant's vocabulary
         sequence.check_prompt_files(spec, family.root, [v.p for v in variants], str(family.files[0]))
         if config.get("batch_seeds"):
@@ -216,6 +246,7 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         recipe, _ = sweep.overrides(combo, family, train)
         vt = replace(train, **recipe) if recipe else train
         tags = tuple(sweep.tags(combo, family, FAMILY_TRAIN))
+        check_takes_effect(vt, epochs, name, source)
         if vt.early_stop is not None and epochs[0] != 0:
             raise ConfigError(
                 f"{source}: key 'checkpoints': variant {name} stops early (train.early_stop) but its schedule starts at "
@@ -291,10 +322,35 @@ def _check_key_frequencies(settings: dict[str, dict], variants: list[Variant], s
                 )
 
 
+# Analyzer parameters whose values are checkpoint epochs ("final" and null mean the last, the
+# first and last: always there).
+EPOCH_PARAMS = {"llc_calibration": ("epoch",), "ablations": ("compare",)}
+
+
+def _check_epoch_params(settings: dict[str, dict], variants: list[Variant], source: str) -> None:
+    """An epoch an analyzer parameter names must be a checkpoint epoch of every variant."""
+    for name, keys in EPOCH_PARAMS.items():
+        for key in keys:
+            value = settings.get(name, {}).get(key)
+            wanted = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+            if not isinstance(wanted, list):
+                continue
+            for v in variants:
+                missing = [e for e in wanted if e not in v.epochs]
+                if missing:
+                    raise ConfigError(
+                        f"{source}: key 'analyzers.{name}.{key}': epoch {missing[0]} is not a checkpoint of variant {v.name} "
+                        f"(its checkpoints: {_epochs_text(v.epochs)}); name a checkpoint epoch"
+                    )
+
+
+def _epochs_text(epochs: tuple[int, ...]) -> str:
+    return ", ".join(map(str, epochs)) if len(epochs) <= 8 else f"{epochs[0]}, {epochs[1]}, ..., {epochs[-1]} ({len(epochs)})"
+
+
 def load(path: str | Path, families_dir: str = "families") -> Workbench:
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    """A config file, read strictly (UTF-8, no key twice: ``tdw.validation.load_yaml``), resolved."""
+    config = load_yaml(path)
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, not {type(config).__name__}")
     return resolve(config or {}, str(path), families_dir)

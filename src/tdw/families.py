@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from tdw.validation import ConfigError, checked_params, read_json, validate
+from tdw.layout import RESERVED_FAMILY_NAMES
+from tdw.validation import ConfigError, check_path_name, checked_params, read_json, validate
 from tdw.workbench import Family
 
 FAMILIES_DIR = Path(__file__).resolve().parents[2] / "families"  # the checkout's family declarations
@@ -35,6 +36,7 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
     """The family file and the files it extends, nearest first: (path, contents, stamp)."""
     chain: list[tuple[Path, dict, tuple]] = []
+    check_path_name(name, f"families {families_dir}", "family name", RESERVED_FAMILY_NAMES)
     while True:
         path = Path(families_dir) / name / "family.json"
         if not path.exists():
@@ -51,6 +53,7 @@ def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
             return chain
         if not isinstance(parent, str):
             raise ConfigError(f"{path}: key 'extends': {parent!r} is not a family name")
+        check_path_name(parent, f"{path}: key 'extends'", "family name", RESERVED_FAMILY_NAMES)
         names = [c[0].parent.name for c in chain]
         if parent in names:
             raise ConfigError(f"{path}: key 'extends': a cycle: {' -> '.join([*names, parent])}")

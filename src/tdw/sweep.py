@@ -14,11 +14,11 @@ value give different names, whatever their ``train`` sections say.
 from __future__ import annotations
 
 import itertools
-import re
 
 from tdw.families import Family
+from tdw.layout import RESERVED_VARIANT_NAMES
 from tdw.models.architecture import ModelConfig
-from tdw.validation import ConfigError
+from tdw.validation import ConfigError, check_path_name
 
 # Every name a family may declare sweepable, in the order the product runs over them (p
 # outermost, seeds innermost: the order variants are listed in).
@@ -51,7 +51,6 @@ TAGS = {
     "attention_rate": "attn",
     "data_seed": "dseed",
 }
-SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def sweepable(family: Family) -> tuple[str, ...]:
@@ -118,6 +117,10 @@ def combinations(sweep: dict, family: Family, train, source: str) -> list[dict]:
         kept = [c for c in combos if not _matches(c, entry)]
         if len(kept) == len(combos):
             raise ConfigError(f"{source}: key 'sweep.exclude.{i}': {entry} matches no combination of the sweep")
+        if not kept and not sweep.get("include"):
+            raise ConfigError(
+                f"{source}: key 'sweep.exclude': the excluded combinations are every combination of the sweep; nothing is left to run"
+            )
         combos = kept
     for i, entry in enumerate(sweep.get("include", [])):
         _check_keys(entry, allowed, family, source, f"sweep.include.{i}")
@@ -164,9 +167,8 @@ def variant_name(combo: dict, family: Family, family_train, source: str) -> str:
         name = template.format(p=combo["p"], seed=combo["seed"], tags=suffix)
     else:
         name = template.format(p=combo["p"], seed=combo["seed"]) + suffix
-    if not SAFE_NAME.fullmatch(name):
-        raise ConfigError(f"{source}: key 'sweep': combination {describe(combo)} gives variant name {name!r}, not [A-Za-z0-9_.-]")
-    return name
+    where = f"{source}: the variant name template {template!r} over combination {describe(combo)}"
+    return check_path_name(name, where, "variant name", RESERVED_VARIANT_NAMES)
 
 
 def check_model(combo: dict, family: Family, source: str) -> ModelConfig:

@@ -82,6 +82,14 @@ def mlp_train_memory_mb(cfg: ModelConfig, n_train: int, n_test: int, models: int
     return k["base_mb"] + models * (rows + 16 * n_parameters(cfg)) / MB
 
 
+def filter_copies(grokfast: dict | None) -> int:
+    """Copies of the parameters' gradients a Grokfast filter keeps (``tdw.train.grokfast``):
+    the window of past gradients (``ma``), or one running mean (``ema``)."""
+    if grokfast is None:
+        return 0
+    return int(grokfast["window"]) if grokfast["kind"] == "ma" else 1
+
+
 def hook_width(hook: str, cfg: ModelConfig, positions: str) -> int:
     """Values per row a cached hook keeps (``positions``: last or all)."""
     leaf = hook.rsplit(".", 1)[-1]
@@ -115,9 +123,10 @@ def check_variant_sizes(
         cfg = v.model or family.model_config(v.p)
         together = [w for w in variants if not w.is_legacy and batch_key(w) == batch_key(v)]
         models = len(together) if batch_seeds and not v.is_legacy else 1
-        if (cfg, v.train_frac, v.is_legacy, models) in seen:
+        copies = filter_copies(v.train.grokfast if v.train is not None else None)
+        if (cfg, v.train_frac, v.is_legacy, models, copies) in seen:
             continue  # the sizes do not depend on the seeds
-        seen.add((cfg, v.train_frac, v.is_legacy, models))
+        seen.add((cfg, v.train_frac, v.is_legacy, models, copies))
         key = f"variant {v.name}" if v.is_legacy else "key 'sweep.p'" + (f" / {frac_key!r}" if frac_key else "")
         what = f"{source}: {key}: p = {v.p} with train_frac {v.train_frac}"
         if v.model is not None and v.model != family.model_config(v.p):
@@ -135,8 +144,12 @@ def check_variant_sizes(
                     "training needs at least one of each (change train_frac or p)"
                 )
             need = train_memory_mb(cfg, len(train), len(test), models)
-            if need > TRAIN_MEM_MB:
-                raise ConfigError(f"{what}: training needs about {need:,.0f} MB ({models} model(s)), more than {limit}")
+            kept = models * copies * 4 * n_parameters(cfg) / MB  # the Grokfast filter's gradients
+            if need + kept > TRAIN_MEM_MB:
+                filt = f", {kept:,.0f} MB of it the Grokfast filter's {copies} gradient copies" if kept >= 1 else ""
+                raise ConfigError(
+                    f"{what}: training needs about {need + kept:,.0f} MB ({models} model(s){filt}), more than {limit}"
+                )
         if sequence_task:
             rows = sequence.probe_size(family.spec["probes"][probe], family.root)
         else:

@@ -1,0 +1,229 @@
+"""Bad input, one row per case: each config is refused while it resolves (the DAG build) with
+a message naming the key and the value, before anything is written. The rows run through
+``tdw.config.resolve`` (a mapping) or ``tdw.config.load`` (a file); three run through a real
+``snakemake -n`` to show the message reaches the user."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tdw.config import load, resolve
+from tdw.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {"family": "modadd", "sweep": {"p": [5], "seed": [0]}, "checkpoints": [0, 4]}
+NAN, INF = float("nan"), float("inf")
+
+
+def train(**values) -> dict:
+    return BASE | {"train": values}
+
+
+def sweep(**values) -> dict:
+    return BASE | {"sweep": {"p": [5], "seed": [0]} | values}
+
+
+# (id, config, expected fragments of the message)
+ROWS = [
+    # numbers are finite
+    ("nan-lr", train(lr=NAN), ["key 'train.lr'", "nan is not a finite number"]),
+    ("inf-weight-decay", train(weight_decay=INF), ["key 'train.weight_decay'", "inf is not a finite number"]),
+    ("nan-eps", train(eps=NAN), ["key 'train.eps'", "not a finite number"]),
+    ("nan-beta", train(betas=[0.9, NAN]), ["key 'train.betas.1'", "not a finite number"]),
+    ("nan-train-frac", train(train_frac=NAN), ["key 'train.train_frac'", "not a finite number"]),
+    (
+        "nan-early-stop",
+        train(early_stop={"test_loss_below": NAN, "for_epochs": 1}),
+        ["train.early_stop.test_loss_below", "finite"],
+    ),
+    ("inf-grokfast-lamb", train(grokfast={"kind": "ema", "alpha": 0.9, "lamb": INF}), ["train.grokfast.lamb", "finite"]),
+    ("nan-swept-lr", sweep(lr=[1e-3, NAN]), ["key 'sweep.lr.1'", "not a finite number"]),
+    ("nan-analyzer-param", BASE | {"analyzers": {"llc": {"epsilon": NAN}}}, ["'analyzers.llc'", "epsilon"]),
+    # integers fit what uses them
+    ("seed-too-large", sweep(seed=[2**40]), ["key 'sweep.seed.0'", "maximum of 4294967295"]),
+    ("data-seed-negative", sweep(data_seed=[-1]), ["key 'sweep.data_seed.0'", "minimum of 0"]),
+    ("width-too-large", sweep(d_model=[10**6]), ["key 'sweep.d_model.0'", "maximum of 65536"]),
+    ("p-too-large", sweep(p=[2**40]), ["key 'sweep.p.0'", "maximum of 2147483647"]),
+    ("epoch-negative", BASE | {"checkpoints": [-1, 4]}, ["key 'checkpoints'", "negative"]),
+    # names that become folders
+    ("variant-name-dotdot", BASE | {"variant_name": ".."}, ["variant name '..'", "cannot be a folder name"]),
+    ("variant-name-too-long", BASE | {"variant_name": "v" * 101}, ["cannot be a folder name", "1 to 100 characters"]),
+    ("variant-name-slash", BASE | {"variant_name": "a/p{p}"}, ["variant name 'a/p5'", "cannot be a folder name"]),
+    ("variant-name-reserved", BASE | {"variant_name": "compare"}, ["variant name 'compare'", "a folder the results layout uses"]),
+    ("variant-name-replaced", BASE | {"variant_name": "replaced"}, ["'replaced'", "a folder the results layout uses"]),
+    ("variant-name-bad-field", BASE | {"variant_name": "p{q}"}, ["key 'variant_name'", "not a format string"]),
+    ("legacy-name-dotdot", BASE | {"legacy": [{"name": "..", "path": "x.pth"}]}, ["key 'legacy.0.name'", "'..'"]),
+    ("legacy-name-slash", BASE | {"legacy": [{"name": "a/b", "path": "x.pth"}]}, ["key 'legacy.0.name'", "does not match"]),
+    ("family-name-path", BASE | {"family": "../modadd"}, ["key 'family'", "does not match"]),
+    ("results-is-a-file", BASE | {"results": str(ROOT / "README.md")}, ["key 'results'", "is a file; give a folder"]),
+    ("results-under-a-file", BASE | {"results": str(ROOT / "README.md" / "sub")}, ["key 'results'", "is a file"]),
+    (
+        "legacy-path-is-a-folder",
+        BASE | {"legacy": [{"name": "old", "path": str(ROOT / "tests")}]},
+        ["'legacy.0.path'", "is a folder"],
+    ),
+    # settings that could never take effect
+    (
+        "early-stop-window-too-long",
+        train(early_stop={"test_loss_below": 0.1, "for_epochs": 5}),
+        ["train.early_stop.for_epochs", "ends at epoch 4"],
+    ),
+    (
+        "grokfast-window-too-long",
+        train(grokfast={"kind": "ma", "window": 5, "lamb": 2.0}),
+        ["train.grokfast.window", "takes 4 steps"],
+    ),
+    (
+        "llc-calibration-epoch-not-a-checkpoint",
+        BASE | {"analyzers": {"llc_calibration": {"epoch": 3}}},
+        ["analyzers.llc_calibration.epoch", "epoch 3 is not a checkpoint"],
+    ),
+    (
+        "ablations-compare-not-a-checkpoint",
+        BASE | {"analyzers": {"ablations": {"compare": [0, 2]}}},
+        ["analyzers.ablations.compare", "epoch 2"],
+    ),
+    (
+        "early-stop-schedule-not-from-0",
+        BASE | {"train": {"early_stop": {"test_loss_below": 0.1, "for_epochs": 0}}, "checkpoints": [2, 4]},
+        ["stops early", "start it at 0"],
+    ),
+    (
+        "grokfast-window-over-memory",
+        {"family": "modadd", "sweep": {"p": [113], "seed": [0]}, "checkpoints": [0, 5000]}
+        | {"train": {"grokfast": {"kind": "ma", "window": 2000, "lamb": 2.0}}},
+        ["the Grokfast filter's 2000 gradient copies", "more than the 2000 MB the train rule declares"],
+    ),
+    # what is wrong, not what the schema tried last
+    ("range-without-every", BASE | {"checkpoints": [{"from": 0, "to": 4}]}, ["key 'checkpoints.0'", "missing 'every'"]),
+    ("rule-without-schedule", BASE | {"checkpoints": [{"when": {"seed": 0}}]}, ["key 'checkpoints.0'", "missing 'schedule'"]),
+    (
+        "early-stop-without-for-epochs",
+        train(early_stop={"test_loss_below": 0.1}),
+        ["key 'train.early_stop'", "missing 'for_epochs'"],
+    ),
+    ("grokfast-ma-without-window", train(grokfast={"kind": "ma", "lamb": 2.0}), ["key 'train.grokfast'", "missing 'window'"]),
+    (
+        "grokfast-unknown-kind",
+        train(grokfast={"kind": "sma", "window": 3, "lamb": 2.0}),
+        ["key 'train.grokfast.kind'", "'sma' is not one of 'ema', 'ma'"],
+    ),
+    (
+        "grokfast-ema-alpha-out-of-range",
+        train(grokfast={"kind": "ema", "alpha": 1.5, "lamb": 2.0}),
+        ["key 'train.grokfast.alpha'", "1.5"],
+    ),
+    (
+        "grokfast-key-of-the-other-kind",
+        train(grokfast={"kind": "ema", "window": 3, "lamb": 2.0}),
+        ["key 'train.grokfast'", "missing 'alpha'"],
+    ),
+    ("empty-seed-list", sweep(seed=[]), ["key 'sweep.seed'", "an empty list"]),
+    ("empty-p-list", BASE | {"sweep": {"p": [], "seed": [0]}}, ["key 'sweep.p'", "an empty list"]),
+    ("exclude-everything", sweep(exclude=[{"seed": 0}]), ["key 'sweep.exclude'", "every combination"]),
+    ("exclude-matching-nothing", sweep(exclude=[{"seed": 7}]), ["key 'sweep.exclude.0'", "matches no combination"]),
+    ("unknown-key", BASE | {"trian": {}}, ["key '(top level)'", "'trian'"]),
+    ("wrong-type", train(lr="fast"), ["key 'train.lr'", "'fast'"]),
+    ("duplicate-epoch", BASE | {"checkpoints": [0, 4, 4]}, ["key 'checkpoints'", "duplicate"]),
+    ("not-prime", sweep(p=[9]), ["key 'sweep.p'", "not a prime"]),
+    ("unknown-analyzer", BASE | {"analyzers": ["nope"]}, ["key 'analyzers'", "unknown analyzer 'nope'"]),
+    ("unknown-family", BASE | {"family": "nofamily"}, ["family 'nofamily'", "not found"]),
+]
+
+
+@pytest.mark.parametrize("config, fragments", [pytest.param(c, f, id=i) for i, c, f in ROWS])
+def test_bad_config_is_refused_naming_key_and_value(config, fragments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative results folder is never made by a refused config
+    with pytest.raises(ConfigError) as err:
+        resolve(config, "bad.yaml", str(ROOT / "families"))
+    message = str(err.value)
+    assert message.startswith("bad.yaml") or "family" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_row_has_its_own_id():
+    ids = [r[0] for r in ROWS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 40
+
+
+# (id, file bytes, expected fragments): what a file can get wrong before it is a mapping
+FILES = [
+    (
+        "duplicate-key",
+        b"family: modadd\nsweep: {p: [5], seed: [0]}\nsweep: {p: [7], seed: [0]}\n",
+        ["key 'sweep' appears twice", "lines 2 and 3"],
+    ),
+    ("duplicate-nested-key", b"family: modadd\nsweep: {p: [5], p: [7], seed: [0]}\n", ["key 'p' appears twice"]),
+    ("not-utf8", b"family: modadd\n# caf\xe9\nsweep: {p: [5], seed: [0]}\n", ["not UTF-8 text", "save the file as UTF-8"]),
+    ("not-yaml", b"family: [modadd\n", ["not valid YAML"]),
+    ("not-a-mapping", b"- family: modadd\n", ["expected a mapping of config keys"]),
+]
+
+
+@pytest.mark.parametrize("data, fragments", [pytest.param(d, f, id=i) for i, d, f in FILES])
+def test_bad_config_file_is_refused_naming_the_file(data, fragments, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as err:
+        load(path, str(ROOT / "families"))
+    assert str(err.value).startswith(str(path)), err.value
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_a_folder_or_a_missing_file_as_config(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; expected a YAML config file"):
+        load(tmp_path)
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "missing.yaml")
+
+
+def test_a_family_extending_an_unsafe_name_is_refused(tmp_path):
+    shutil.copytree(ROOT / "families" / "modadd", tmp_path / "modadd")
+    spec = json.loads((tmp_path / "modadd" / "family.json").read_text())
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "family.json").write_text(json.dumps({"name": "child", "extends": "../modadd"}))
+    with pytest.raises(ConfigError) as err:
+        resolve(BASE | {"family": "child"}, "bad.yaml", str(tmp_path))
+    assert "child/family.json: key 'extends'" in str(err.value) and "'../modadd'" in str(err.value)
+    assert spec["name"] == "modadd"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        pytest.param(
+            "family: modadd\nsweep: {p: [5], seed: [0]}\nsweep: {p: [7], seed: [0]}\n",
+            "key 'sweep' appears twice",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "family: modadd\nsweep: {p: [5], seed: [0]}\ntrain: {lr: .nan}\n",
+            "key 'train.lr': nan is not a finite number",
+            id="nan",
+        ),
+        pytest.param(
+            "family: modadd\nsweep: {p: [5], seed: [0]}\nvariant_name: '..'\n",
+            "variant name '..' cannot be a folder name",
+            id="name",
+        ),
+    ],
+)
+def test_snakemake_stops_before_any_job_with_the_message(text, fragment, tmp_path):
+    from workflow_runs import run_snakemake
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    proc = run_snakemake(tmp_path, config, "--cores", "1", target_list=[])
+    assert proc.returncode != 0
+    assert fragment in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+    assert yaml.safe_load(text)  # the text itself is ordinary YAML (the plain loader keeps the last key)
