@@ -14,7 +14,7 @@ from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
 from tdw.params import resolve_params
-from tdw.workflow.joblog import Progress
+from tdw.progress import Progress
 
 
 def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
@@ -91,11 +91,3 @@ def run_analyzer(
         meta_attrs["group"] = {"order": group.p, "relabel": group.group.relabel, "tokens": group.group.tokens.tolist()}
     write_h5(out, datasets, meta_attrs, compress=True)
     return time.perf_counter() - t0
-
-
-def load_artifact(path: str | Path) -> dict[str, np.ndarray]:
-    """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
-    from tdw.io.h5 import open_h5, read_attrs, read_dataset
-
-    with open_h5(path) as fh:
-        return {k: read_dataset(fh[k]) for k in fh} | {"attrs": read_attrs(fh)}

@@ -20,9 +20,9 @@ from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.build import build_model
 from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
+from tdw.progress import Progress
 from tdw.tasks import modular as data
 from tdw.workbench import Family, Variant
-from tdw.workflow.joblog import Progress
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 BATCH = 16384  # rows per forward pass; bounds memory for large probes

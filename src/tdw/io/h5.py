@@ -153,3 +153,9 @@ def read_attrs(fh: h5py.File) -> dict:
                 pass
         out[key] = value
     return out
+
+
+def load_artifact(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
+    with open_h5(path) as fh:
+        return {k: read_dataset(fh[k]) for k in fh} | {"attrs": read_attrs(fh)}

@@ -23,7 +23,7 @@ from tdw.io.atomic import write_text
 from tdw.io.history import read_history
 from tdw.io.provenance import provenance
 from tdw.pages import sweep_data as sd
-from tdw.pages.report import _template
+from tdw.pages.report import template
 
 NOT_REACHED = "not reached"
 
@@ -342,7 +342,7 @@ def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -
     th = spec["thresholds"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_template("report.css")}</style><script>{get_plotlyjs()}</script></head>
+<style>{template("report.css")}</style><script>{get_plotlyjs()}</script></head>
 <body><h1>{html.escape(title)}</h1><p class="tdw-description">{html.escape(spec["description"])}</p>
 <p id="tdw-sweep-axes">swept: {html.escape(swept)}; memorised: train loss below {th["memorise"]:g};
 generalised: test loss below {th["generalise"]:g}</p>
