@@ -1,6 +1,6 @@
 """The package's shape: the layer order in pyproject.toml holds (``lint-imports``), the import
 graph of ``src/tdw`` has no circle and no module takes another's private name (built here from
-the code with ``ast``, imports inside functions too)."""
+the code with ``ast``, imports inside functions too), and ``mypy src/tdw`` is clean."""
 
 from __future__ import annotations
 
@@ -163,3 +163,16 @@ def test_the_layers_contract_holds():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "Contracts: 1 kept, 0 broken." in done.stdout
 
+
+def test_mypy_is_clean(tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp().parent / "tdw-mypy-cache"  # kept between runs: a warm check takes seconds
+    done = subprocess.run(
+        [str(BIN / "mypy"), "--cache-dir", str(cache)],
+        cwd=ROOT,
+        env=_this_checkout(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.stdout.startswith("Success: no issues found")

@@ -62,7 +62,7 @@ def forward(
     pass's z and inputs) the layers before the ablated one and its other heads are reused."""
     w = {k: np.asarray(v, np.float64) for k, v in weights.items()}  # no copy when already float64
     first = ablation[0] if ablation is not None and base is not None else 0
-    if first:
+    if first and base is not None:
         resid = base[1][first]
     else:
         resid = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][None, : tokens.shape[1]]

@@ -10,7 +10,10 @@ import numpy as np
 from tdw import analyzers
 from tdw.analyzers.base import Analyzer, CheckpointView, GroupView, on_group, supports, unsupported
 from tdw.io.checkpoint import read_metadata
-from tdw.io.h5 import write_h5
+from tdw.io.h5 import (
+    load_artifact,  # noqa: F401 (the notebook one-liner, also offered here)
+    write_h5,
+)
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
 from tdw.params import resolve_params
@@ -62,10 +65,10 @@ def run_analyzer(
     params = resolve_params(analyzer.params, params, f"analyzer {name!r}")
     if analyzer.reads and not caches:
         raise ValueError(f"analyzer {name!r} reads {list(analyzer.reads)}: give the checkpoints' caches")
-    caches = list(caches) if caches else [None] * len(checkpoints)
+    per_checkpoint: list[Path | None] = list(caches) if caches else [None] * len(checkpoints)
     # an on_group analyzer reads each checkpoint on its task's group (tdw.analyzers.base.GroupView)
-    views = (on_group(analyzer, checkpoint_view(c, h, history)) for c, h in zip(checkpoints, caches, strict=True))
-    final = on_group(analyzer, checkpoint_view(checkpoints[-1], caches[-1], history))
+    views = (on_group(analyzer, checkpoint_view(c, h, history)) for c, h in zip(checkpoints, per_checkpoint, strict=True))
+    final = on_group(analyzer, checkpoint_view(checkpoints[-1], per_checkpoint[-1], history))
     check_view(analyzer, final)
     epochs = np.array([int(read_metadata(c)["epoch"]) for c in checkpoints])
     state = analyzer.prepare(final, epochs, params)

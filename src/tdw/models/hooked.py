@@ -11,6 +11,7 @@ this module (nor transformer_lens): it uses ``tdw.models.fastpath``, tested equa
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,10 @@ def _activation(name: str):
 
 class HookedParams(nn.Module):
     """A named bag of parameters with hook points, so the module tree gives TL names."""
+
+    if TYPE_CHECKING:  # parameters and hook points are registered by name (tdw.models.hooks), not declared
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], hooks: tuple[str, ...] = ()):
         super().__init__()
@@ -87,6 +92,10 @@ class MLP(HookedParams):
 
 
 class Block(nn.Module):
+    if TYPE_CHECKING:  # hook points are registered by name (tdw.models.hooks.block_leaves), not declared
+
+        def __getattr__(self, name: str) -> Any: ...
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.layernorm:

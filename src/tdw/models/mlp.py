@@ -17,6 +17,8 @@ equal to this forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from transformer_lens.hook_points import HookPoint
@@ -31,7 +33,8 @@ from tdw.models.weights import mlp_param_shapes
 class HiddenLayer(HookedParams):
     def __init__(self, cfg: ModelConfig):
         super().__init__({"W_in": (cfg.d_in, cfg.d_mlp), "b_in": (cfg.d_mlp,)}, hooks.MLP_LEAVES)
-        self.act = {"relu": F.relu, "gelu": F.gelu}[cfg.act]
+        acts: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+        self.act = acts[cfg.act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, 1, d_in]
         pre = self.hook_pre(x @ self.W_in + self.b_in)  # [batch, 1, d_mlp]

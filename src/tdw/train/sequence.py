@@ -65,7 +65,7 @@ def train_minibatch(jobs: list, progress_seconds: float = 5.0) -> list[dict]:
         log(f"[train {v.name}] resuming from the snapshot at step {start}")
 
     def draw(step: int, size: int, stream: int) -> torch.Tensor:
-        return torch.from_numpy(task.batch(v.p, cfg.n_ctx, size, v.data_seed, step, recipe["segment_min"], stream))
+        return torch.from_numpy(task.batch(v.p, cfg.n_ctx, size, v.split_seed, step, recipe["segment_min"], stream))
 
     held_out = draw(0, recipe["eval_size"], task.EVAL)
     meta = {"family": job.family, "variant": v.name, "config": job.run_config(), "provenance": provenance()}

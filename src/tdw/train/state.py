@@ -102,7 +102,7 @@ class TrainState:
     def __init__(self, params: list[dict[str, torch.Tensor]], trains: list[TrainConfig]):
         self.params = {k: torch.stack([p[k] for p in params]).requires_grad_(True) for k in params[0]}
         self.trains = trains
-        hypers = [AdamWHyper(t.lr, tuple(t.betas), t.eps, t.weight_decay) for t in trains]
+        hypers = [AdamWHyper(t.lr, (t.betas[0], t.betas[1]), t.eps, t.weight_decay) for t in trains]
         self.opt = StackedAdamW(self.params, hypers)
         self.filter = GradFilter([t.grokfast for t in trains])
         n = len(params)
@@ -196,10 +196,11 @@ def log(msg: str) -> None:
 
 def resume_epoch(jobs: list[TrainJob], snaps: list[dict | None]) -> int:
     """The epoch every variant can resume from (0: start over)."""
-    if any(s is None for s in snaps) or len({s["epoch"] for s in snaps}) != 1:
+    found = [s for s in snaps if s is not None]
+    if len(found) != len(snaps) or len({s["epoch"] for s in found}) != 1:
         return 0
-    epoch = int(snaps[0]["epoch"])
-    for job, snap in zip(jobs, snaps, strict=True):
+    epoch = int(found[0]["epoch"])
+    for job, snap in zip(jobs, found, strict=True):
         store = job.layout.state_checkpoints
         stopped = _stop_agrees(job, snap)
         if stopped is False:

@@ -22,6 +22,7 @@ warm-up (``tdw.train.optim``), and each variant's optional Grokfast gradient fil
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ def _check_batchable(jobs: list[TrainJob]) -> None:
 
 def split_seed(variant: Variant) -> int:
     """The seed of the variant's train/test split (its data seed; by default its seed)."""
-    return variant.data_seed
+    return variant.split_seed
 
 
 def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -147,7 +148,7 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         if epoch == last_epoch or state.stopper.all_stopped():
             break
         state.step(losses, epoch)
-    timings = {
+    timings: dict[str, Any] = {
         "train_seconds": time.perf_counter() - t_loop,
         "epochs_trained": epoch - start,
         "resumed_from_epoch": start,
