@@ -1,5 +1,5 @@
 """A small grokking comparison with and without the Grokfast filter: one model trained by the
-workbench's training step (``tdw.train.trainer._State``: stacked AdamW, warm-up, optional
+workbench's training step (``tdw.train.state.TrainState``: stacked AdamW, warm-up, optional
 filter), full batch, until the test loss falls below a target or an epoch or time cap is
 reached. Prints one JSON line per run: epochs to the target (null if not reached), the test
 loss reached, ms/epoch.
@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from tdw.config import TrainConfig  # noqa: E402
 from tdw.models.architecture import ModelConfig  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
-from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
+from tdw.train.state import TrainState  # noqa: E402
+from tdw.train.trainer import stacked_cross_entropy, stacked_logits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import seed_tensors  # noqa: E402
@@ -32,7 +33,7 @@ from results_io import add_json_arg, record_rows, write_result  # noqa: E402
 
 def run(cfg: ModelConfig, tc: TrainConfig, seed: int, args: argparse.Namespace) -> dict:
     """Train until test loss < target (checked every ``--test-every`` epochs) or a cap."""
-    state = _State([init_params(cfg, seed)], [tc])
+    state = TrainState([init_params(cfg, seed)], [tc])
     x_tr, y_tr, x_te, y_te = (t[seed:] for t in seed_tensors(cfg.p, tc.train_frac, seed + 1, torch.device("cpu")))
     t0, reached, test, best, epoch = time.perf_counter(), None, float("nan"), float("inf"), 0
     for epoch in range(args.max_epochs + 1):

@@ -33,7 +33,8 @@ from tdw.models.hooked import HookedModAdd  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
 from tdw.tasks import modular as data  # noqa: E402
 from tdw.train.grokfast import GradFilter  # noqa: E402
-from tdw.train.trainer import _State, stacked_cross_entropy, stacked_logits  # noqa: E402
+from tdw.train.state import TrainState  # noqa: E402
+from tdw.train.trainer import stacked_cross_entropy, stacked_logits  # noqa: E402
 
 GROKFAST = {"ema": {"kind": "ema", "alpha": 0.98, "lamb": 2.0}, "ma": {"kind": "ma", "window": 100, "lamb": 5.0}}
 
@@ -41,7 +42,7 @@ GROKFAST = {"ema": {"kind": "ema", "alpha": 0.98, "lamb": 2.0}, "ma": {"kind": "
 def epoch_time(forward, params: list[dict], tc: TrainConfig | list[TrainConfig], tensors, epochs: int, warmup: int = 5) -> float:
     """Seconds per epoch of S stacked models: train loss (with grad), test loss (no grad),
     one AdamW step (and the Grokfast filter where the recipe has one)."""
-    state = _State(params, tc if isinstance(tc, list) else [tc] * len(params))
+    state = TrainState(params, tc if isinstance(tc, list) else [tc] * len(params))
     x_tr, y_tr, x_te, y_te = tensors
     sync = torch.cuda.synchronize if x_tr.is_cuda else (lambda: None)
     for i in range(warmup + epochs):
@@ -60,7 +61,7 @@ def epoch_parts(params: dict, cfg: ModelConfig, tc: TrainConfig, tensors, epochs
     """CPU milliseconds per epoch of each part of one model's epoch (CPU only: no sync)."""
     from tdw.train.trainer import scheduled_lr
 
-    state = _State([params], [tc])
+    state = TrainState([params], [tc])
     x_tr, y_tr, x_te, y_te = tensors
     names = list(state.params)
     parts = dict.fromkeys(("train_forward", "train_loss_f64", "backward", "optimizer", "test_forward", "test_loss_f64"), 0.0)

@@ -14,8 +14,9 @@ from tdw.analyzers.base import supports
 from tdw.analyzers.dimensionality import dimension_metrics, singular_values
 from tdw.analyzers.fourier import gini
 from tdw.analyzers.losses import cross_entropy, periodicity
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import load_family
+from tdw.io.h5 import load_artifact
 from tdw.io.history import write_history
 from tdw.models.architecture import ModelConfig
 from tdw.models.hooked import HookedModAdd

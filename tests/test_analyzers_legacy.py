@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
+from tdw.io.h5 import load_artifact
 from tdw.io.history import read_history
 from tdw.layout import VariantLayout
 from tdw.train.legacy import final_epoch, import_variant

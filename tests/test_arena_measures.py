@@ -10,7 +10,8 @@ import pytest
 import torch
 from handmade import J, fourier_weights, run_config, write_caches, write_run
 
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
+from tdw.io.h5 import load_artifact
 from tdw.models.architecture import ModelConfig
 from tdw.models.hooked import HookedModAdd
 

@@ -15,10 +15,10 @@ import xarray as xr
 
 from tdw.analyzers import REGISTRY, get
 from tdw.analyzers.base import supports
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import TrainConfig, Variant, load_family
-from tdw.io.h5 import read_attrs, read_dataset, write_h5
+from tdw.io.h5 import load_artifact, read_attrs, read_dataset, write_h5
 from tdw.io.history import read_history
 
 # every analyzer that runs on the a + b task (the sequence analyzers have their own tests)

@@ -10,7 +10,8 @@ import torch
 from handmade import write_caches, write_run
 
 from tdw.analyzers.clock_pizza import distance_irrelevance, embedding_gradients, gradient_symmetricity, template_fractions
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
+from tdw.io.h5 import load_artifact
 from tdw.models.architecture import ModelConfig
 from tdw.models.hooked import HookedModAdd
 from tdw.models.weights import init_params

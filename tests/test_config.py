@@ -196,8 +196,9 @@ def test_an_override_reaches_the_artifact(tmp_path):
     (``Workbench.analyzer_params``), are the artifact's key frequencies and its recorded params."""
     from handmade import write_caches
 
-    from tdw.analyzers.runner import load_artifact, run_analyzer
+    from tdw.analyzers.runner import run_analyzer
     from tdw.io.checkpoint import checkpoint_name, save_checkpoint
+    from tdw.io.h5 import load_artifact
     from tdw.models.weights import init_params
 
     cfg = with_(sweep__p=[71], analyzers={"progress_measures": {"key_frequencies": [35, 14]}})

@@ -42,7 +42,7 @@ def test_views_file_follows_every_file_the_report_reads(tmp_path):
     instead of showing the one drawn from the old artifact."""
     import shutil
 
-    from tdw.analyzers.runner import load_artifact
+    from tdw.io.h5 import load_artifact
     from tdw.pages.dashboard.jobs import render_variant_report
 
     variant = make_variant(tmp_path / "results" / "modadd", p=13, n_checkpoints=4, n_epochs=60, key=(2, 5))

@@ -23,9 +23,10 @@ from family_params import (
 from handmade import write_caches
 
 from tdw.analyzers import check_family_analyzers
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import ConfigError, load, load_family
 from tdw.io.checkpoint import checkpoint_name, save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.models.architecture import ModelConfig
 from tdw.models.hooked import HookedModAdd
 from tdw.models.weights import init_params

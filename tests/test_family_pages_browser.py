@@ -23,8 +23,8 @@ import yaml
 from dashboard_server import serve_dashboard
 from workflow_runs import run_snakemake
 
-from tdw.analyzers.runner import load_artifact
 from tdw.config import load_family
+from tdw.io.h5 import load_artifact
 from tdw.io.history import read_history
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from handmade import J, fourier_weights, run_config, write_caches, write_run
 
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import load_family
 from tdw.figures import REGISTRY, builder, frames_builder
 from tdw.figures.views import build_view
+from tdw.io.h5 import load_artifact
 from tdw.io.history import write_history
 
 P, KEYS, EPOCHS = 23, (3, 7), (0, 10, 20)

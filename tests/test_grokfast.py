@@ -16,7 +16,8 @@ from tdw.models.fastpath import last_logits
 from tdw.models.weights import init_params
 from tdw.tasks import modular as data
 from tdw.train.grokfast import GradFilter, check_grokfast
-from tdw.train.trainer import TrainJob, _State, stacked_cross_entropy, stacked_logits, train_variants
+from tdw.train.state import TrainState
+from tdw.train.trainer import TrainJob, stacked_cross_entropy, stacked_logits, train_variants
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(p=7, d_model=16, n_heads=2, d_mlp=24)
@@ -67,7 +68,7 @@ def test_filtered_gradients_equal_a_float64_reference_loop(specs, one_thread):
         TrainConfig(train_frac=0.5, grokfast=specs[0]),
         TrainConfig(train_frac=0.5, lr=2e-3, warmup_steps=3, grokfast=specs[1]),
     ]
-    state = _State([{k: v.to(torch.float64) for k, v in init_params(TINY, s).items()} for s in (0, 1)], trains)
+    state = TrainState([{k: v.to(torch.float64) for k, v in init_params(TINY, s).items()} for s in (0, 1)], trains)
     xs, ys = zip(*(_split(s) for s in (0, 1)), strict=True)
     x, y = torch.stack(xs), torch.stack(ys)
     got = [state.step(stacked_cross_entropy(stacked_logits(state.params, TINY, x), y), epoch) for epoch in range(12)]

@@ -21,8 +21,9 @@ import torch
 
 from tdw.analyzers.head_ablation import MODES, SUBSETS, forward
 from tdw.analyzers.induction_loss import repeated_and_first_seen, token_losses
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.io.checkpoint import save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.layout import VariantLayout
 from tdw.models.architecture import ModelConfig
 from tdw.models.build import build_model

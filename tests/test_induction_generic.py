@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import ConfigError, load
 from tdw.families import load_family
 from tdw.io.checkpoint import save_checkpoint
-from tdw.io.h5 import write_h5
+from tdw.io.h5 import load_artifact, write_h5
 from tdw.layout import VariantLayout
 
 ROOT = Path(__file__).resolve().parents[1]

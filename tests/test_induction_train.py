@@ -108,10 +108,10 @@ def test_minibatch_training_resumes_bit_identical(tmp_path):
 def test_prompt_probe_cache_and_losses_match_the_unpadded_forward(root, tmp_path):
     """The prompts probe through the shared forward pass and the loss analyzer: padded rows,
     their lengths, and per-position losses equal to each prompt run alone (causal attention)."""
-    from tdw.analyzers.runner import load_artifact, run_analyzer
+    from tdw.analyzers.runner import run_analyzer
     from tdw.cache.forward import cache_checkpoints
     from tdw.config import load_family
-    from tdw.io.h5 import open_h5
+    from tdw.io.h5 import load_artifact, open_h5
     from tdw.models.hooked import HookedModAdd
 
     torch.set_num_threads(1)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tdw.analyzers.runner import load_artifact
+from tdw.io.h5 import load_artifact
 from tdw.layout import RESULTS, VariantLayout
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tdw.workflow import joblog
-from tdw.workflow.joblog import Progress, job_log
+from tdw import progress as joblog
+from tdw.progress import Progress, job_log
 
 LINE = re.compile(r"^\[(.+)\] (\w+) (\d+) of (\d+)(, .*)?, ([\d.]+) (\w+)/s, ([\d.]+) (s|min|h) left$")
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from tdw.analyzers import llc as llc_analyzer
-from tdw.analyzers.runner import checkpoint_view, load_artifact, run_analyzer
+from tdw.analyzers.runner import checkpoint_view, run_analyzer
 from tdw.analyzers.sgld import LLCEstimate, SGLDSettings, estimate_llc, resolve_nbeta
 from tdw.config import ConfigError, resolve
 from tdw.io.checkpoint import save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
 from tdw.params import resolve_params
@@ -258,7 +259,7 @@ def test_figure_plots_the_mean_and_marks_diverged_chains(checkpoints, tmp_path):
 def test_calibrate_command_writes_the_grid(checkpoints, tmp_path):
     import shutil
 
-    from tdw.analyzers.llc_calibrate import main
+    from tdw.pages.llc_calibrate import main
 
     variant = tmp_path / "results" / "modadd" / "p11_seed0_frac0.5"
     (variant / "checkpoints").mkdir(parents=True)

@@ -10,9 +10,10 @@ import pytest
 from test_llc import checkpoints, one_thread, params  # noqa: F401 (module fixtures)
 
 from tdw.analyzers import llc as llc_analyzer
-from tdw.analyzers.runner import checkpoint_view, load_artifact, run_analyzer
+from tdw.analyzers.runner import checkpoint_view, run_analyzer
 from tdw.config import ConfigError, resolve
 from tdw.figures import llc_calibration
+from tdw.io.h5 import load_artifact
 from tdw.params import resolve_params
 
 GRID = {"epsilons": [1e-4, 1.0], "nbetas": ["n", 20.0], "chains": 2, "draws": 6, "burn_in": 0, "batch_size": 18}

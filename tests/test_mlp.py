@@ -18,9 +18,10 @@ import yaml
 from handmade import write_caches
 
 from tdw.analyzers import check_family_analyzers
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import ConfigError, TrainConfig, Variant, expand_schedule, load, load_family, resolve
 from tdw.io.checkpoint import checkpoint_name, load_weights, save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.io.history import read_history
 from tdw.layout import VariantLayout
 from tdw.models import hooks

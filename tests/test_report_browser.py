@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from reporting import make_report
 
-from tdw.analyzers.runner import load_artifact
+from tdw.io.h5 import load_artifact
 from tdw.io.variant import read_metadata_json
 from tdw.layout import VariantLayout
 

@@ -16,10 +16,11 @@ from tdw.analyzers import REGISTRY, get
 from tdw.analyzers.dimensionality import DEFAULT_HOOKS
 from tdw.analyzers.fourier import centred_fourier_2d, embedding_component_norms, fourier_2d_fast, frequency_norms, gini
 from tdw.analyzers.keyfreq import embedding_frequency_norms
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.analyzers.weightmath import neuron_logit_map, sum_sq, total_sum_sq
 from tdw.config import load_family
 from tdw.io.checkpoint import load_weights
+from tdw.io.h5 import load_artifact
 from tdw.io.history import write_history
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig

@@ -14,9 +14,10 @@ import torch
 from test_sweep_page import sweep_variants
 
 from tdw import analyzers
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.families import load_family
 from tdw.io.checkpoint import load_weights, read_metadata, save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.models.architecture import ModelConfig
 from tdw.models.weights import init_params
 from tdw.pages.sweep import build_sweep, variant_values

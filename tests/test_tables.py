@@ -10,9 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tdw.analyzers.runner import load_artifact
 from tdw.io.checkpoint import CorruptFileError
-from tdw.io.h5 import write_h5
+from tdw.io.h5 import load_artifact, write_h5
 from tdw.layout import VariantLayout
 from tdw.pages.tables import TablesError, export_csv, export_json
 

@@ -14,9 +14,10 @@ from handmade import fourier_weights, write_caches
 
 from tdw.analyzers.base import CheckpointView, GroupView
 from tdw.analyzers.fourier import block_fve, centred_fourier_2d, frequency_norms, sum_directions
-from tdw.analyzers.runner import load_artifact, run_analyzer
+from tdw.analyzers.runner import run_analyzer
 from tdw.config import ConfigError, load, load_family, resolve
 from tdw.io.checkpoint import checkpoint_name, save_checkpoint
+from tdw.io.h5 import load_artifact
 from tdw.tasks import modular
 from tdw.tasks.modular import Task, primitive_root
 

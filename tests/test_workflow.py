@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tdw.analyzers.runner import load_artifact
 from tdw.io.checkpoint import load_weights, read_metadata
-from tdw.io.h5 import open_h5, read_attrs
+from tdw.io.h5 import load_artifact, open_h5, read_attrs
 from tdw.io.history import read_history
 from tdw.io.variant import read_metadata_json, read_variant_config
 from tdw.layout import RESULTS, VariantLayout

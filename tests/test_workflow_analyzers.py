@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tdw.analyzers.runner import load_artifact
+from tdw.io.h5 import load_artifact
 from tdw.layout import VariantLayout
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

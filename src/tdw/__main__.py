@@ -16,7 +16,7 @@ COMMANDS = {
     "export": ("tdw.pages.export", "a variant's report as a static bundle (HTML, PNG, SVG, index.md)"),
     "storage": ("tdw.io.storage", "disk use per variant; drop caches whose artifacts exist"),
     "dashboard": ("tdw.pages.dashboard", "the dashboard: launch runs, browse views (127.0.0.1:7860)"),
-    "llc-calibrate": ("tdw.analyzers.llc_calibrate", "LLC estimates and traces of one checkpoint over an eps x nbeta grid"),
+    "llc-calibrate": ("tdw.pages.llc_calibrate", "LLC estimates and traces of one checkpoint over an eps x nbeta grid"),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tdw.families import FAMILIES_DIR, load_family
 from tdw.layout import RESERVED_VARIANT_NAMES
@@ -110,7 +111,8 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     if "runs" in config:
         raise ConfigError(f"{source}: key 'runs': several families are resolved by tdw.config.resolve_runs")
     family = _named(load_family(config["family"], families_dir), config.get("variant_name"), source)
-    train = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in config.get("train", {}).items()})
+    recipe: dict[str, Any] = {k: tuple(v) if k == "betas" else v for k, v in config.get("train", {}).items()}
+    train = TrainConfig(**recipe)
     spec = family.spec
 
     variants = _sweep_variants(config, family, train, source)
@@ -233,7 +235,8 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
     schedules = sweep.schedules(
         combos, sweep.schedule_rules(config.get("checkpoints", [0]), family, source, expand_schedule), source
     )
-    variants, seen = [], {}
+    variants: list[Variant] = []
+    seen: dict[str, dict] = {}
     for combo, epochs in zip(combos, schedules, strict=True):
         name = sweep.variant_name(combo, family, FAMILY_TRAIN, source)
         if name in seen:

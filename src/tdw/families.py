@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 from tdw.layout import RESERVED_FAMILY_NAMES
 from tdw.validation import ConfigError, check_path_name, checked_params, read_json, validate
@@ -63,7 +64,7 @@ def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
 def _origin(chain: list[tuple[Path, dict, tuple]], keys: list) -> str:
     """The nearest file of the chain that states the key path ``keys`` (else the first)."""
     for path, spec, _ in chain:
-        node = spec
+        node: Any = spec
         for k in keys:
             node = node.get(k) if isinstance(node, dict) else None
             if node is None:

@@ -41,6 +41,16 @@ class Param:
             raise TypeError(f"parameter {self.name!r}: the default {self.default!r} is out of range: {self.check(self.default)}")
 
 
+def in_range(lo: float, hi: float, lo_open: bool = False):
+    """A range check: ``lo < v <= hi`` (``lo_open``) or ``lo <= v <= hi``."""
+
+    def check(value: float) -> str | None:
+        ok = (value > lo if lo_open else value >= lo) and value <= hi
+        return None if ok else f"expected {lo} {'<' if lo_open else '<='} value <= {hi}"
+
+    return check
+
+
 def conforms(value: object, tp: Any) -> bool:
     """Whether a JSON-like value fits annotation ``tp`` (bool is not a number here)."""
     origin = typing.get_origin(tp)

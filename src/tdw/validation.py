@@ -54,11 +54,11 @@ def schema(name: str) -> dict:
 
 
 @cache
-def _validator(schema_name: str):
+def _validator(schema_name: str) -> jsonschema.protocols.Validator:
     return _Validator(schema(schema_name))
 
 
-def _message(err) -> str:
+def _message(err: jsonschema.ValidationError) -> str:
     """jsonschema's message, said for a config: a missing key as missing, a NaN as not finite."""
     if err.validator == "required":
         missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
@@ -70,7 +70,7 @@ def _message(err) -> str:
     return err.message
 
 
-def _branch(err):
+def _branch(err: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
     """Of a ``oneOf`` error, the error of the branch the value was meant for: the one whose
     ``kind`` it names, else one of its type with the fewest errors (a range missing ``every``
     is a range, not a badly typed integer). None: no branch fits its type."""

@@ -64,6 +64,11 @@ class Variant:
             object.__setattr__(self, "data_seed", self.seed)
 
     @property
+    def split_seed(self) -> int:
+        """The seed of the train/test split: ``data_seed`` (which defaults to ``seed``)."""
+        return self.seed if self.data_seed is None else self.data_seed
+
+    @property
     def is_legacy(self) -> bool:
         return self.legacy_path is not None
 

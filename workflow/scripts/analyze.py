@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from tdw.analyzers.runner import run_analyzer
+from tdw.progress import job_log
 from tdw.train.early_stop import reached_files
-from tdw.workflow.joblog import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"analyze {wc.variant} {wc.probe} {wc.analyzer}"):  # noqa: F821

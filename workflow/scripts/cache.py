@@ -8,8 +8,8 @@ import torch
 from tdw.cache.forward import cache_checkpoints
 from tdw.config import Variant, load_family
 from tdw.models.architecture import ModelConfig
+from tdw.progress import job_log
 from tdw.train.early_stop import reached_files
-from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tdw.io.variant import read_metadata_json
 from tdw.pages.compare import write_compare
-from tdw.workflow.joblog import job_log
+from tdw.progress import job_log
 
 with job_log(snakemake.log[0], f"compare {snakemake.wildcards.report}"):  # noqa: F821
     files = dict(snakemake.input.items())  # noqa: F821

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from tdw.config import Variant, load_family
+from tdw.progress import job_log
 from tdw.train.legacy import import_variant
-from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
 with job_log(snakemake.log[0], f"import_legacy {run['variant']['name']}"):  # noqa: F821

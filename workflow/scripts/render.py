@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tdw.figures.render import render_figure
-from tdw.workflow.joblog import job_log
+from tdw.progress import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"render {wc.variant} {wc.figure}"):  # noqa: F821

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tdw.pages.report import load_metadata, write_report
-from tdw.workflow.joblog import job_log
+from tdw.progress import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"report {wc.variant} {wc.report}"):  # noqa: F821

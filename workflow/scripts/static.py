@@ -5,7 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from tdw.figures.render import render_static
-from tdw.workflow.joblog import job_log
+from tdw.progress import job_log
 
 wc = snakemake.wildcards  # noqa: F821
 with job_log(snakemake.log[0], f"static {wc.variant}"):  # noqa: F821

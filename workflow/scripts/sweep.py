@@ -5,7 +5,7 @@ from pathlib import Path
 from tdw.io.variant import read_metadata_json, read_variant_config
 from tdw.pages.sweep import write_sweep
 from tdw.pages.sweep_spec import needed_artifacts
-from tdw.workflow.joblog import job_log
+from tdw.progress import job_log
 
 with job_log(snakemake.log[0], f"sweep page {snakemake.wildcards.sweep}"):  # noqa: F821
     files = dict(snakemake.input.items())  # noqa: F821

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
+from tdw.progress import job_log
 from tdw.train.trainer import TrainJob, train_variant, training_threads
-from tdw.workflow.joblog import job_log
 
 run = snakemake.params.run  # noqa: F821
 with job_log(snakemake.log[0], f"train {run['variant']['name']}"):  # noqa: F821

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
+from tdw.progress import job_log
 from tdw.train.trainer import TrainJob, train_variants, training_threads
-from tdw.workflow.joblog import job_log
 
 runs = snakemake.params.runs  # noqa: F821
 with job_log(snakemake.log[0], "train_batch " + ", ".join(r["variant"]["name"] for r in runs)):  # noqa: F821

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from tdw.analyzers import head_ablation
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView, Param, StepValues
 from tdw.analyzers.losses import cross_entropy
 from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.analyzers.neuron_clusters import assign_clusters, neuron_fve
@@ -99,12 +99,14 @@ class Ablations(Analyzer):
         compare = [int(e) for e in params["compare"] or [epochs[0], epochs[-1]]]
         compare = [int(epochs[np.argmin(np.abs(epochs - e))]) for e in compare]
         chosen = set(spaced_epochs(epochs, params["max_checkpoints"]).tolist()) | set(compare)
-        groups = [(f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])]
+        groups: list[tuple[str, np.ndarray | int]] = [
+            (f"cluster_{k}", np.flatnonzero(cluster == k)) for k in np.unique(cluster[cluster > 0])
+        ]
         groups += [(f"neuron_{n}", np.array([n])) for n in top]
         groups += [(f"head_{h}", h) for h in range(0 if final.model.is_mlp else final.model.n_heads)]
         return {"groups": groups, "epochs": sorted(chosen), "compare": compare}
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         if state.get("sequence"):
             return head_ablation.step(view, params, state)
         pre, post = view.activation(PRE), view.activation(POST)

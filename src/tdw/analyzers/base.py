@@ -3,9 +3,11 @@ cross-checkpoint step. Analyzers see numpy only (no torch import in analysis job
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -24,6 +26,11 @@ def resolve_hook(hook: str, model: ModelConfig) -> str:
     """Hook names may say ``blocks.{last}.`` for the last block, so one analyzer serves
     families of any depth."""
     return hooks.resolve(hook, model)
+
+
+# One checkpoint's measurements (``Analyzer.step``): arrays, or numpy scalars, each stacked
+# over the epochs by ``Analyzer.finalize``.
+StepValues = Mapping[str, np.ndarray | np.generic]
 
 
 @dataclass
@@ -157,11 +164,11 @@ class Analyzer:
         ``finalize``. Default: none."""
         return {}
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         raise NotImplementedError
 
     def finalize(
-        self, epochs: np.ndarray, steps: list[dict[str, np.ndarray]], params: dict, state: dict
+        self, epochs: np.ndarray, steps: list[StepValues], params: dict, state: dict
     ) -> dict[str, tuple[np.ndarray, str]]:
         out = {"epoch": (epochs, "epoch")}
         for key, dims in self.dims.items():
@@ -270,7 +277,8 @@ class GroupView:
         return self._arrays[hook]
 
 
-def on_group(analyzer: Analyzer, view: CheckpointView) -> CheckpointView | GroupView:
+def on_group(analyzer: Analyzer, view: CheckpointView) -> CheckpointView:
     """The view an analyzer reads: the group view for an ``on_group`` analyzer where the task has a group."""
     group = view.task.group if analyzer.on_group and view.operation in OPERATIONS else None
-    return view if group is None or group.is_tokens else GroupView(view, group)
+    # a GroupView offers what a CheckpointView does (the same names, on the group), not a subclass
+    return view if group is None or group.is_tokens else cast(CheckpointView, GroupView(view, group))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView, Param, StepValues
 from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
@@ -170,7 +170,7 @@ class ClockPizza(Analyzer):
             "keys": key_frequencies(final.weights, final.p, params["key_frequencies"], params["key_fraction"]),
         }
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         p = view.p
         logits = view.activation(LOGITS)[:, :p].astype(np.float64)  # [p*p, p]
         correct = logits[np.arange(p * p), view.labels()]

@@ -58,6 +58,8 @@ def activation_matrix(view: CheckpointView, hook: str) -> np.ndarray:
         return view.activation(hook)
     rows = read_rows(view, [LENGTH, hook])
     act = rows[hook]
+    if view.cache is None:
+        raise ValueError(f"no cache given for epoch {view.epoch}")
     with open_h5(view.cache) as fh:
         per_position = fh[hook].attrs["dims"].split()[1] == "pos"  # kept at every position (tdw.cache.forward)
     if not per_position:  # one position per sequence: the rows are the sequences

@@ -21,7 +21,7 @@ from tdw.analyzers.induction_loss import repeated_and_first_seen, token_losses
 from tdw.analyzers.neuron_activations import spaced_epochs
 from tdw.models.architecture import ModelConfig
 from tdw.models.hooks import LOGITS, block
-from tdw.models.tail import _gelu, _layernorm
+from tdw.models.tail import gelu, layernorm
 
 MODES, SUBSETS = ("zero", "mean"), ("all", "repeated", "first_seen")
 # An ablation: (layer, head, replacement z [pos, d_head] or None for zero).
@@ -62,7 +62,7 @@ def forward(
     pass's z and inputs) the layers before the ablated one and its other heads are reused."""
     w = {k: np.asarray(v, np.float64) for k, v in weights.items()}  # no copy when already float64
     first = ablation[0] if ablation is not None and base is not None else 0
-    if first:
+    if first and base is not None:
         resid = base[1][first]
     else:
         resid = w["embed.W_E"][tokens] + w["pos_embed.W_pos"][None, : tokens.shape[1]]
@@ -73,19 +73,19 @@ def forward(
         if base is not None and layer == first:
             z, w_o = base[0][layer], w[b + "attn.W_O"]
         else:
-            z, w_o = _attention(_layernorm(resid, w[b + "ln1.w"], w[b + "ln1.b"]) if cfg.layernorm else resid, w, layer, cfg)
+            z, w_o = _attention(layernorm(resid, w[b + "ln1.w"], w[b + "ln1.b"]) if cfg.layernorm else resid, w, layer, cfg)
         if ablation is not None and ablation[0] == layer:
             z = z.copy()
             z[:, :, ablation[1]] = 0.0 if ablation[2] is None else ablation[2]
         zs.append(z)
         resid = resid + z.reshape(*z.shape[:2], -1) @ w_o.reshape(-1, w_o.shape[-1])
         if not cfg.attn_only:
-            mlp_in = _layernorm(resid, w[b + "ln2.w"], w[b + "ln2.b"]) if cfg.layernorm else resid
+            mlp_in = layernorm(resid, w[b + "ln2.w"], w[b + "ln2.b"]) if cfg.layernorm else resid
             pre = mlp_in @ w[b + "mlp.W_in"] + w[b + "mlp.b_in"]
-            post = np.maximum(pre, 0) if cfg.act == "relu" else _gelu(pre)
+            post = np.maximum(pre, 0) if cfg.act == "relu" else gelu(pre)
             resid = resid + post @ w[b + "mlp.W_out"] + w[b + "mlp.b_out"]
     if cfg.layernorm:
-        resid = _layernorm(resid, w["ln_final.w"], w["ln_final.b"])
+        resid = layernorm(resid, w["ln_final.w"], w["ln_final.b"])
     return resid @ w["unembed.W_U"], zs, inputs
 
 

@@ -69,7 +69,7 @@ def previous_token_score(pattern: np.ndarray, lengths: np.ndarray) -> np.ndarray
 def induction_score(pattern: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """[head]: mean attention on the induction targets over the queries that have one (NaN
     where no query has one)."""
-    has = targets.any(-1)  # [batch, q]
+    has = np.asarray(targets.any(-1))  # [batch, q]
     on = (pattern * targets[:, None]).sum(-1)  # [batch, head, q]
     count = has.sum()
     return (on * has[:, None]).sum((0, 2)) / count if count else np.full(pattern.shape[1], np.nan)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView, Param, StepValues
 from tdw.analyzers.induction import LENGTH, TOKENS, read_rows, valid_positions
 from tdw.models.hooks import LOGITS
 from tdw.tasks.sequence import OPERATION
@@ -63,7 +63,7 @@ class InductionLoss(Analyzer):
     )
     dims = {"loss_by_position": "position", "icl_score": "", "loss_repeated": "", "loss_first_seen": "", "loss": ""}
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         rows = read_rows(view, [TOKENS, LENGTH, LOGITS])
         tokens, lengths = rows[TOKENS], rows[LENGTH]
         losses = token_losses(rows[LOGITS], tokens)

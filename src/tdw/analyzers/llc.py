@@ -2,7 +2,7 @@
 weights w* on the run's training split (its data seed), the chains stacked as one model
 (``tdw.analyzers.sgld``), on the training loss itself (``stacked_cross_entropy`` of the
 training fast path: ``chain_logits`` for the paper's shape, with its gradient written out by
-hand in ``chain_loss_grad``, ``tdw.train.trainer.stacked_logits`` and autograd for other
+hand in ``chain_loss_grad``, ``tdw.models.fastpath.stacked_logits`` and autograd for other
 models). Float32 weights, CUDA when present;
 deterministic on the CPU for a seed.
 
@@ -21,20 +21,11 @@ from typing import Literal
 import numpy as np
 
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.params import in_range
 from tdw.tasks.modular import OPERATIONS
 
 
-def _in_range(lo: float, hi: float, lo_open: bool = False):
-    """A range check: ``lo < v <= hi`` (``lo_open``) or ``lo <= v <= hi``."""
-
-    def check(value: float) -> str | None:
-        ok = (value > lo if lo_open else value >= lo) and value <= hi
-        return None if ok else f"expected {lo} {'<' if lo_open else '<='} value <= {hi}"
-
-    return check
-
-
-def _nbeta_range(value: float | str) -> str | None:
+def nbeta_range(value: float | str) -> str | None:
     if isinstance(value, str) or (math.isfinite(value) and value > 0):
         return None
     return "expected a finite number > 0, or a preset 'batch' (b / ln b) or 'n' (n / ln n)"
@@ -45,15 +36,15 @@ def _batch_range(value: int | str) -> str | None:
 
 
 PARAMS = (
-    Param("epsilon", float, 3e-5, "SGLD step size ε (0 < ε <= 1)", _in_range(0.0, 1.0, lo_open=True)),
-    Param("gamma", float, 1000.0, "localisation strength γ pulling w towards w* (>= 0)", _in_range(0.0, 1e12)),
-    Param("nbeta", float | Literal["batch", "n"], "n", "inverse temperature nβ: a number > 0, 'batch' or 'n'", _nbeta_range),
-    Param("chains", int, 4, "SGLD chains, run as one stacked model (1..1024)", _in_range(1, 1024)),
-    Param("draws", int, 100, "draws per chain (>= 1)", _in_range(1, 10**7)),
-    Param("burn_in", int, 50, "steps before the first draw (>= 0)", _in_range(0, 10**7)),
-    Param("steps_between_draws", int, 1, "SGLD steps from one draw to the next (>= 1)", _in_range(1, 10**6)),
+    Param("epsilon", float, 3e-5, "SGLD step size ε (0 < ε <= 1)", in_range(0.0, 1.0, lo_open=True)),
+    Param("gamma", float, 1000.0, "localisation strength γ pulling w towards w* (>= 0)", in_range(0.0, 1e12)),
+    Param("nbeta", float | Literal["batch", "n"], "n", "inverse temperature nβ: a number > 0, 'batch' or 'n'", nbeta_range),
+    Param("chains", int, 4, "SGLD chains, run as one stacked model (1..1024)", in_range(1, 1024)),
+    Param("draws", int, 100, "draws per chain (>= 1)", in_range(1, 10**7)),
+    Param("burn_in", int, 50, "steps before the first draw (>= 0)", in_range(0, 10**7)),
+    Param("steps_between_draws", int, 1, "SGLD steps from one draw to the next (>= 1)", in_range(1, 10**6)),
     Param("batch_size", int | Literal["full"], 128, "rows per SGLD step; 0 or 'full': the full training split", _batch_range),
-    Param("seed", int, 0, "seed of the noise and of the batch order (>= 0)", _in_range(0, 2**62)),
+    Param("seed", int, 0, "seed of the noise and of the batch order (>= 0)", in_range(0, 2**62)),
 )
 
 
@@ -204,11 +195,11 @@ def training_loss(view: CheckpointView, device: str):
     parameters: (params {name: [chain, ...]}, rows [batch] or None) -> mean loss [chain];
     with the same loss and its gradient by ``chain_loss_grad`` for the paper's shape (None for
     other models), the centre w* (float32 tensors) and n. The paper's shape runs
-    ``chain_logits``, other models ``tdw.train.trainer.stacked_logits``."""
+    ``chain_logits``, other models ``tdw.models.fastpath.stacked_logits``."""
     import torch
 
+    from tdw.models.fastpath import stacked_cross_entropy, stacked_logits
     from tdw.tasks import modular
-    from tdw.train.trainer import stacked_cross_entropy, stacked_logits
 
     train, _ = view.split()
     tokens = torch.as_tensor(modular.tokens(view.p, train), device=device)

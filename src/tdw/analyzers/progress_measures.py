@@ -18,9 +18,11 @@ test rows come from the run's seeded split.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, StepValues
 from tdw.analyzers.fourier import centred_grid, embedding_component_norms, fourier_2d_fast, fourier_basis, gini, sum_directions
 from tdw.analyzers.keyfreq import KEY_FREQUENCY_PARAMS, key_frequencies
 from tdw.analyzers.losses import cross_entropy, periodicity
@@ -93,7 +95,7 @@ class ProgressMeasures(Analyzer):
             "parameters": sorted(final.weights),
         }
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         p, keys = view.p, state["keys"]
         logits = view.activation(LOGITS)[:, :p].astype(np.float64)  # [p*p, p]
         labels = view.labels()
@@ -106,7 +108,7 @@ class ProgressMeasures(Analyzer):
             for i in range(len(keys))
         ]
         centred = logits - logits.mean(0)
-        out = {
+        out: dict[str, Any] = {
             "train_loss": np.float64(cross_entropy(logits[train], labels[train])),
             "test_loss": np.float64(cross_entropy(logits[test], labels[test])),
             "restricted_loss": np.float64(cross_entropy(restricted, labels)),

@@ -10,11 +10,14 @@ import numpy as np
 from tdw import analyzers
 from tdw.analyzers.base import Analyzer, CheckpointView, GroupView, on_group, supports, unsupported
 from tdw.io.checkpoint import read_metadata
-from tdw.io.h5 import write_h5
+from tdw.io.h5 import (
+    load_artifact,  # noqa: F401 (the notebook one-liner, also offered here)
+    write_h5,
+)
 from tdw.io.provenance import provenance
 from tdw.models.architecture import ModelConfig
 from tdw.params import resolve_params
-from tdw.workflow.joblog import Progress
+from tdw.progress import Progress
 
 
 def checkpoint_view(ckpt: Path, cache: Path | None, history: Path | None = None) -> CheckpointView:
@@ -62,10 +65,10 @@ def run_analyzer(
     params = resolve_params(analyzer.params, params, f"analyzer {name!r}")
     if analyzer.reads and not caches:
         raise ValueError(f"analyzer {name!r} reads {list(analyzer.reads)}: give the checkpoints' caches")
-    caches = list(caches) if caches else [None] * len(checkpoints)
+    per_checkpoint: list[Path | None] = list(caches) if caches else [None] * len(checkpoints)
     # an on_group analyzer reads each checkpoint on its task's group (tdw.analyzers.base.GroupView)
-    views = (on_group(analyzer, checkpoint_view(c, h, history)) for c, h in zip(checkpoints, caches, strict=True))
-    final = on_group(analyzer, checkpoint_view(checkpoints[-1], caches[-1], history))
+    views = (on_group(analyzer, checkpoint_view(c, h, history)) for c, h in zip(checkpoints, per_checkpoint, strict=True))
+    final = on_group(analyzer, checkpoint_view(checkpoints[-1], per_checkpoint[-1], history))
     check_view(analyzer, final)
     epochs = np.array([int(read_metadata(c)["epoch"]) for c in checkpoints])
     state = analyzer.prepare(final, epochs, params)
@@ -91,11 +94,3 @@ def run_analyzer(
         meta_attrs["group"] = {"order": group.p, "relabel": group.group.relabel, "tokens": group.group.tokens.tolist()}
     write_h5(out, datasets, meta_attrs, compress=True)
     return time.perf_counter() - t0
-
-
-def load_artifact(path: str | Path) -> dict[str, np.ndarray]:
-    """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
-    from tdw.io.h5 import open_h5, read_attrs, read_dataset
-
-    with open_h5(path) as fh:
-        return {k: read_dataset(fh[k]) for k in fh} | {"attrs": read_attrs(fh)}

@@ -137,7 +137,7 @@ class _Noise:
     def next(self) -> torch.Tensor:
         i = self.step % 2
         self.step += 1
-        if self.pool is None:
+        if self.pool is None or self.pending is None:  # pending is set whenever the pool is
             self._fill(i)
         else:
             self.pending.result()
@@ -145,7 +145,7 @@ class _Noise:
         return self.buffers[i]
 
     def close(self) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self.pending is not None:
             self.pending.result()
             self.pool.shutdown()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView, Param
+from tdw.analyzers.base import Analyzer, CheckpointView, Param, StepValues
 from tdw.analyzers.fourier import embedding_component_norms, gini
 from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
 from tdw.analyzers.weightmath import total_sum_sq
@@ -49,7 +49,7 @@ class Transitions(Analyzer):
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         return {"history": str(final.history)}
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         w = view.weights
         if view.operation == "induction":  # tokens of a sequence task have no Fourier structure
             return {"total_sum_sq_weights": total_sum_sq(w), "gini_embed": np.float64(np.nan)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tdw.analyzers.base import Analyzer, CheckpointView
+from tdw.analyzers.base import Analyzer, CheckpointView, StepValues
 from tdw.analyzers.weightmath import total_sum_sq
 
 
@@ -19,7 +19,7 @@ class WeightNorms(Analyzer):
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         return {"names": sorted(final.weights)}
 
-    def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
+    def step(self, view: CheckpointView, params: dict, state: dict) -> StepValues:
         norms = np.array([np.linalg.norm(view.weights[n].astype(np.float64)) for n in state["names"]])
         return {"norm": norms, "total_sum_sq": total_sum_sq(view.weights)}
 

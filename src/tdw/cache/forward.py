@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,9 +21,12 @@ from tdw.io.h5 import write_h5
 from tdw.io.provenance import provenance
 from tdw.models.build import build_model
 from tdw.models.hooks import LEAF_DIMS, LOGITS, PER_QUERY
+from tdw.progress import Progress
 from tdw.tasks import modular as data
 from tdw.workbench import Family, Variant
-from tdw.workflow.joblog import Progress
+
+if TYPE_CHECKING:
+    from transformer_lens.HookedRootModule import HookedRootModule
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
 BATCH = 16384  # rows per forward pass; bounds memory for large probes
@@ -45,7 +49,7 @@ def _select(name: str, tensor: torch.Tensor, positions: str) -> torch.Tensor:
     return tensor[:, -1]
 
 
-def forward_cache(model: torch.nn.Module, tokens: torch.Tensor, spec: dict) -> dict[str, np.ndarray]:
+def forward_cache(model: HookedRootModule, tokens: torch.Tensor, spec: dict) -> dict[str, np.ndarray]:
     """Run the hooked model (``tdw.models.build``) over ``tokens`` [batch, n_ctx] and keep what ``spec`` asks for."""
     hooks = [h for h in spec if h != LOGITS]
     out: dict[str, list[np.ndarray]] = {name: [] for name in spec}
@@ -68,7 +72,7 @@ def probe_rows(family: Family, variant: Variant, n_ctx: int, probe_spec: dict) -
         tokens, lengths = sequence.probe_tokens(variant.p, n_ctx, probe_spec, family.spec, family.root)
         rows = {"tokens": (tokens.astype(np.int32), "batch pos"), "length": (lengths.astype(np.int32), "batch")}
         return torch.from_numpy(tokens), rows
-    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.data_seed, family.operation)
+    index = data.probe_indices(variant.p, probe_spec, variant.train_frac, variant.split_seed, family.operation)
     return torch.from_numpy(data.tokens(variant.p, index)), {"pair_index": (index.astype(np.int32), "batch")}
 
 

@@ -67,7 +67,7 @@ def with_slider(fig: go.Figure, frames: Frames | None, epochs: list[int]) -> go.
     steps = []
     for i, epoch in enumerate(epochs):
         layout = {f"shapes[{k}].{end}": epoch for k in shapes for end in ("x0", "x1")}
-        data = frames.updates[frame_of[i]] if frames else {}
+        data = frames.updates[frame_of[i]] if frames and frame_of is not None else {}
         steps.append({"label": str(epoch), "method": "update", "args": [data, layout, frames.traces if frames else None]})
     fig = go.Figure(fig)
     fig.update_layout(

@@ -7,6 +7,8 @@ boundary epochs as dotted lines. (The loss history is not in this artifact; the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -36,7 +38,10 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     art = data["artifact"]
     epochs = art["epoch"]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    series = (("total_sum_sq_weights", "log10 sum sq. weights", np.log10), ("gini_embed", "Gini of W_E", np.asarray))
+    series: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray]], ...] = (
+        ("total_sum_sq_weights", "log10 sum sq. weights", np.log10),
+        ("gini_embed", "Gini of W_E", np.asarray),
+    )
     for row, (key, name, fn) in enumerate(series, start=1):
         fig.add_trace(
             go.Scatter(

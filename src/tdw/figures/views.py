@@ -16,7 +16,7 @@ from tdw.figures.epochs import INDICATOR, Frames, nearest_index
 
 def figure_data(source: str, inputs: dict[str, Path]) -> dict:
     """Load what a figure draws: ``history`` plus checkpoint epochs, or an analyzer artifact."""
-    from tdw.analyzers.runner import load_artifact
+    from tdw.io.h5 import load_artifact
     from tdw.io.history import read_history
 
     if source == "history":

@@ -51,7 +51,7 @@ def content_hash(weights: Mapping[str, np.ndarray]) -> str:
     for name in sorted(weights):
         array = np.ascontiguousarray(weights[name])
         digest.update(f"{name}\0{array.dtype.str}\0{','.join(map(str, array.shape))}\0".encode())
-        digest.update(array.reshape(-1).view(np.uint8))
+        digest.update(array.tobytes())  # C order: the contiguous array's own bytes
     return digest.hexdigest()
 
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -107,9 +108,9 @@ def write_h5(path: str | os.PathLike, datasets: dict[str, tuple[np.ndarray, str]
         for dimid, (dim, size) in enumerate(sizes.items()):
             created[dim].make_scale(dim if dim in arrays else NOT_A_VARIABLE + f"{size:10}".encode())
             created[dim].attrs["_Netcdf4Dimid"] = np.int32(dimid)
-        for name, (_, dims) in arrays.items():
-            if dims != (name,):
-                for axis, dim in enumerate(dims):
+        for name, (_, axes) in arrays.items():
+            if axes != (name,):
+                for axis, dim in enumerate(axes):
                     created[name].dims[axis].attach_scale(created[dim])
         nc_properties = f"version=2,h5py={h5py.__version__},hdf5={h5py.version.hdf5_version}"
         fh.attrs["_NCProperties"] = np.array(nc_properties, dtype=h5py.string_dtype("ascii", len(nc_properties)))
@@ -153,3 +154,9 @@ def read_attrs(fh: h5py.File) -> dict:
                 pass
         out[key] = value
     return out
+
+
+def load_artifact(path: str | os.PathLike) -> dict[str, Any]:
+    """An artifact as ``{name: array}`` plus ``attrs`` (a notebook one-liner)."""
+    with open_h5(path) as fh:
+        return {k: read_dataset(fh[k]) for k in fh} | {"attrs": read_attrs(fh)}

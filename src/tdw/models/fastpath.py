@@ -71,3 +71,27 @@ def last_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch
     post = torch.addmm(params[blk + "mlp.b_in"], resid_mid, params[blk + "mlp.W_in"]).relu_()
     resid_post = torch.addmm(params[blk + "mlp.b_out"], post, params[blk + "mlp.W_out"]).add_(resid_mid)
     return resid_post @ params["unembed.W_U"]
+
+
+def stacked_logits(
+    params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor, vectorize: bool | None = None
+) -> torch.Tensor:
+    """Last-position logits [S, batch, d_vocab_out] of S stacked models on their own tokens
+    [S, batch, 3].
+
+    ``vectorize`` (default: on CUDA) runs the S models as one ``torch.func.vmap`` call: few
+    large kernels, but batched matmuls round differently from single ones. Otherwise each
+    model runs on its slice with exactly the kernels of a single run, so stacked training on
+    the CPU is bit-identical to training one variant at a time.
+    """
+    if vectorize is None:
+        vectorize = tokens.is_cuda
+    if vectorize and tokens.shape[0] > 1:
+        return torch.func.vmap(lambda p, x: last_logits(p, cfg, x))(params, tokens)
+    return torch.stack([last_logits({k: v[i] for k, v in params.items()}, cfg, tokens[i]) for i in range(tokens.shape[0])])
+
+
+def stacked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-model mean cross-entropy [S] of logits [S, batch, vocab], in float64."""
+    logprobs = logits.to(torch.float64).log_softmax(-1)
+    return -logprobs.gather(-1, labels[..., None]).squeeze(-1).mean(-1)

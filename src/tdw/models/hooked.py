@@ -11,6 +11,7 @@ this module (nor transformer_lens): it uses ``tdw.models.fastpath``, tested equa
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,12 @@ def _activation(name: str):
     return {"relu": F.relu, "gelu": F.gelu}[name]
 
 
-class _Params(nn.Module):
+class HookedParams(nn.Module):
     """A named bag of parameters with hook points, so the module tree gives TL names."""
+
+    if TYPE_CHECKING:  # parameters and hook points are registered by name (tdw.models.hooks), not declared
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], hooks: tuple[str, ...] = ()):
         super().__init__()
@@ -38,7 +43,7 @@ class _Params(nn.Module):
             setattr(self, name, HookPoint())
 
 
-class LayerNorm(_Params):
+class LayerNorm(HookedParams):
     def __init__(self, d: int):
         super().__init__({"w": (d,), "b": (d,)}, hooks.LN_LEAVES)
 
@@ -48,7 +53,7 @@ class LayerNorm(_Params):
         return self.hook_normalized(x / scale) * self.w + self.b
 
 
-class Attention(_Params):
+class Attention(HookedParams):
     def __init__(self, cfg: ModelConfig):
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
         super().__init__(
@@ -75,7 +80,7 @@ class Attention(_Params):
         return torch.einsum("bqhe,hed->bqd", z, self.W_O)
 
 
-class MLP(_Params):
+class MLP(HookedParams):
     def __init__(self, cfg: ModelConfig):
         d, m = cfg.d_model, cfg.d_mlp
         super().__init__({"W_in": (d, m), "b_in": (m,), "W_out": (m, d), "b_out": (d,)}, hooks.MLP_LEAVES)
@@ -87,6 +92,10 @@ class MLP(_Params):
 
 
 class Block(nn.Module):
+    if TYPE_CHECKING:  # hook points are registered by name (tdw.models.hooks.block_leaves), not declared
+
+        def __getattr__(self, name: str) -> Any: ...
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.layernorm:
@@ -117,14 +126,14 @@ class HookedModAdd(HookedRootModule):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.embed = _Params({"W_E": (cfg.d_vocab, cfg.d_model)})
-        self.pos_embed = _Params({"W_pos": (cfg.n_ctx, cfg.d_model)})
+        self.embed = HookedParams({"W_E": (cfg.d_vocab, cfg.d_model)})
+        self.pos_embed = HookedParams({"W_pos": (cfg.n_ctx, cfg.d_model)})
         self.hook_embed = HookPoint()
         self.hook_pos_embed = HookPoint()
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         if cfg.layernorm:
             self.ln_final = LayerNorm(cfg.d_model)
-        self.unembed = _Params({"W_U": (cfg.d_model, cfg.d_vocab_out)})
+        self.unembed = HookedParams({"W_U": (cfg.d_model, cfg.d_vocab_out)})
         self.setup()
 
     @classmethod

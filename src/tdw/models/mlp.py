@@ -17,6 +17,8 @@ equal to this forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from transformer_lens.hook_points import HookPoint
@@ -24,14 +26,15 @@ from transformer_lens.HookedRootModule import HookedRootModule
 
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
-from tdw.models.hooked import _Params
+from tdw.models.hooked import HookedParams
 from tdw.models.weights import mlp_param_shapes
 
 
-class HiddenLayer(_Params):
+class HiddenLayer(HookedParams):
     def __init__(self, cfg: ModelConfig):
         super().__init__({"W_in": (cfg.d_in, cfg.d_mlp), "b_in": (cfg.d_mlp,)}, hooks.MLP_LEAVES)
-        self.act = {"relu": F.relu, "gelu": F.gelu}[cfg.act]
+        acts: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+        self.act = acts[cfg.act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, 1, d_in]
         pre = self.hook_pre(x @ self.W_in + self.b_in)  # [batch, 1, d_mlp]
@@ -46,10 +49,10 @@ class HookedMLP(HookedRootModule):
         if not cfg.is_mlp:
             raise ValueError(f"HookedMLP needs an architecture with model 'mlp', got {cfg.model!r}")
         self.cfg = cfg
-        self.embed = _Params({"W_E": (cfg.d_vocab, cfg.d_model)})
+        self.embed = HookedParams({"W_E": (cfg.d_vocab, cfg.d_model)})
         self.hook_embed = HookPoint()
         self.mlp = HiddenLayer(cfg)
-        self.unembed = _Params({"W_U": (cfg.d_mlp, cfg.d_vocab_out)})
+        self.unembed = HookedParams({"W_U": (cfg.d_mlp, cfg.d_vocab_out)})
         self.hook_logits = HookPoint()
         self.setup()
 

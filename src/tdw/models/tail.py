@@ -15,12 +15,12 @@ from tdw.models.architecture import ModelConfig
 from tdw.models.hooks import LOGITS, MLP_OUT, MLP_POST, MLP_PRE, RESID_MID, RESID_POST, block, hook, last_layer
 
 
-def _layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     x = x - x.mean(-1, keepdims=True)
     return x / np.sqrt((x**2).mean(-1, keepdims=True) + 1e-5) * w + b
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
     return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(x.dtype)
@@ -45,13 +45,13 @@ def finish_forward(
     last = last_layer(cfg)
     b = block(last) + "."  # parameter names share the hook names' block prefix
     x = resid_mid.astype(np.float32)
-    mlp_in = _layernorm(x, weights[b + "ln2.w"], weights[b + "ln2.b"]) if cfg.layernorm else x
+    mlp_in = layernorm(x, weights[b + "ln2.w"], weights[b + "ln2.b"]) if cfg.layernorm else x
     pre = mlp_in @ weights[b + "mlp.W_in"] + weights[b + "mlp.b_in"]
-    post = np.maximum(pre, 0) if cfg.act == "relu" else _gelu(pre)
+    post = np.maximum(pre, 0) if cfg.act == "relu" else gelu(pre)
     if mlp_only:
         return {hook(last, MLP_PRE): pre, hook(last, MLP_POST): post}
     mlp_out = post @ weights[b + "mlp.W_out"] + weights[b + "mlp.b_out"]
     resid_post = x + mlp_out
-    final = _layernorm(resid_post, weights["ln_final.w"], weights["ln_final.b"]) if cfg.layernorm else resid_post
+    final = layernorm(resid_post, weights["ln_final.w"], weights["ln_final.b"]) if cfg.layernorm else resid_post
     logits = final @ weights["unembed.W_U"]
     return dict(zip(tail_hooks(cfg), (pre, post, mlp_out, resid_post, logits), strict=True))

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from tdw.analyzers.runner import load_artifact
 from tdw.analyzers.transitions import BOUNDARIES
 from tdw.figures.dimensionality import text
 from tdw.figures.epochs import overlaid_loss_layout
 from tdw.figures.views import safe_json
 from tdw.io.atomic import write_text
+from tdw.io.h5 import load_artifact
 from tdw.io.history import read_history
 from tdw.io.provenance import provenance
-from tdw.pages.report import _template
+from tdw.pages.report import template
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
@@ -163,7 +163,7 @@ def build_compare(title: str, description: str, variants: dict[str, dict]) -> st
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_template("report.css")}</style><script>{get_plotlyjs()}</script></head>
+<style>{template("report.css")}</style><script>{get_plotlyjs()}</script></head>
 <body><h1>{html.escape(title)}</h1><p class="tdw-description">{html.escape(description)}</p>
 {table}{divs}
 <footer>made by tdw {html.escape(str(record["git_commit"]))} on {html.escape(str(record["created"]))}</footer>

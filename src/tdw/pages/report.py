@@ -15,7 +15,7 @@ from tdw.io.provenance import provenance
 from tdw.pages.report_spec import report_title
 
 
-def _template(name: str) -> str:
+def template(name: str) -> str:
     return resources.files("tdw").joinpath("templates", name).read_text()
 
 
@@ -73,7 +73,7 @@ def render_page(title: str, description: str, views: list[View], epochs: list[in
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_template("report.css")}</style>
+<style>{template("report.css")}</style>
 <script>{get_plotlyjs()}</script></head>
 <body><h1>{html.escape(title)}</h1>
 <p class="tdw-description">{html.escape(description)}</p>
@@ -83,7 +83,7 @@ def render_page(title: str, description: str, views: list[View], epochs: list[in
 <footer>{footer}</footer>
 <script type="application/json" id="tdw-provenance">{safe_json(record)}</script>
 <script type="application/json" id="tdw-data">{safe_json(payload)}</script>
-<script>{_template("report.js")}</script>
+<script>{template("report.js")}</script>
 </body></html>
 """
 

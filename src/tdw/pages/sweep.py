@@ -23,7 +23,7 @@ from tdw.io.atomic import write_text
 from tdw.io.history import read_history
 from tdw.io.provenance import provenance
 from tdw.pages import sweep_data as sd
-from tdw.pages.report import _template
+from tdw.pages.report import template
 
 NOT_REACHED = "not reached"
 
@@ -60,11 +60,11 @@ def variant_values(spec: dict, variant: dict) -> dict:
         path = variant["artifacts"][m["source"]]
         with h5py.File(path, "r") as fh:
             if "dataset" not in m:  # a transitions boundary
-                where = dict(zip(text(fh["boundary"][()]), range(len(fh["boundary"])), strict=True))[m["name"]]
-                epoch = float(fh["boundary_epoch"][where])
+                row = dict(zip(text(fh["boundary"][()]), range(len(fh["boundary"])), strict=True))[m["name"]]
+                epoch = float(fh["boundary_epoch"][row])
                 values[m["name"]] = None if np.isnan(epoch) else epoch
                 values[f"{m['name']}_lo"], values[f"{m['name']}_hi"] = (
-                    (int(fh[k][where]) for k in ("boundary_lo", "boundary_hi")) if values[m["name"]] is not None else (None, None)
+                    (int(fh[k][row]) for k in ("boundary_lo", "boundary_hi")) if values[m["name"]] is not None else (None, None)
                 )
                 continue
             epochs = fh["epoch"][()] if "epoch" in fh else None
@@ -194,8 +194,9 @@ def _colours(fields: dict, axis: str | None) -> dict[str, str]:
 def loss_figure(histories: dict, fields: dict, axes: list[str]) -> go.Figure:
     """Train (solid) and test (dashed) loss of every variant, coloured by the first swept
     parameter; a menu colours by another."""
-    colours = {a: _colours(fields, a) for a in axes or [None]}
-    first = colours[(axes or [None])[0]]
+    menu: list[str | None] = [*axes] or [None]  # no swept axis: one colouring, by variant
+    colours = {a: _colours(fields, a) for a in menu}
+    first = colours[menu[0]]
     fig = go.Figure()
     order = []
     for name, h in histories.items():
@@ -291,7 +292,8 @@ def _plots(spec: dict, axes: list[str], fields: dict, values: dict, histories: d
     figures, tables, sections = [loss_figure(histories, fields, axes)], [], []
     for t, m in enumerate(spec["measures"]):
         tables.append(measure_table(m, axes, fields, values))
-        for axis in axes or [None]:
+        menu: list[str | None] = [*axes] or [None]
+        for axis in menu:
             sections.append(
                 f'<div id="tdw-sweep-{len(figures)}" class="tdw-view"></div>'
                 f'<a class="tdw-csv" data-table="{t}" download="{html.escape(m["name"])}.csv">'
@@ -342,7 +344,7 @@ def build_sweep(spec: dict, family: str, name: str, variants: dict[str, dict]) -
     th = spec["thresholds"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_template("report.css")}</style><script>{get_plotlyjs()}</script></head>
+<style>{template("report.css")}</style><script>{get_plotlyjs()}</script></head>
 <body><h1>{html.escape(title)}</h1><p class="tdw-description">{html.escape(spec["description"])}</p>
 <p id="tdw-sweep-axes">swept: {html.escape(swept)}; memorised: train loss below {th["memorise"]:g};
 generalised: test loss below {th["generalise"]:g}</p>

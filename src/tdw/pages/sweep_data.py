@@ -5,9 +5,11 @@ on the page, never a number standing in for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # Fields that tell seeds apart: the spread of a point, never an axis.
 SPREAD = ("seed", "data_seed")
@@ -65,7 +67,7 @@ def swept_axes(fields: Mapping[str, Mapping[str, object]]) -> list[str]:
     return axes
 
 
-def first_below(epochs: Sequence[int], values: Sequence[float], threshold: float) -> int | None:
+def first_below(epochs: ArrayLike, values: ArrayLike, threshold: float) -> int | None:
     """The first epoch whose value is below ``threshold``; ``None`` when none is."""
     below = np.flatnonzero(np.asarray(values, dtype=np.float64) < threshold)
     return int(np.asarray(epochs)[below[0]]) if below.size else None
@@ -86,7 +88,7 @@ def history_measures(history: Mapping[str, np.ndarray], final: Mapping, memorise
     }
 
 
-REDUCERS = {
+REDUCERS: dict[str, Callable[[np.ndarray], Any]] = {
     "sum": np.sum,
     "mean": np.mean,
     "max": np.max,
@@ -114,7 +116,9 @@ def artifact_value(
         else:
             found = np.flatnonzero(np.asarray(epochs) == at)
             if not found.size:
-                raise ValueError(f"{where}: 'at': no checkpoint of epoch {at}; the artifact's epochs: {list(map(int, epochs))}")
+                raise ValueError(
+                    f"{where}: 'at': no checkpoint of epoch {at}; the artifact's epochs: {list(map(int, np.asarray(epochs)))}"
+                )
             value = value[found[0]]
     if reduce is not None:
         value = np.asarray(REDUCERS[reduce](value))

@@ -65,10 +65,11 @@ def _from_dims_attrs(path: Path, fh, names: list[str]) -> xr.Dataset:
         dimension_sizes(path, variables)  # what netCDF cannot name, xarray cannot either
     except ValueError as err:
         raise TablesError(f"{err}; rerun the workflow to rewrite the file") from err
-    for name, (values, dims) in variables.items():
-        variables[name] = (dims, np.char.decode(values) if values.dtype.kind == "S" else values)
-    coords = {n: variables.pop(n) for n in list(variables) if variables[n][0] == (n,)}
-    return xr.Dataset(variables, coords)
+    decoded = {
+        name: (dims, np.char.decode(values) if values.dtype.kind == "S" else values) for name, (values, dims) in variables.items()
+    }
+    coords = {n: decoded.pop(n) for n in list(decoded) if decoded[n][0] == (n,)}
+    return xr.Dataset(decoded, coords)
 
 
 @contextlib.contextmanager
@@ -100,7 +101,7 @@ def groups(ds: xr.Dataset, names: list[str]) -> dict[tuple[str, ...], list[str]]
     coordinate that no other dataset uses is a table of its own."""
     out: dict[tuple[str, ...], list[str]] = {}
     for name in names:
-        dims = tuple(ds[name].dims)
+        dims = tuple(str(d) for d in ds[name].dims)
         if dims and dims != (name,):
             out.setdefault(dims, []).append(name)
     for name in names:

@@ -50,9 +50,10 @@ class Stopper:
         if loss >= rule["test_loss_below"]:
             self.since[i] = None
             return False
-        if self.since[i] is None:
-            self.since[i] = epoch
-        if epoch - self.since[i] >= rule["for_epochs"]:
+        since = self.since[i]
+        if since is None:
+            since = self.since[i] = epoch
+        if epoch - since >= rule["for_epochs"]:
             self.stopped[i] = epoch
             return True
         return False

@@ -45,7 +45,7 @@ class GradFilter:
             check_grokfast(spec)
         if len({filter_layout(s) for s in specs}) != 1:
             raise ValueError(f"grokfast filters of one stack must share kind and window: {specs}")
-        self.specs = specs
+        self.specs: list[dict] = [s for s in specs if s is not None]  # all or none (one layout)
         self.kind = specs[0]["kind"] if specs[0] else None
         self.window = specs[0].get("window") if specs[0] else None
         self.ema: dict[str, torch.Tensor] = {}

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def inspect_legacy(path: str | Path) -> LegacyInfo:
 @lru_cache(maxsize=32)
 def _inspect(path: str, mtime_ns: int, size: int) -> LegacyInfo:
     obj = read_legacy(path, mmap=True)
-    final = _final_epoch(obj, path, required=False)
+    final = _stated_final_epoch(obj)
     states = legacy_checkpoints(obj, final, path) if final is not None else {}
     for epoch, state in states.items():
         missing = [k for k in WEIGHT_KEYS if k not in state] if isinstance(state, dict) else list(WEIGHT_KEYS)
@@ -156,13 +156,19 @@ def final_epoch(path: str | Path) -> int:
     return _final_epoch(read_legacy(path), path)
 
 
-def _final_epoch(obj: dict, path: str | Path, required: bool = True) -> int | None:
+def _stated_final_epoch(obj: dict) -> int | None:
+    """The final model's epoch as the file states it (None: it states none)."""
     if "epoch" in obj:
         return int(obj["epoch"])
     if "train_losses" in obj:
         return len(obj["train_losses"]) - 1
-    if not required:
-        return None
+    return None
+
+
+def _final_epoch(obj: dict, path: str | Path) -> int:
+    final = _stated_final_epoch(obj)
+    if final is not None:
+        return final
     raise LegacyFormatError(f"{path}: no 'epoch' and no 'train_losses'; give 'epoch' in the config's legacy entry")
 
 
@@ -219,7 +225,7 @@ class LegacyEntry:
     test_loss_every: int | None  # spacing of the test-loss history (None: at most one test loss)
 
 
-def _stored(entry: dict, config: dict, key: str, path: str | Path) -> object:
+def _stored(entry: dict, config: dict, key: str, path: str | Path) -> Any:
     """The entry's value for ``key``, else the file's; an entry that contradicts the file is refused."""
     field = STORED_FIELDS[key]
     if field not in config:

@@ -21,8 +21,9 @@ from tdw.io.provenance import provenance
 from tdw.layout import checkpoint_name
 from tdw.models.architecture import ModelConfig
 from tdw.models.weights import init_params
+from tdw.progress import Progress
 from tdw.tasks import sequence as task
-from tdw.workflow.joblog import Progress
+from tdw.train.state import TrainState, finish_variant, log, prepare_state_dir, resume_epoch
 
 RECIPE = task.RECIPE
 
@@ -48,25 +49,23 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 def train_minibatch(jobs: list, progress_seconds: float = 5.0) -> list[dict]:
     """Train one variant with the minibatch recipe and write its files as the full-batch
-    trainer does (``tdw.train.trainer._finish``)."""
-    from tdw.train import trainer
-
+    trainer does (``tdw.train.finish_variant``)."""
     if len(jobs) != 1:
         raise ValueError(f"the {RECIPE} recipe trains one variant at a time; got {[j.variant.name for j in jobs]}")
     job = jobs[0]
     t_start = time.perf_counter()
     v, cfg, recipe = job.variant, job.model, task.recipe_values(job.recipe)
     key = job.key()
-    snap = trainer._prepare_state_dir(job.layout, key, job.run_config())
+    snap = prepare_state_dir(job.layout, key, job.run_config())
     store, last = job.layout.state_checkpoints, max(v.epochs)
-    state = trainer._State([init_params(cfg, v.seed)], [job.train])
-    start = trainer._resume_epoch(jobs, [snap])
+    state = TrainState([init_params(cfg, v.seed)], [job.train])
+    start = resume_epoch(jobs, [snap])
     if start:
         state.load([job.layout.snapshot], torch.device("cpu"))
-        trainer._log(f"[train {v.name}] resuming from the snapshot at step {start}")
+        log(f"[train {v.name}] resuming from the snapshot at step {start}")
 
     def draw(step: int, size: int, stream: int) -> torch.Tensor:
-        return torch.from_numpy(task.batch(v.p, cfg.n_ctx, size, v.data_seed, step, recipe["segment_min"], stream))
+        return torch.from_numpy(task.batch(v.p, cfg.n_ctx, size, v.split_seed, step, recipe["segment_min"], stream))
 
     held_out = draw(0, recipe["eval_size"], task.EVAL)
     meta = {"family": job.family, "variant": v.name, "config": job.run_config(), "provenance": provenance()}
@@ -90,7 +89,7 @@ def train_minibatch(jobs: list, progress_seconds: float = 5.0) -> list[dict]:
             break
         state.step(loss[None], step)
     timings = _timings(time.perf_counter() - t_loop, start, last, v.name)
-    return [trainer._finish(job, state, 0, store, timings, meta["provenance"], t_start)]
+    return [finish_variant(job, state, 0, store, timings, meta["provenance"], t_start)]
 
 
 def _timings(seconds: float, start: int, last: int, name: str) -> dict:

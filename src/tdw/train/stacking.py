@@ -10,6 +10,12 @@ weight decay, betas, eps, warm-up and the filter's alpha and lamb.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tdw.models.architecture import ModelConfig
+    from tdw.workbench import TrainConfig
+
 
 def filter_layout(grokfast: dict | None) -> tuple:
     """The part of a Grokfast setting that fixes the filter state's layout: kind and window."""
@@ -18,7 +24,9 @@ def filter_layout(grokfast: dict | None) -> tuple:
     return (grokfast["kind"], grokfast.get("window"))
 
 
-def stack_key(operation: str, model: object, p: int, train_frac: float, epochs: tuple[int, ...], train: object) -> tuple:
-    """Equal for variants that may train as one stack (``model``: a ``ModelConfig``; ``train``:
-    a ``TrainConfig``)."""
+def stack_key(
+    operation: str, model: ModelConfig | None, p: int, train_frac: float, epochs: tuple[int, ...], train: TrainConfig
+) -> tuple:
+    """Equal for variants that may train as one stack (``model``: a ``ModelConfig``, None for the
+    family's at ``p``; ``train``: a ``TrainConfig``)."""
     return (operation, model, p, train_frac, tuple(epochs), train.test_loss_every, filter_layout(train.grokfast))

@@ -94,6 +94,8 @@ def batch_key(v: Variant) -> tuple:
     strengths may differ, since the stacked trainer gives each model its own."""
     from tdw.train.stacking import stack_key
 
+    if v.train is None:
+        raise ValueError(f"variant {v.name}: no recipe; batch_key takes the variants of a resolved config (tdw.config.resolve)")
     return stack_key("", v.model, v.p, v.train_frac, v.epochs, v.train)
 
 

@@ -137,7 +137,7 @@ def check_variant_sizes(
             need = train_memory_mb(cfg, 0, v.p * v.p, models)  # every row at the test cost: a lower bound
             if need > TRAIN_MEM_MB:
                 raise ConfigError(f"{what}: training {v.p**2} pairs needs at least {need:,.0f} MB, more than {limit}")
-            train, test = split(v.p, v.train_frac, v.data_seed, family.operation)
+            train, test = split(v.p, v.train_frac, v.split_seed, family.operation)
             if len(train) == 0 or len(test) == 0:
                 raise ConfigError(
                     f"{what}: the split of the {len(train) + len(test)} pairs has {len(train)} train and {len(test)} test pairs; "
@@ -153,7 +153,7 @@ def check_variant_sizes(
         if sequence_task:
             rows = sequence.probe_size(family.spec["probes"][probe], family.root)
         else:
-            rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.data_seed, family.operation))
+            rows = len(probe_indices(v.p, family.spec["probes"][probe], v.train_frac, v.split_seed, family.operation))
         need = cache_memory_mb(cfg, rows, family.spec["cache"])
         if need > CACHE_MEM_MB:
             raise ConfigError(

@@ -6,6 +6,7 @@ import html
 import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import gradio as gr
@@ -81,7 +82,7 @@ def _chosen_page(pages: list[str]) -> str | None:
 
 def _train_form() -> dict:
     """The Train tab's fields, by name (``knobs``: one per name in ``KNOBS``)."""
-    f = {}
+    f: dict[str, Any] = {}  # field name -> its component (a dict of them for the knobs)
     with gr.Row():
         f["name"] = gr.Textbox("sweep", label="config name", elem_id="cfg-name")
         families = sorted(p.name for p in jobs.FAMILIES.iterdir() if p.is_dir())

@@ -215,6 +215,7 @@ def run_snakemake(
     cmd += ["--configfile", str(config)]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     lines = [f"$ {' '.join(cmd)}"]
+    assert proc.stdout is not None  # stdout=PIPE
     for line in proc.stdout:
         lines.append(line.rstrip())
         yield "\n".join(lines[-400:]), None, progress(lines)

@@ -1,6 +1,7 @@
-"""Logging for workflow jobs: output goes to the rule's log file, which reports the progress
-of long loops (``Progress``) and ends with a ``TIMING`` line (JSON) giving the seconds of
-useful compute, for overhead benchmarks."""
+"""Progress and logs of long jobs, a ground utility any layer may use: a workflow job's output
+goes to its rule's log file (``job_log``), which reports the progress of long loops
+(``Progress``) and ends with a ``TIMING`` line (JSON) giving the seconds of useful compute,
+for overhead benchmarks."""
 
 from __future__ import annotations
 
