@@ -1,6 +1,8 @@
 # Checkpoints of every variant: trained here (one job per variant, resumable; one rule per
 # checkpoint schedule), trained with the other seeds of its prime (batch_seeds), or imported
 # from a legacy file. All write the same files (tdw.io.variant). Rule names: tdw.workflow.plan.
+# metadata.json comes first: the jobs reading the checkpoints name it (tdw.workflow.inputs), and
+# Snakemake tries a rule's outputs in order when it looks for a file's producer.
 
 
 for _class in TRAIN_CLASSES:
@@ -9,10 +11,10 @@ for _class in TRAIN_CLASSES:
         name:
             plan.train_rule(_class)
         output:
-            checkpoints=checkpoint_outputs(_class),
-            history=V.history,
             metadata=V.metadata,
+            history=V.history,
             config=V.config,
+            checkpoints=checkpoint_outputs(_class),
         log:
             log_file("train", "{variant}"),
         benchmark:
@@ -37,10 +39,10 @@ for _batch in SEED_BATCHES:
         name:
             _batch.name
         output:
-            checkpoints=batch_outputs(_batch, "checkpoints"),
-            history=batch_outputs(_batch, "history"),
             metadata=batch_outputs(_batch, "metadata"),
+            history=batch_outputs(_batch, "history"),
             config=batch_outputs(_batch, "config"),
+            checkpoints=batch_outputs(_batch, "checkpoints"),
         log:
             log_file("train", _batch.name, family=run_of(_batch.variants[0].name).family.name),
         benchmark:
@@ -67,10 +69,10 @@ for _class in EPOCH_CLASSES:
         input:
             get_legacy_path,
         output:
-            checkpoints=[V.checkpoint(e) for e in _class.epochs],
-            history=V.history,
             metadata=V.metadata,
+            history=V.history,
             config=V.config,
+            checkpoints=checkpoint_outputs(_class),
         log:
             log_file("import_legacy", "{variant}"),
         wildcard_constraints:
