@@ -16,7 +16,8 @@ for _class in EPOCH_CLASSES:
             manifest=V.metadata,
         output:
             # last epoch first: the jobs reading the caches name that one (cache_of), and
-            # Snakemake tries a rule's outputs in order when it looks for a file's producer
+            # Snakemake tries a rule's outputs in order when it looks for a file's producer;
+            # it touches them in order as the job ends, the first epoch's last (changed_files)
             caches=epoch_files(V.cache_dir("{probe}"), cache_name, reversed(_class.epochs)),
         log:
             log_file("forward_cache", "{variant}_{probe}"),

@@ -113,13 +113,17 @@ def cache_of(v, probe):
 
 @functools.cache
 def changed_files(variant, probe=None):
-    """Checkpoints modified after metadata.json, and (``probe``) caches after the last epoch's:
-    a param of the jobs reading them, so that such a change reruns them (tdw.workflow.inputs)."""
+    """The checkpoints, and (``probe``) caches, changed after the job that wrote them ended: a
+    param of the jobs reading them, so that such a change reruns them (tdw.workflow.inputs).
+    Snakemake touches a job's outputs in order as it ends: the checkpoints before config.json
+    (rules/train.smk), the caches before the first epoch's (rules/cache.smk)."""
     v, files = run_of(variant).variant(variant), variant_layout(variant)
-    changed = newer_than(epoch_files(files.folder("checkpoints"), checkpoint_name, v.epochs), files.metadata)
-    if probe is not None and KEEP_CACHES and not stops_early(v):
+    if stops_early(v):  # folders: Snakemake's timestamp of the folder
+        return []
+    changed = newer_than(epoch_files(files.folder("checkpoints"), checkpoint_name, v.epochs), files.config)
+    if probe is not None and KEEP_CACHES:
         caches = epoch_files(files.cache_dir(probe), cache_name, v.epochs)
-        changed += newer_than(caches, caches[-1])
+        changed += newer_than(caches, caches[0])
     return changed
 
 

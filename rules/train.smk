@@ -2,7 +2,9 @@
 # checkpoint schedule), trained with the other seeds of its prime (batch_seeds), or imported
 # from a legacy file. All write the same files (tdw.io.variant). Rule names: tdw.workflow.plan.
 # metadata.json comes first: the jobs reading the checkpoints name it (tdw.workflow.inputs), and
-# Snakemake tries a rule's outputs in order when it looks for a file's producer.
+# Snakemake tries a rule's outputs in order when it looks for a file's producer. config.json
+# comes last: Snakemake touches a job's outputs in order when it ends, so a checkpoint newer
+# than config.json changed after its job (``changed_files``).
 
 
 for _class in TRAIN_CLASSES:
@@ -13,8 +15,8 @@ for _class in TRAIN_CLASSES:
         output:
             metadata=V.metadata,
             history=V.history,
-            config=V.config,
             checkpoints=checkpoint_outputs(_class),
+            config=V.config,
         log:
             log_file("train", "{variant}"),
         benchmark:
@@ -41,8 +43,8 @@ for _batch in SEED_BATCHES:
         output:
             metadata=batch_outputs(_batch, "metadata"),
             history=batch_outputs(_batch, "history"),
-            config=batch_outputs(_batch, "config"),
             checkpoints=batch_outputs(_batch, "checkpoints"),
+            config=batch_outputs(_batch, "config"),
         log:
             log_file("train", _batch.name, family=run_of(_batch.variants[0].name).family.name),
         benchmark:
@@ -71,8 +73,8 @@ for _class in EPOCH_CLASSES:
         output:
             metadata=V.metadata,
             history=V.history,
-            config=V.config,
             checkpoints=checkpoint_outputs(_class),
+            config=V.config,
         log:
             log_file("import_legacy", "{variant}"),
         wildcard_constraints:

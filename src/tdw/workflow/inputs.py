@@ -6,16 +6,17 @@ train rule of N checkpoint outputs and a forward-pass rule of N cache outputs, a
 N inputs costs O(N^2) pattern matches, and each analyzer job of the variant pays it again
 (1,001 checkpoints: 22,000 lookups, 11 million matches, 12 s of a 12 s dry run). So the rules
 keep one output per checkpoint (any file is a target of its own), and the jobs reading them
-declare one file standing for all: the variant's metadata.json (written after its
-checkpoints, listing them) for the checkpoints, the last epoch's cache (written last) for
-the caches of a probe. Snakemake's own checks then see:
+declare one file standing for all, declared first so that Snakemake finds it at once: the
+variant's metadata.json (which lists the checkpoints) for the checkpoints, the last epoch's
+cache for the caches of a probe. Snakemake's own checks then see:
 
 - a job that reruns: its dependents rerun, as before;
-- a file changed after the job that wrote it: not seen through the representative, so each
-  reading job carries ``changed`` (the files newer than their representative) as a param, a
-  value that changes exactly when such a file appears;
+- a file changed after the job that wrote it: not seen through the stand-in, so each reading
+  job carries ``changed`` as a param: the files newer than the job's last output (Snakemake
+  touches a job's outputs in declaration order as it ends), a value that changes when such a
+  file appears and stays until the job writing them runs again;
 - a missing file: the default target requests the first missing checkpoint and cache of each
-  variant (a missing output reruns the job that writes them all).
+  variant once their job has run (a missing output reruns the job that writes them all).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def _mtime_ns(path: Path) -> int | None:
 
 
 def newer_than(paths: Iterable[Path], reference: Path) -> list[str]:
-    """Names of the existing ``paths`` modified after ``reference`` was (none while
-    ``reference`` does not exist): files changed since the job that wrote them all finished."""
+    """Names of the existing ``paths`` modified after ``reference`` (none while ``reference``
+    does not exist): with ``reference`` the last output of the job writing them all, the files
+    changed since that job ended."""
     since = _mtime_ns(reference)
     if since is None:
         return []
