@@ -5,8 +5,14 @@
 # per checkpoint, keeps the DAG build linear in the checkpoints (tdw.workflow.inputs).
 
 
+def caches_in_folder(epoch_class):
+    """Whether the class's forward pass declares the cache folder: early stopping (the epochs
+    reached are known once training ends) or caches not kept (a temporary folder)."""
+    return epoch_class.early_stop or not KEEP_CACHES
+
+
 for _class in EPOCH_CLASSES:
-    if _class.early_stop or not KEEP_CACHES:
+    if caches_in_folder(_class):
         continue
 
     rule:
@@ -40,7 +46,7 @@ for _class in EPOCH_CLASSES:
 # Early stopping (the checkpoints reached are those metadata.json lists) or temporary caches:
 # the rule writes the cache folder, one file per checkpoint metadata.json lists.
 for _class in EPOCH_CLASSES:
-    if not (_class.early_stop or not KEEP_CACHES):
+    if not caches_in_folder(_class):
         continue
 
     rule:
