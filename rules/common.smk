@@ -14,7 +14,7 @@ from tdw import config as tdw_config
 from tdw.layout import FamilyLayout, cache_name, checkpoint_name
 from tdw.workflow import plan
 from tdw.workflow.codehash import code_hash
-from tdw.workflow.inputs import epoch_files, first_missing, newer_than
+from tdw.workflow.inputs import epoch_files, first_missing, latest, newer_than
 
 # The embedded default config applies only when no --configfile is given: a config file means
 # exactly what it says. `--config key=value` overrides apply on top of either.
@@ -123,7 +123,8 @@ def changed_files(variant, probe=None):
     changed = newer_than(epoch_files(files.folder("checkpoints"), checkpoint_name, v.epochs), files.config)
     if probe is not None and KEEP_CACHES:
         caches = epoch_files(files.cache_dir(probe), cache_name, v.epochs)
-        changed += newer_than(caches, caches[0])
+        # the first epoch's is touched last; in caches written before that order, the last epoch's
+        changed += newer_than(caches, latest(caches[0], caches[-1]))
     return changed
 
 

@@ -43,6 +43,11 @@ def newer_than(paths: Iterable[Path], reference: Path) -> list[str]:
     return [Path(p).name for p in paths if (m := _mtime_ns(Path(p))) is not None and m > since]
 
 
+def latest(*paths: str | os.PathLike) -> Path:
+    """The one of ``paths`` modified last (the first when none exists)."""
+    return max((Path(p) for p in paths), key=lambda p: _mtime_ns(p) or -1)
+
+
 def epoch_files(folder: str | os.PathLike, name: Callable[[int], str], epochs: Iterable[int]) -> list[str]:
     """``folder/name(epoch)`` per epoch, as strings (pathlib per file is a third of the rule
     declaration time with 20,000 checkpoints)."""
