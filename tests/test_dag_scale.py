@@ -22,6 +22,23 @@ def plan(workdir, config, *targets: str) -> dict[str, int]:
     return job_counts(out.stdout + out.stderr)
 
 
+def test_files_changed_after_the_last_output_and_the_first_missing(tmp_path):
+    from tdw.workflow.inputs import epoch_files, first_missing, latest, newer_than
+
+    paths = epoch_files(tmp_path, lambda e: f"epoch_{e:05d}.h5", range(4))
+    assert paths[2] == str(tmp_path / "epoch_00002.h5")
+    assert newer_than(paths, tmp_path / "last") == [] and first_missing(paths) == [tmp_path / "epoch_00000.h5"]
+    for i, p in enumerate([*paths, tmp_path / "last"]):
+        open(p, "w").close()
+        os.utime(p, ns=(10**9 * (100 + i),) * 2)  # written in order, "last" last
+    assert newer_than(paths, tmp_path / "last") == [] and first_missing(paths) == []
+    os.utime(paths[1], ns=(10**9 * 200,) * 2)  # written again afterwards
+    assert newer_than(paths, tmp_path / "last") == ["epoch_00001.h5"]
+    assert latest(paths[0], paths[-1]) == tmp_path / "epoch_00003.h5"
+    os.unlink(paths[2])
+    assert first_missing(paths) == [tmp_path / "epoch_00002.h5"] and newer_than(paths, tmp_path / "gone") == []
+
+
 def test_dense_schedule_plans_one_job_per_variant_and_step(tmp_path):
     config = write_config(tmp_path, [5], [0, 1], epochs=DENSE)
     wb = load(config, os.path.join(ROOT, "families"))
