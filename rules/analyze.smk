@@ -16,6 +16,7 @@ rule analyze:
     threads: 1
     params:
         analyzer_params=get_analyzer_params,
+        changed=get_changed_inputs,
         code=get_analyzer_code,
     script:
         "../workflow/scripts/analyze.py"

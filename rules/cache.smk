@@ -1,19 +1,30 @@
 # The shared forward pass: one job per (variant, probe) writes one HDF5 cache per
 # checkpoint (one process, so start-up is paid once per variant, not per checkpoint).
 # One rule per checkpoint schedule: forward_cache_trained, forward_cache_legacy_<variant>.
+# The job reads the checkpoints metadata.json lists (written after them): one input, not one
+# per checkpoint, keeps the DAG build linear in the checkpoints (tdw.workflow.inputs).
+
+
+def caches_in_folder(epoch_class):
+    """Whether the class's forward pass declares the cache folder: early stopping (the epochs
+    reached are known once training ends) or caches not kept (a temporary folder)."""
+    return epoch_class.early_stop or not KEEP_CACHES
 
 
 for _class in EPOCH_CLASSES:
-    if _class.early_stop:
+    if caches_in_folder(_class):
         continue
 
     rule:
         name:
             f"forward_cache_{_class.name}"
         input:
-            checkpoints=checkpoints_of(_class),
+            manifest=V.metadata,
         output:
-            caches=cache_outputs([V.cache("{probe}", e) for e in _class.epochs]),
+            # last epoch first: the jobs reading the caches name that one (cache_of), and
+            # Snakemake tries a rule's outputs in order when it looks for a file's producer;
+            # it touches them in order as the job ends, the first epoch's last (changed_files)
+            caches=epoch_files(V.cache_dir("{probe}"), cache_name, reversed(_class.epochs)),
         log:
             log_file("forward_cache", "{variant}_{probe}"),
         benchmark:
@@ -26,22 +37,23 @@ for _class in EPOCH_CLASSES:
         params:
             run=get_cache_params,
             probe_spec=get_probe_spec,
+            changed=get_changed_checkpoints,
             code=get_code("cache.py"),
         script:
             "../workflow/scripts/cache.py"
 
 
-# Early stopping: the checkpoints reached are those metadata.json lists, so the rule reads the
-# checkpoint folder and writes the cache folder, one file per checkpoint reached.
+# Early stopping (the checkpoints reached are those metadata.json lists) or temporary caches:
+# the rule writes the cache folder, one file per checkpoint metadata.json lists.
 for _class in EPOCH_CLASSES:
-    if not _class.early_stop:
+    if not caches_in_folder(_class):
         continue
 
     rule:
         name:
             f"forward_cache_{_class.name}"
         input:
-            checkpoints=checkpoints_of(_class),
+            **({"checkpoints": V.folder("checkpoints")} if _class.early_stop else {}),
             manifest=V.metadata,
         output:
             caches=cache_outputs(directory(V.cache_dir("{probe}"))),
@@ -57,6 +69,7 @@ for _class in EPOCH_CLASSES:
         params:
             run=get_cache_params,
             probe_spec=get_probe_spec,
+            changed=get_changed_checkpoints,
             code=get_code("cache.py"),
         script:
             "../workflow/scripts/cache.py"

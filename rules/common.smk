@@ -1,5 +1,6 @@
 # Config validation (before any job) and the get_* helpers every rule uses.
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -11,9 +12,10 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 from tdw import config as tdw_config
 from tdw import validation as tdw_validation
-from tdw.layout import FamilyLayout
+from tdw.layout import FamilyLayout, cache_name, checkpoint_name
 from tdw.workflow import identity, integrity, plan
 from tdw.workflow.codehash import code_hash
+from tdw.workflow.inputs import epoch_files, first_missing, latest, newer_than
 
 # The embedded default config applies only when no --configfile is given: a config file means
 # exactly what it says. `--config key=value` overrides apply on top of either.
@@ -104,30 +106,41 @@ def checkpoint_outputs(epoch_class):
     the folder holding the checkpoints reached."""
     if epoch_class.early_stop:
         return directory(V.folder("checkpoints"))
-    return [V.checkpoint(e) for e in epoch_class.epochs]
+    return epoch_files(V.folder("checkpoints"), checkpoint_name, epoch_class.epochs)
 
 
-def checkpoints_of(epoch_class):
-    """The checkpoints of an epoch class, by reference to the rule that writes them where one
-    rule writes them all (a legacy import; train when no seeds train in batches)."""
-    if epoch_class.early_stop:
-        return V.folder("checkpoints")
-    if epoch_class.legacy:
-        return getattr(rules, f"import_{epoch_class.name}").output.checkpoints
-    if not SEED_BATCHES:
-        return getattr(rules, plan.train_rule(epoch_class)).output.checkpoints
-    return [V.checkpoint(e) for e in epoch_class.epochs]
+def cache_of(v, probe):
+    """The file standing for variant ``v``'s caches of ``probe`` (tdw.workflow.inputs): the cache
+    folder when the rule declares one (early stopping; caches not kept), else the last epoch's."""
+    files = variant_layout(v.name)
+    return files.cache_dir(probe) if stops_early(v) or not KEEP_CACHES else files.cache(probe, v.epochs[-1])
 
 
-def get_checkpoints(wildcards):
-    v = wildcard_variant(wildcards)
-    if stops_early(v):
-        return variant_layout(v.name).folder("checkpoints")
-    return [variant_layout(v.name).checkpoint(e) for e in v.epochs]
+@functools.cache
+def changed_files(variant, probe=None):
+    """The checkpoints, and (``probe``) caches, changed after the job that wrote them ended: a
+    param of the jobs reading them, so that such a change reruns them (tdw.workflow.inputs).
+    Snakemake touches a job's outputs in order as it ends: the checkpoints before config.json
+    (rules/train.smk), the caches before the first epoch's (rules/cache.smk)."""
+    v, files = run_of(variant).variant(variant), variant_layout(variant)
+    if stops_early(v):  # folders: Snakemake's timestamp of the folder
+        return []
+    changed = newer_than(epoch_files(files.folder("checkpoints"), checkpoint_name, v.epochs), files.config)
+    if probe is not None and KEEP_CACHES:
+        caches = epoch_files(files.cache_dir(probe), cache_name, v.epochs)
+        # the first epoch's is touched last; in caches written before that order, the last epoch's
+        changed += newer_than(caches, latest(caches[0], caches[-1]))
+    return changed
 
 
+def get_changed_checkpoints(wildcards):
+    return changed_files(wildcards.variant)
+
+
+@functools.cache
 def get_code(script, *modules):
-    """Content hash of a script and every workbench module it (and ``modules``) import."""
+    """Content hash of a script and every workbench module it (and ``modules``) import (once per
+    invocation: each analyzer and figure job of every variant asks)."""
     return code_hash(str(SCRIPTS / script), *modules)
 
 
@@ -168,11 +181,11 @@ def train_params(v):
 def batch_outputs(batch, name):
     """Per-variant output files of a seed batch (``name``: checkpoints, history, metadata, config)."""
     if name == "checkpoints":
-        files = (variant_layout(v.name) for v in batch.variants)
+        folders = [variant_layout(v.name).folder("checkpoints") for v in batch.variants]
         return [
-            directory(f.folder("checkpoints")) if stops_early(v) else f.checkpoint(e)
-            for v, f in zip(batch.variants, files)
-            for e in (v.epochs[:1] if stops_early(v) else v.epochs)
+            path
+            for v, folder in zip(batch.variants, folders)
+            for path in ([directory(folder)] if stops_early(v) else epoch_files(folder, checkpoint_name, v.epochs))
         ]
     return [getattr(variant_layout(v.name), name) for v in batch.variants]
 
@@ -207,19 +220,25 @@ def get_probe_spec(wildcards):
 
 
 def get_analyzer_inputs(wildcards):
+    """metadata.json (the checkpoints it lists), the checkpoint folder (early stopping), the
+    caches' stand-in (``cache_of``) when the analyzer reads caches, and the history if it needs it."""
     from tdw import analyzers
 
     v = wildcard_variant(wildcards)
-    inputs = {"checkpoints": get_checkpoints(wildcards)}
-    if stops_early(v):  # the epochs reached are those metadata.json lists
-        inputs["manifest"] = variant_layout(v.name).metadata
-    if analyzers.get(wildcards.analyzer).reads and stops_early(v):
-        inputs["caches"] = variant_layout(v.name).cache_dir(wildcards.probe)
-    elif analyzers.get(wildcards.analyzer).reads:
-        inputs["caches"] = [variant_layout(v.name).cache(wildcards.probe, e) for e in v.epochs]
+    inputs = {"manifest": variant_layout(v.name).metadata}
+    if stops_early(v):
+        inputs["checkpoints"] = variant_layout(v.name).folder("checkpoints")
+    if analyzers.get(wildcards.analyzer).reads:
+        inputs["caches"] = cache_of(v, wildcards.probe)
     if analyzers.get(wildcards.analyzer).needs_history:
         inputs["history"] = variant_layout(v.name).history
     return inputs
+
+
+def get_changed_inputs(wildcards):
+    from tdw import analyzers
+
+    return changed_files(wildcards.variant, wildcards.probe if analyzers.get(wildcards.analyzer).reads else None)
 
 
 def get_analyzer_params(wildcards):
@@ -390,6 +409,27 @@ for _wb in RUNS:
         report_spec(_report, _wb)
 
 
+def kept_caches(wb, v):
+    """The caches of variant ``v`` among the final targets (kept caches): their stand-in unless an
+    analyzer's job names it already (a target names it without wildcards, and Snakemake then
+    tries every output of the rule), and the first missing checkpoint and cache once the job
+    writing them all has run (a missing output reruns it)."""
+    from tdw import analyzers
+
+    if not KEEP_CACHES:
+        return []
+    if stops_early(v):
+        return [cache_of(v, wb.probe)]
+    files = variant_layout(v.name)
+    read = any(analyzers.get(a).reads for a in wb.analyzers)
+    targets = [] if read else [cache_of(v, wb.probe)]
+    if files.metadata.exists():
+        targets += first_missing(epoch_files(files.folder("checkpoints"), checkpoint_name, v.epochs))
+    if Path(cache_of(v, wb.probe)).exists():
+        targets += first_missing(epoch_files(files.cache_dir(wb.probe), cache_name, v.epochs))
+    return targets
+
+
 # A variant's name determines its definition: a folder holding the same name defined otherwise
 # stops the run here, unless the user typed --config replace=NAME; those folders are set aside
 # when the run starts (not in a dry run), before any job writes (tdw.workflow.identity).
@@ -424,10 +464,7 @@ def get_all_targets():
             targets.append(files.history)  # a deleted history reruns training (which resumes)
             targets += [files.figure(fig, ext) for fig in wb.figures for ext in ("html", "png", "svg")]
             targets += [files.report(r) for r in wb.reports]
-            if KEEP_CACHES and stops_early(v):
-                targets.append(files.cache_dir(wb.probe))
-            elif KEEP_CACHES:
-                targets += [files.cache(wb.probe, e) for e in v.epochs]
+            targets += kept_caches(wb, v)
             targets += [files.artifact(wb.probe, a) for a in wb.analyzers]
         # one sweep page per sweep file of the family
         targets += [FamilyLayout(WB.results, wb.family.name).sweep(s) for s in SWEEPS[wb.family.name]]

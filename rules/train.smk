@@ -1,6 +1,10 @@
 # Checkpoints of every variant: trained here (one job per variant, resumable; one rule per
 # checkpoint schedule), trained with the other seeds of its prime (batch_seeds), or imported
 # from a legacy file. All write the same files (tdw.io.variant). Rule names: tdw.workflow.plan.
+# metadata.json comes first: the jobs reading the checkpoints name it (tdw.workflow.inputs), and
+# Snakemake tries a rule's outputs in order when it looks for a file's producer. config.json
+# comes last: Snakemake touches a job's outputs in order when it ends, so a checkpoint newer
+# than config.json changed after its job (``changed_files``).
 
 
 for _class in TRAIN_CLASSES:
@@ -9,9 +13,9 @@ for _class in TRAIN_CLASSES:
         name:
             plan.train_rule(_class)
         output:
-            checkpoints=checkpoint_outputs(_class),
-            history=V.history,
             metadata=V.metadata,
+            history=V.history,
+            checkpoints=checkpoint_outputs(_class),
             config=V.config,
         log:
             log_file("train", "{variant}"),
@@ -37,9 +41,9 @@ for _batch in SEED_BATCHES:
         name:
             _batch.name
         output:
-            checkpoints=batch_outputs(_batch, "checkpoints"),
-            history=batch_outputs(_batch, "history"),
             metadata=batch_outputs(_batch, "metadata"),
+            history=batch_outputs(_batch, "history"),
+            checkpoints=batch_outputs(_batch, "checkpoints"),
             config=batch_outputs(_batch, "config"),
         log:
             log_file("train", _batch.name, family=run_of(_batch.variants[0].name).family.name),
@@ -67,9 +71,9 @@ for _class in EPOCH_CLASSES:
         input:
             get_legacy_path,
         output:
-            checkpoints=[V.checkpoint(e) for e in _class.epochs],
-            history=V.history,
             metadata=V.metadata,
+            history=V.history,
+            checkpoints=checkpoint_outputs(_class),
             config=V.config,
         log:
             log_file("import_legacy", "{variant}"),
