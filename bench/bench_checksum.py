@@ -10,11 +10,9 @@ artifacts), against listing the same folders.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
+from results_io import write_result  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
@@ -116,35 +115,29 @@ def main() -> None:
         many = checkpoint_io(Path(tmp), 200)
     with tempfile.TemporaryDirectory() as tmp:
         dag = dag_check(Path(tmp), args.variants, args.checkpoints)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    ms = lambda s: round(1000 * s, 1)  # noqa: E731
-    result = {
-        "name": "checkpoint_hash",
-        "title": "Content hashes of checkpoints, and the output check at DAG build",
-        "command": ".venv/bin/python bench/bench_checksum.py " + " ".join(sys.argv[1:]),
-        "commit": commit,
-        "date": datetime.date.today().isoformat(),
-        "machine": {"cores": os.cpu_count(), "load": f"{os.getloadavg()[0]:.1f} (shared)"},
-        "columns": ["case", "without (ms)", "with (ms)"],
-        "rows": [
-            [f"write 1 p = 113 checkpoint ({one['size_mb'][0]:.2f} MB)", ms(one["plain"][0]), ms(one["hashed"][0])],
-            ["read 1 p = 113 checkpoint", ms(one["plain"][1]), ms(one["hashed"][1])],
-            ["the content hash alone, 1 checkpoint (mean of 20)", None, ms(one["hash_only"][0])],
-            ["write 200 p = 113 checkpoints", ms(many["plain"][0]), ms(many["hashed"][0])],
-            ["read 200 p = 113 checkpoints", ms(many["plain"][1]), ms(many["hashed"][1])],
-            [
-                f"DAG-build check, {args.variants} variants x {args.checkpoints} checkpoints ({dag['files']} files); "
-                "without: listing their folders",
-                ms(dag["list_s"]),
-                ms(dag["check_s"]),
-            ],
+
+    def ms(seconds: float) -> float:
+        return round(1000 * seconds, 1)
+
+    rows = [
+        [f"write 1 p = 113 checkpoint ({one['size_mb'][0]:.2f} MB)", ms(one["plain"][0]), ms(one["hashed"][0])],
+        ["read 1 p = 113 checkpoint", ms(one["plain"][1]), ms(one["hashed"][1])],
+        ["the content hash alone, 1 checkpoint (mean of 20)", None, ms(one["hash_only"][0])],
+        ["write 200 p = 113 checkpoints", ms(many["plain"][0]), ms(many["hashed"][0])],
+        ["read 200 p = 113 checkpoints", ms(many["plain"][1]), ms(many["hashed"][1])],
+        [
+            f"DAG-build check, {args.variants} variants x {args.checkpoints} checkpoints ({dag['files']} files); "
+            "without: listing their folders",
+            ms(dag["list_s"]),
+            ms(dag["check_s"]),
         ],
-        "notes": "Write (atomic, fsynced) and read: best of 20 (one) or 3 (200) runs; 'without' is the same code less the hash. "
-        "The DAG-build check reads each file's first bytes (page cache warm: the tree was just written).",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "checkpoint_hash.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    ]
+    notes = (
+        "Write (atomic, fsynced) and read: best of 20 (one) or 3 (200) runs; 'without' is the same code less the hash. "
+        "The DAG-build check reads each file's first bytes (page cache warm: the tree was just written)."
+    )
+    title = "Content hashes of checkpoints, and the output check at DAG build"
+    write_result("checkpoint_hash", title, ["case", "without (ms)", "with (ms)"], rows, notes, results=args.out)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ With ``--baseline COMMIT`` every case also runs with that commit's workflow (a c
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_overhead import ANALYZER, PROBE, ROOT, SNAKEMAKE, _write_config  # noqa: E402
+from results_io import write_result  # noqa: E402
 
 P = 5
 GRID_VARIANTS = 64
@@ -143,11 +142,12 @@ def main() -> int:
         }
         rows.append(got)
         print(json.dumps(got), file=sys.stderr)
-    write_result(args, rows)
+    record(args, rows)
     return 0
 
 
-def write_result(args: argparse.Namespace, rows: list[dict]) -> None:
+def record(args: argparse.Namespace, rows: list[dict]) -> None:
+    """bench/results/dag_scale.json: a row per case, before and after side by side."""
     sides = ["before", "after"] if args.baseline else ["after"]
 
     def cell(row: dict, side: str, key: str) -> float | None:
@@ -156,26 +156,12 @@ def write_result(args: argparse.Namespace, rows: list[dict]) -> None:
 
     columns = ["case"] + [f"{what} {side} (s)" for what in ("dry run", "full run", "no-op rerun") for side in sides]
     table = [[row["after"]["case"]] + [cell(row, side, key) for key in ("dry", "full", "noop") for side in sides] for row in rows]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {
-        "name": "dag_scale",
-        "title": "DAG build with many checkpoints",
-        "command": ".venv/bin/python bench/bench_dag.py " + " ".join(sys.argv[1:]),
-        "commit": commit,
-        "date": datetime.date.today().isoformat(),
-        "machine": {"cores": os.cpu_count(), "load": f"{os.getloadavg()[0]:.1f} (1-minute, at the end)"},
-        "columns": columns,
-        "rows": table,
-        "notes": (
-            f"modadd, p = {P}, a checkpoint every epoch. Dry runs: the default target with every analyzer; "
-            f"null: not done within {args.timeout:.0f} s, or not measured. The no-op rerun repeats a finished run of "
-            f"the sweep's {ANALYZER} artifacts (64 train jobs). Before: commit {args.baseline}; after: {commit}."
-        ),
-    }
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.result.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.result)
+    notes = (
+        f"modadd, p = {P}, a checkpoint every epoch. Dry runs: the default target with every analyzer; "
+        f"null: not done within {args.timeout:.0f} s, or not measured. The no-op rerun repeats a finished run of "
+        f"the sweep's {ANALYZER} artifacts (64 train jobs). Before: commit {args.baseline}; after: the commit recorded."
+    )
+    write_result("dag_scale", "DAG build with many checkpoints", columns, table, notes, results=args.result.parent)
 
 
 if __name__ == "__main__":
