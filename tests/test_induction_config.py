@@ -75,8 +75,14 @@ def test_prompt_file_outside_the_vocabulary_or_too_long_is_refused(root, familie
     prompts.write_text("ab" * 17 + "\n")
     with pytest.raises(ConfigError, match=r"line 1: 34 tokens, longer than n_ctx = 32"):
         resolve(CONFIG, "c.yaml", str(families))
+    prompts.write_bytes(b"abc abc\n caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"prompt file .*prompts.txt is not UTF-8 text \(byte 12"):
+        resolve(CONFIG, "c.yaml", str(families))
     prompts.unlink()
     with pytest.raises(ConfigError, match=r"prompt file .*prompts.txt not found"):
+        resolve(CONFIG, "c.yaml", str(families))
+    prompts.mkdir()
+    with pytest.raises(ConfigError, match=r"prompt file .*prompts.txt is a folder"):
         resolve(CONFIG, "c.yaml", str(families))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tdw.validation import ConfigError
+from tdw.errors import ConfigError
 
 OPERATION = "induction"
 PROBE_KINDS = ("repeated", "prompts")
@@ -66,8 +66,22 @@ def probe_tokens(p: int, n_ctx: int, probe: dict, family_spec: dict, root: Path)
 def probe_size(probe: dict, root: Path) -> int:
     """Rows of a probe of a sequence family (a prompt file's non-blank lines)."""
     if probe["kind"] == "prompts":
-        return sum(1 for line in (Path(root) / probe["file"]).read_text(encoding="utf-8").splitlines() if line)
+        return sum(1 for line in prompt_lines(Path(root) / probe["file"]) if line)
     return int(probe["size"])
+
+
+def prompt_lines(path: Path, where: str = "") -> list[str]:
+    """The lines of a prompt file; a file that is missing, a folder or not UTF-8 is a
+    ``ConfigError`` naming it."""
+    where = where or str(path)
+    if not Path(path).exists():
+        raise ConfigError(f"{where}: prompt file {path} not found")
+    if Path(path).is_dir():
+        raise ConfigError(f"{where}: prompt file {path} is a folder; expected a text file, one prompt a line")
+    try:
+        return Path(path).read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{where}: prompt file {path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
 
 
 def encode(text: str, alphabet: str) -> list[int]:
@@ -81,10 +95,8 @@ def read_prompts(path: Path, alphabet: str, p: int, n_ctx: int, where: str = "")
     padded with token p, and lengths. A character outside the vocabulary (not in the alphabet,
     or a token >= p) or a prompt longer than n_ctx is an error naming the file and line."""
     where = where or str(path)
-    if not Path(path).exists():
-        raise ConfigError(f"{where}: prompt file {path} not found")
     rows, lengths = [], []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(prompt_lines(path, where), 1):
         if not line:
             continue
         ids = encode(line, alphabet)
