@@ -112,14 +112,30 @@ def test_a_config_name_outside_the_config_folder_is_refused(dashboard, tmp_path)
     c.close()
 
 
+def test_a_train_config_name_that_is_no_plain_name_is_refused(dashboard):
+    url, workdir = dashboard
+    c = client(url)
+    for name, problem in [
+        ("../escaped", "has the character '/'"),
+        ("x" * 101, "has 101 characters"),
+        ("sweeps", "results layout"),
+    ]:
+        log, status, shown, _ = c.predict(*long_training(name), api_name="/train_launch")
+        assert status.startswith("NOT STARTED: config name ") and problem in status, status
+        assert log == shown == ""
+    assert sorted(p.name for p in workdir.iterdir()) == ["dashboard"] and not (workdir.parent / "escaped.yaml").exists()
+    c.close()
+
+
 def test_a_cancelled_run_leaves_no_process_and_no_zombie(dashboard):
-    url, _ = dashboard
+    url, workdir = dashboard
     c = client(url)
     job = c.submit(*long_training("cancelled"), api_name="/train_launch")
     pgid = launched_group()
     assert c.predict(api_name="/train_cancel") == "CANCELLED: the run and its jobs were stopped"
     assert gone(pgid) == []
     assert my_zombies() == []
+    assert (workdir / ".snakemake").is_dir() and list(workdir.glob(".snakemake/locks/*")) == []  # the workdir is unlocked
     assert c.predict(api_name="/train_cancel") == "nothing running"
     job.cancel()
     c.close()
