@@ -1,4 +1,5 @@
-"""The dashboard served on a free local port for browser tests (one server per test module)."""
+"""The dashboard served on a free loopback port for browser and server tests (one server per
+test module), launched as ``python -m tdw dashboard`` launches it (``server.serve``)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_dashboard(workdir: Path) -> Iterator[str]:
-    """The dashboard over ``workdir`` (its results and dashboard/views folders), at the URL yielded."""
+    """The dashboard over ``workdir`` (its results and dashboard/views folders), at the URL
+    yielded; on exit it shuts down as on Ctrl-C (its runs stopped, then the server)."""
     pytest.importorskip("gradio")
     from tdw.pages.dashboard.app import build_app
+    from tdw.pages.dashboard.server import close, serve
 
     app = build_app(workdir)
     port = free_port()
-    views = str(workdir / "dashboard" / "views")
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, allowed_paths=[views])
+    serve(app, workdir, "127.0.0.1", port, block=False)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        app.close()
+        close(app)

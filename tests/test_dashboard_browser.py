@@ -74,11 +74,11 @@ def test_browse_views_with_the_global_slider(browser, dashboard):
     page = browser.new_page()
     page.goto(url)
     page.get_by_role("tab", name="Views").click()
-    choose(page, "variant", "modadd/p13_seed0_frac0.5")
+    choose(page, "variant", "modadd/p13_seed0")
     page.wait_for_function("() => document.querySelector('#params textarea').value.includes('train_color')")
     page.click("#show")  # how fast it shows is measured by bench/bench_views.py, not here
     frame = views_frame(page)
-    epochs = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed0_frac0.5").metadata)["checkpoints"]
+    epochs = read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", "p13_seed0").metadata)["checkpoints"]
     frame, x0 = move_slider(page, frame, 1)
     assert x0 == [epochs[1]["epoch"], epochs[1]["epoch"]]
     # A visual change re-renders from the artifacts into a new file (read the old name before
@@ -157,7 +157,7 @@ def test_launch_a_sweep_and_see_its_sweep_page(browser, dashboard):
     fill(page, "sweep-weight_decay", "0.1, 1")
     page.click("#launch")
     page.wait_for_function("() => document.querySelector('#run-variants textarea').value !== ''")
-    assert page.input_value("#run-variants textarea") == "2 variants: p7_seed0_wd0.1, p7_seed0"
+    assert page.input_value("#run-variants textarea") == "2 variants: p7_seed0_wd0.1_frac0.5, p7_seed0_frac0.5"
     page.wait_for_function("() => /finished|FAILED/.test(document.querySelector('#run-status textarea').value)", timeout=600_000)
     status = page.input_value("#run-status textarea")
     assert re.fullmatch(r"finished in \d+ s: (\d+) of \1 jobs done", status), (
@@ -170,9 +170,10 @@ def test_launch_a_sweep_and_see_its_sweep_page(browser, dashboard):
     tables = frame.evaluate("() => JSON.parse(document.getElementById('tdw-data').textContent).tables")
     (final,) = [t for t in tables if t[0][-1] == "final_test_loss"]
     assert final[0] == ["variant", "train.weight_decay", "seed", "final_test_loss"]
-    assert [row[:3] for row in final[1:]] == [["p7_seed0_wd0.1", 0.1, 0], ["p7_seed0", 1.0, 0]]
+    assert [row[:3] for row in final[1:]] == [["p7_seed0_wd0.1_frac0.5", 0.1, 0], ["p7_seed0_frac0.5", 1.0, 0]]
     recorded = [
-        read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", v).metadata) for v in ("p7_seed0_wd0.1", "p7_seed0")
+        read_metadata_json(VariantLayout(workdir / RESULTS, "modadd", v).metadata)
+        for v in ("p7_seed0_wd0.1_frac0.5", "p7_seed0_frac0.5")
     ]
     assert [row[3] for row in final[1:]] == pytest.approx([m["final"]["test_loss"] for m in recorded])
     assert [[c["epoch"] for c in m["checkpoints"]] for m in recorded] == [[0, 10, 20]] * 2

@@ -147,7 +147,9 @@ def test_knob_fields_follow_the_familys_sweepable_names(tmp_path, monkeypatch, r
 
     app = build_app(tmp_path / "work")
     (on_family,) = [
-        f for f in app.fns.values() if any(app.blocks[i].elem_id == "cfg-family" and e == "change" for i, e in f.targets)
+        f
+        for f in app.fns.values()
+        if any(i is not None and app.blocks[i].elem_id == "cfg-family" and e == "change" for i, e in f.targets)
     ]
     *fields, sweep = on_family.fn("wdonly")
     assert [n for n, u in zip(KNOBS, fields, strict=True) if u["visible"]] == ["p", "seed", "weight_decay"]

@@ -75,7 +75,9 @@ def test_report_list_follows_the_variants_family(tmp_path, monkeypatch, root):
     make_variant(tmp_path / "work" / "results" / "modsub", p=13, n_checkpoints=4, n_epochs=60)
     app = build_app(tmp_path / "work")
     (on_variant,) = [
-        f for f in app.fns.values() if any(app.blocks[i].elem_id == "variant" and e == "change" for i, e in f.targets)
+        f
+        for f in app.fns.values()
+        if any(i is not None and app.blocks[i].elem_id == "variant" and e == "change" for i, e in f.targets)
     ]
     assert [b.elem_id for b in on_variant.outputs][0] == "report"
     update, params, status = on_variant.fn("modsub/p13_seed0", "default")

@@ -60,6 +60,9 @@ REGISTRY: dict[str, tuple[str, ...]] = {
     "python -m tdw dashboard [--host 127.0.0.1] [--port 7860] [--workdir .] [--cores 2]": (
         "tests/test_dashboard_browser.py::test_browse_views_with_the_global_slider",
     ),
+    "python -m tdw dashboard --host 0.0.0.0 --auth-file logins.txt --allowed-host workstation.lab.example": (
+        "tests/test_dashboard_safety.py::test_a_bind_outside_loopback_needs_a_login_before_any_socket_opens",
+    ),
     "python -m tdw tables results/modadd/p113_seed0_frac0.5/artifacts/full/dimensionality.h5 --out tables": (
         "tests/test_cli.py::test_tables_through_the_cli_equals_the_module",
     ),

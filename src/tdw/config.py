@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from tdw.families import FAMILIES_DIR, load_family
-from tdw.layout import RESERVED_VARIANT_NAMES
 from tdw.tasks import sequence
 from tdw.validation import ConfigError, check_path_name, checked_params, load_yaml, validate
 from tdw.workbench import FAMILY_TRAIN, Family, TrainConfig, Variant, Workbench
@@ -119,7 +118,7 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     for i, entry in enumerate(config.get("legacy", [])):
         from tdw.train.legacy import LegacyEntryError, resolve_entry
 
-        check_path_name(entry["name"], f"{source}: key 'legacy.{i}.name'", "variant name", RESERVED_VARIANT_NAMES)
+        check_path_name(entry["name"], f"{source}: key 'legacy.{i}.name'", "variant name")
         check_modulus(entry.get("p", 3), source, f"legacy.{i}.p")
         path = Path(entry["path"])
         if not path.exists():

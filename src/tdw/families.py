@@ -8,7 +8,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from tdw.layout import RESERVED_FAMILY_NAMES
 from tdw.validation import ConfigError, check_path_name, checked_params, read_json, validate
 from tdw.workbench import Family
 
@@ -37,7 +36,7 @@ def _stamp(path: Path) -> tuple[str, int, int]:
 def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
     """The family file and the files it extends, nearest first: (path, contents, stamp)."""
     chain: list[tuple[Path, dict, tuple]] = []
-    check_path_name(name, f"families {families_dir}", "family name", RESERVED_FAMILY_NAMES)
+    check_path_name(name, f"families {families_dir}", "family name")
     while True:
         path = Path(families_dir) / name / "family.json"
         if not path.exists():
@@ -54,7 +53,7 @@ def _read_chain(name: str, families_dir: str) -> list[tuple[Path, dict, tuple]]:
             return chain
         if not isinstance(parent, str):
             raise ConfigError(f"{path}: key 'extends': {parent!r} is not a family name")
-        check_path_name(parent, f"{path}: key 'extends'", "family name", RESERVED_FAMILY_NAMES)
+        check_path_name(parent, f"{path}: key 'extends'", "family name")
         names = [c[0].parent.name for c in chain]
         if parent in names:
             raise ConfigError(f"{path}: key 'extends': a cycle: {' -> '.join([*names, parent])}")

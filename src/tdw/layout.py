@@ -47,11 +47,6 @@ FILES = {
 FAMILY_FILES = {"compare": "compare", "sweeps": "sweeps", "storage": "storage.json", "replaced": "replaced"}
 
 
-# Names a variant or a family cannot take: the folders the layout keeps beside them.
-RESERVED_VARIANT_NAMES = tuple(FAMILY_FILES.values())
-RESERVED_FAMILY_NAMES = (LOGS,)
-
-
 def checkpoint_name(epoch: int) -> str:
     """``checkpoint_epoch_<epoch:05d>.safetensors``."""
     return f"checkpoint_epoch_{epoch:05d}.safetensors"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 
 from tdw.families import Family
-from tdw.layout import RESERVED_VARIANT_NAMES
 from tdw.models.architecture import ModelConfig
 from tdw.validation import ConfigError, check_path_name
 
@@ -168,7 +167,7 @@ def variant_name(combo: dict, family: Family, family_train, source: str) -> str:
     else:
         name = template.format(p=combo["p"], seed=combo["seed"]) + suffix
     where = f"{source}: the variant name template {template!r} over combination {describe(combo)}"
-    return check_path_name(name, where, "variant name", RESERVED_VARIANT_NAMES)
+    return check_path_name(name, where, "variant name")
 
 
 def check_model(combo: dict, family: Family, source: str) -> ModelConfig:

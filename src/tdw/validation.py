@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -15,26 +14,20 @@ import jsonschema
 import yaml
 
 from tdw.errors import ConfigError
+from tdw.names import UnsafeNameError, check_name
 from tdw.params import ParamError, resolve_params
 
 __all__ = ["ConfigError", "check_path_name", "checked_params", "load_yaml", "read_json", "schema", "validate"]
 
-# A name that becomes a folder or file name: what every variant, family and legacy name must be.
-PATH_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
-
-def check_path_name(name: object, where: str, what: str, reserved: tuple[str, ...] = ()) -> str:
-    """``name`` if it is a safe path component: 1-100 characters of [A-Za-z0-9_.-], not ``.``
-    or ``..``, not one of ``reserved`` (the folders a layout keeps beside it); else a
-    ``ConfigError`` that opens with ``where`` and names the value."""
-    if not isinstance(name, str) or not PATH_NAME.fullmatch(name) or name in (".", "..") or name in reserved:
-        why = (
-            f"it is a folder the results layout uses ({', '.join(reserved)})"
-            if isinstance(name, str) and name in reserved
-            else "expected 1 to 100 characters of A-Z a-z 0-9 _ . - , not '.' or '..'"
-        )
-        raise ConfigError(f"{where}: {what} {name!r} cannot be a folder name: {why}")
-    return name
+def check_path_name(name: object, where: str, what: str) -> str:
+    """``name`` if it is a safe path component (``tdw.names.check_name``: 1-100 characters of
+    [A-Za-z0-9_.-], not ``.`` or ``..``, not a folder the results layout uses); else a
+    ``ConfigError`` that opens with ``where``."""
+    try:
+        return check_name(name, what)
+    except UnsafeNameError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _is_finite_number(checker, instance) -> bool:

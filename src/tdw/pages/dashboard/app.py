@@ -15,6 +15,9 @@ from tdw import sweep as sweeps
 from tdw.config import ConfigError
 from tdw.layout import RESULTS, FamilyLayout
 from tdw.pages.dashboard import jobs
+from tdw.pages.dashboard.runs import RUNS
+
+TABS = ("train", "analyze")  # the tabs that launch runs: a session's run is owned by (session, tab)
 
 
 def _status(code: int | None, started: float, progress: str) -> str:
@@ -37,7 +40,8 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
     workdir = Path(workdir).resolve()
     (workdir / "dashboard" / "views").mkdir(parents=True, exist_ok=True)
     gr.set_static_paths([str(workdir / "dashboard" / "views")])
-    with gr.Blocks(title="Training Dynamics Workbench") as app:
+    # Telemetry off here, whatever GRADIO_ANALYTICS_ENABLED says.
+    with gr.Blocks(title="Training Dynamics Workbench", analytics_enabled=False) as app:
         gr.Markdown("## Training Dynamics Workbench")
         with gr.Tab("Train"):
             _train_tab(workdir, cores)
@@ -45,7 +49,23 @@ def build_app(workdir: Path, cores: int = 2) -> gr.Blocks:
             _analyze_tab(workdir, cores)
         with gr.Tab("Views"):
             _views_tab(workdir)
+        app.unload(stop_session)  # the browser tab closed or reloaded: its runs stop
     return app
+
+
+def stop_session(request: gr.Request) -> None:
+    for tab in TABS:
+        RUNS.stop_owner((request.session_hash, tab))
+
+
+def _cancel_button(tab: str, run_event, status: gr.Textbox) -> None:
+    """A button that stops the tab's run of this session (its whole process group)."""
+
+    def cancel(request: gr.Request) -> str:
+        stopped = RUNS.stop_owner((request.session_hash, tab))
+        return "CANCELLED: the run and its jobs were stopped" if stopped else "nothing running"
+
+    gr.Button("cancel", elem_id=f"{tab}-cancel").click(cancel, None, status, cancels=[run_event], api_name=f"{tab}_cancel")
 
 
 # One list field per name a family may declare sweepable (p and seeds first); the chosen
@@ -115,7 +135,7 @@ def _train_tab(workdir: Path, cores: int) -> None:
     """A sweep from form values (a list per sweepable knob), validated as a config file is,
     then run through Snakemake with its progress; when done, its sweep page."""
 
-    def launch(name, family, include, exclude, checkpoints, lr, wd, frac, what, sweep, *values):
+    def launch(request: gr.Request, name, family, include, exclude, checkpoints, lr, wd, frac, what, sweep, *values):
         started = time.monotonic()
         page = sweep if what in ("sweep", "reports", "all") and sweep else None
         try:
@@ -129,7 +149,8 @@ def _train_tab(workdir: Path, cores: int) -> None:
             return
         names = [v.name for v in wb.variants]
         shown = f"{len(names)} variant{'s' * (len(names) != 1)}: " + ", ".join(names)
-        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores, page if what != "all" else None):
+        owner = (request.session_hash, "train")
+        for log, code, progress in jobs.run_snakemake(workdir, config, what, cores, page if what != "all" else None, owner):
             yield log, _status(code, started, progress), shown, sweep_view(family, page) if code == 0 and page else ""
 
     def sweep_view(family: str, page: str) -> str:
@@ -151,27 +172,31 @@ def _train_tab(workdir: Path, cores: int) -> None:
     log = gr.Textbox(label="snakemake output", lines=14, max_lines=30, elem_id="run-log")
     frame = gr.HTML(elem_id="sweep-frame")
     fields = ("name", "family", "include", "exclude", "checkpoints", "lr", "wd", "frac", "what", "sweep")
-    go_btn.click(launch, [*(f[k] for k in fields), *f["knobs"].values()], [log, status, shown, frame])
+    inputs = [*(f[k] for k in fields), *f["knobs"].values()]
+    run_event = go_btn.click(launch, inputs, [log, status, shown, frame], api_name="train_launch")
+    _cancel_button("train", run_event, status)
     f["family"].change(choose_family, [f["family"]], [*f["knobs"].values(), f["sweep"]])
 
 
 def _analyze_tab(workdir: Path, cores: int) -> None:
     """Analyzers and reports of a config launched from this dashboard."""
 
-    def analyze(name):
+    def analyze(request: gr.Request, name):
         started = time.monotonic()
-        config = workdir / "dashboard" / f"{name}.yaml"
-        if not config.exists():
-            yield "", f"NOT STARTED: no config {name!r} launched from this dashboard"
+        try:
+            config = jobs.launched_config(workdir, name)
+        except ConfigError as err:
+            yield "", f"NOT STARTED: {err}"
             return
-        for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores):
+        for log, code, progress in jobs.run_snakemake(workdir, config, "reports", cores, owner=(request.session_hash, "analyze")):
             yield log, _status(code, started, progress)
 
-    a_name = gr.Textbox("sweep", label="config name (launched from this dashboard)")
+    a_name = gr.Textbox("sweep", label="config name (launched from this dashboard)", elem_id="analyze-name")
     a_btn = gr.Button("run analyzers and reports", elem_id="analyze")
-    a_status = gr.Textbox(label="status")
+    a_status = gr.Textbox(label="status", elem_id="analyze-status")
     a_log = gr.Textbox(label="snakemake output", lines=14, max_lines=30)
-    a_btn.click(analyze, [a_name], [a_log, a_status])
+    run_event = a_btn.click(analyze, [a_name], [a_log, a_status], api_name="analyze")
+    _cancel_button("analyze", run_event, a_status)
 
 
 def _views_tab(workdir: Path) -> None:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ from tdw.config import ConfigError, Workbench, load_family, resolve
 from tdw.io.atomic import link_or_copy, write_text
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout, VariantLayout, find_variants
+from tdw.names import check_name
+from tdw.pages.dashboard.runs import RUNS
 from tdw.pages.sweep_spec import sweep_names
 from tdw.validation import schema
 
@@ -51,21 +52,35 @@ def parse_schedule(text: str) -> list:
     return items
 
 
+def family_spec(family: str):
+    """The family ``family`` (``families/<family>/``), its name checked first: a form's family
+    field names a folder."""
+    return load_family(check_name(family, "family"), str(FAMILIES))
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """A Views tab key ``family/variant`` as (family, variant), both checked as path names."""
+    family, sep, variant = str(key).partition("/")
+    if not sep:
+        raise ConfigError(f"variant {key!r}: expected family/variant, e.g. modadd/p113_seed0")
+    return check_name(family, "family"), check_name(variant, "variant")
+
+
 def knob_names(family: str) -> list[str]:
     """The names the family declares sweepable: the Train tab's list fields."""
-    return list(sweeps.sweepable(load_family(family, str(FAMILIES))))
+    return list(sweeps.sweepable(family_spec(family)))
 
 
 def p_label(family: str) -> str:
     """The Train tab's label of p: the modulus of a modular task, the vocabulary size of a sequence task."""
     from tdw.tasks import sequence
 
-    return "p (vocabulary size)" if load_family(family, str(FAMILIES)).operation == sequence.OPERATION else "p (modulus)"
+    return "p (vocabulary size)" if family_spec(family).operation == sequence.OPERATION else "p (modulus)"
 
 
 def sweep_pages(family: str) -> list[str]:
     """The family's sweep files (``families/<family>/sweeps/<name>.json``, or its parents')."""
-    return sweep_names(load_family(family, str(FAMILIES)))
+    return sweep_names(family_spec(family))
 
 
 def _item_schema(name: str) -> dict:
@@ -140,8 +155,7 @@ def make_config(
     (``tdw.config.resolve``: errors name the key and value), then written atomically to
     ``<workdir>/dashboard/<name>.yaml``. ``knobs``: sweepable name -> comma-separated values
     (empty: not swept); names the family does not declare sweepable are left out."""
-    if not name or not all(c.isalnum() or c in "_-" for c in name):
-        raise ConfigError(f"config name {name!r}: use letters, digits, '_' and '-'")
+    check_name(name, "config name")
     declared = knob_names(family)
     sweep = {n: parse_knob(n, knobs[n]) for n in declared if str(knobs.get(n) or "").strip()}
     for key, text in (("include", include), ("exclude", exclude)):
@@ -158,6 +172,19 @@ def make_config(
     path = Path(workdir) / "dashboard" / f"{name}.yaml"
     write_text(path, yaml.safe_dump(config, sort_keys=False))
     return path, wb
+
+
+def launched_config(workdir: Path, name: str) -> Path:
+    """The config ``<workdir>/dashboard/<name>.yaml`` the Train tab wrote: ``name`` is a plain
+    name (no folder, no ``..``) of a config there, whose resolved path lies in that folder."""
+    folder = (Path(workdir) / "dashboard").resolve()
+    path = folder / f"{check_name(name, 'config name')}.yaml"
+    offered = sorted(p.stem for p in folder.glob("*.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"config name {name!r}: no config {path.name} in {folder}; launched configs: {offered}")
+    if not path.resolve().is_relative_to(folder):
+        raise ConfigError(f"config name {name!r}: {path} leads to {path.resolve()}, outside {folder}")
+    return path
 
 
 def targets(config: Path, what: str, sweep: str | None = None) -> list[str]:
@@ -207,24 +234,29 @@ def progress(lines: list[str]) -> str:
 
 
 def run_snakemake(
-    workdir: Path, config: Path, what: str, cores: int = 2, sweep: str | None = None
+    workdir: Path, config: Path, what: str, cores: int = 2, sweep: str | None = None, owner: object = None
 ) -> Iterator[tuple[str, int | None, str]]:
-    """Yield (output so far, exit code or None while running, progress so far)."""
+    """Yield (output so far, exit code or None while running, progress so far), at least every
+    second. Snakemake runs in its own process group (``runs.RUNS``, under ``owner``): closing the
+    generator before the run ends stops the group."""
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     cmd = [snakemake, *targets(config, what, sweep), "--snakefile", str(ROOT / "Snakefile"), "--cores", str(cores)]
     cmd += ["--configfile", str(config)]
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    run = RUNS.start(cmd, workdir, owner)
     lines = [f"$ {' '.join(cmd)}"]
-    assert proc.stdout is not None  # stdout=PIPE
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        yield "\n".join(lines[-400:]), None, progress(lines)
-    yield "\n".join(lines[-400:]), proc.wait(), progress(lines)
+    try:
+        for _ in run.follow(lines):
+            yield "\n".join(lines[-400:]), None, progress(lines)
+        yield "\n".join(lines[-400:]), run.wait(), progress(lines)
+    finally:
+        RUNS.stop(run)
 
 
 def show_sweep_page(workdir: Path, family: str, sweep: str) -> Path:
     """A snapshot of ``results/<family>/sweeps/<sweep>.html`` under ``<workdir>/dashboard/views/``
     (where the dashboard serves files from), named by its content: a rebuilt page is a new file."""
+    if sweep not in sweep_pages(family):
+        raise ConfigError(f"sweep page {sweep!r}: family {family} has sweep files {sweep_pages(family)}")
     page = FamilyLayout(Path(workdir) / RESULTS, family).sweep(sweep)
     digest = hashlib.sha256(page.read_bytes()).hexdigest()[:12]
     out = Path(workdir) / "dashboard" / "views" / f"sweep-{family}-{sweep}-{digest}.html"
@@ -239,6 +271,7 @@ def variants(workdir: Path) -> list[str]:
 
 
 def report_names(family: str) -> list[str]:
+    check_name(family, "family")
     return sorted(p.stem for p in (FAMILIES / family / "reports").glob("*.json"))
 
 
@@ -246,7 +279,7 @@ def reports_for(key: str | None) -> list[str]:
     """The reports a variant ('family/variant') can show: its family's; with no variant
     chosen, those of every family."""
     if key:
-        return report_names(key.split("/")[0])
+        return report_names(split_key(key)[0])
     return sorted({r for d in FAMILIES.iterdir() if (d / "family.json").exists() for r in report_names(d.name)})
 
 
@@ -267,9 +300,11 @@ def render_variant_report(workdir: Path, key: str, report: str, overrides: dict)
     from tdw.pages.report_spec import variant_report
     from tdw.workflow.codehash import code_hash
 
-    family, variant = key.split("/")
+    family, variant = split_key(key)
+    if report not in report_names(family):
+        raise ConfigError(f"report {report!r}: family {family} has reports {report_names(family)}")
     layout = VariantLayout(Path(workdir) / RESULTS, family, variant)
-    spec, views = variant_report(layout.dir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report, overrides)
+    spec, views = variant_report(layout.dir, family, family_spec(family).spec, FAMILIES, report, overrides)
     stamp = _inputs_stamp(layout, views)
     code = code_hash("tdw.pages.report", "tdw.pages.report_spec", *(REGISTRY[v["figure"]] for v in spec["views"]))
     digest = hashlib.sha256(json.dumps([spec, stamp, code], sort_keys=True).encode()).hexdigest()[:12]
@@ -284,7 +319,9 @@ def view_params(workdir: Path, key: str, report: str) -> dict:
     """The current visual parameters of a report's views, as the editor's starting point."""
     from tdw.pages.report_spec import variant_report
 
-    family, variant = key.split("/")
+    family, variant = split_key(key)
+    if report not in report_names(family):
+        raise ConfigError(f"report {report!r}: family {family} has reports {report_names(family)}")
     vdir = VariantLayout(Path(workdir) / RESULTS, family, variant).dir
-    spec, _ = variant_report(vdir, family, load_family(family, str(FAMILIES)).spec, FAMILIES, report)
+    spec, _ = variant_report(vdir, family, family_spec(family).spec, FAMILIES, report)
     return {v["figure"]: v["params"] for v in spec["views"]}
