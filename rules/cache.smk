@@ -5,12 +5,6 @@
 # per checkpoint, keeps the DAG build linear in the checkpoints (tdw.workflow.inputs).
 
 
-def caches_in_folder(epoch_class):
-    """Whether the class's forward pass declares the cache folder: early stopping (the epochs
-    reached are known once training ends) or caches not kept (a temporary folder)."""
-    return epoch_class.early_stop or not KEEP_CACHES
-
-
 for _class in EPOCH_CLASSES:
     if caches_in_folder(_class):
         continue

@@ -95,6 +95,12 @@ def cache_outputs(paths):
     return paths if KEEP_CACHES else temp(paths)
 
 
+def caches_in_folder(epoch_class):
+    """Whether the class's forward pass declares the cache folder: early stopping (the epochs
+    reached are known once training ends) or caches not kept (a temporary folder)."""
+    return epoch_class.early_stop or not KEEP_CACHES
+
+
 def stops_early(v):
     """Whether variant ``v`` trains with early stopping: its rules declare its checkpoint and
     cache folders, whose files are the epochs its metadata.json lists (tdw.train.early_stop)."""

@@ -78,7 +78,8 @@ def test_tiny_induction_config_builds_every_target(tmp_path):
 
 
 TARGETS = [
-    str(VariantLayout(RESULTS, "induction", "v31_seed0").artifact("repeated", a))
+    # config/induction.yaml's recipe (weight decay 0.1, lr 3e-3) is in its variant's name
+    str(VariantLayout(RESULTS, "induction", "v31_seed0_wd0.1_lr0.003").artifact("repeated", a))
     for a in ("transitions", "induction", "induction_loss", "ablations", "dimensionality")
 ]
 

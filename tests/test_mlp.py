@@ -254,7 +254,7 @@ def test_default_config_shows_delayed_generalisation(root, tmp_path):
     memorised (train loss < 0.1, epoch 595) while the test loss is still above 1 (3.3); test
     loss falls below 0.1 hundreds of epochs later (1,207) and is below 0.05 at the end."""
     wb = load(root / "config" / "modadd_mlp.yaml", str(root / "families"))
-    variant = wb.variant("p53_seed0")
+    variant = wb.variant("p53_seed0_wd2_frac0.5_lr0.003")
     raw = yaml.safe_load((root / "config" / "modadd_mlp.yaml").read_text())
     assert variant.epochs == expand_schedule(raw["checkpoints"], "config")
     job = TrainJob("modadd_mlp", "add", wb.family.model_config(53), wb.train, variant, tmp_path / variant.name)

@@ -258,7 +258,8 @@ def test_workflow_builds_the_sweep_page_over_two_primes_and_two_seeds(tmp_path):
     assert tables["final_test_loss"][0] == ["variant", "task.p", "seed", "final_test_loss"]
     for row in tables["final_test_loss"][1:]:
         meta = read_metadata_json(tmp_path / RESULTS / "modadd" / row[0] / "metadata.json")
-        assert row[1:] == [int(row[0][1:3]), int(row[0][-1]), meta["final"]["test_loss"]]
+        p, seed = map(int, re.fullmatch(r"p(\d+)_seed(\d+)_frac0.5", row[0]).groups())
+        assert row[1:] == [p, seed, meta["final"]["test_loss"]]
     for row in tables["epochs_to_memorise"][1:]:
         h = read_history(tmp_path / RESULTS / "modadd" / row[0] / "history.h5")
         assert row[-1] == (sd.first_below(h["train_epoch"], h["train_loss"], 0.1) or "not reached")

@@ -57,13 +57,13 @@ def test_legacy_config_imports_and_trains_nothing(workdir, legacy_dir):
 
 def test_a_config_sweeping_only_p_gets_the_default_seed(workdir):
     jobs, variants, _ = dry_run(workdir, "--configfile", str(sweep_only_p(workdir)))
-    assert variants == {"p13_seed0_frac0.5"} and jobs["train"] == 1, (jobs, variants)
+    assert variants == {"p13_seed0"} and jobs["train"] == 1, (jobs, variants)
 
 
 def test_config_overrides_apply_to_the_default_and_to_a_given_config(workdir):
     jobs, variants, _ = dry_run(workdir, "--config", "batch_seeds=True", "--", "all")
     assert variants == {"p113_seed0_frac0.5", "p113_seed1_frac0.5"}  # the default config's sweep
-    assert jobs["train_batch_p113_seeds0_1"] == 1 and "train" not in jobs, jobs
+    assert jobs["train_batch_p113_frac0_5_seeds0_1"] == 1 and "train" not in jobs, jobs
     _, variants, text = dry_run(workdir, "--configfile", str(sweep_only_p(workdir)), "--config", "results=elsewhere", "--", "all")
-    assert variants == {"p13_seed0_frac0.5"}
-    assert "elsewhere/modadd/p13_seed0_frac0.5/metadata.json" in text and "results/modadd" not in text
+    assert variants == {"p13_seed0"}
+    assert "elsewhere/modadd/p13_seed0/metadata.json" in text and "results/modadd" not in text
