@@ -56,6 +56,11 @@ def check_takes_effect(train: TrainConfig, epochs: tuple[int, ...], name: str, s
             f"epoch {last}: the test loss can never stay low that long; give at most {last} or train longer"
         )
     filt = train.grokfast
+    if filt is not None and filt["lamb"] == 0:
+        raise ConfigError(
+            f"{source}: key 'train.grokfast.lamb': 0 for variant {name}: the filter adds lamb times the filtered gradient, "
+            "so it would never change a step; give a lamb other than 0, or grokfast: null for no filter"
+        )
     if filt is not None and filt["kind"] == "ma" and filt["window"] > last:
         raise ConfigError(
             f"{source}: key 'train.grokfast.window': {filt['window']} for variant {name}, which takes {last} steps: the "
