@@ -96,7 +96,11 @@ ROWS = [
     ("variant-name-dotdot", BASE | {"variant_name": ".."}, ["variant name '..'", "is a relative folder"]),
     ("variant-name-too-long", BASE | {"variant_name": "v" * 101}, ["has 101 characters", "expected 1 to 100 of the characters"]),
     ("variant-name-slash", BASE | {"variant_name": "a/p{p}"}, ["variant name 'a/p5'", "has the character '/'"]),
-    ("variant-name-reserved", BASE | {"variant_name": "compare"}, ["variant name 'compare'", "is a folder or file the results layout uses"]),
+    (
+        "variant-name-reserved",
+        BASE | {"variant_name": "compare"},
+        ["variant name 'compare'", "is a folder or file the results layout uses"],
+    ),
     ("variant-name-replaced", BASE | {"variant_name": "replaced"}, ["'replaced'", "is a folder or file the results layout uses"]),
     ("variant-name-bad-field", BASE | {"variant_name": "p{q}"}, ["key 'variant_name'", "not a format string"]),
     ("legacy-name-dotdot", BASE | {"legacy": [{"name": "..", "path": "x.pth"}]}, ["key 'legacy.0.name'", "'..'"]),
@@ -258,6 +262,11 @@ FAMILY_ROWS = [
         "family-nan",
         _replace(b'"architecture": {', b'"architecture": {"attention_rate": NaN, '),
         ["'architecture.attention_rate'", "finite"],
+    ),
+    (
+        "family-width-too-large",
+        _family_json(lambda s: s["architecture"].update(n_layers=10**9)),
+        ["family.json: key 'architecture.n_layers'", "maximum of 65536"],
     ),
     (
         "family-probe-name-path",
