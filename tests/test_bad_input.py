@@ -44,22 +44,69 @@ ROWS = [
     ("inf-grokfast-lamb", train(grokfast={"kind": "ema", "alpha": 0.9, "lamb": INF}), ["train.grokfast.lamb", "finite"]),
     ("nan-swept-lr", sweep(lr=[1e-3, NAN]), ["key 'sweep.lr.1'", "not a finite number"]),
     ("nan-analyzer-param", BASE | {"analyzers": {"llc": {"epsilon": NAN}}}, ["'analyzers.llc'", "epsilon"]),
+    (
+        "inf-analyzer-param-without-range",
+        BASE | {"analyzers": {"transitions": {"z_threshold": INF}}},
+        ["key 'analyzers.transitions'", "parameter 'z_threshold': inf is not a finite number"],
+    ),
+    (
+        "nan-figure-param",
+        BASE | {"figures": {"embedding_frequencies": {"highlight_threshold": NAN}}},
+        ["key 'figures.embedding_frequencies'", "parameter 'highlight_threshold': nan is not a finite number"],
+    ),
+    ("nan-included-lr", sweep(include=[{"p": 7, "lr": NAN}]), ["key 'sweep.include.0.lr'", "nan is not a finite number"]),
     # integers fit what uses them
     ("seed-too-large", sweep(seed=[2**40]), ["key 'sweep.seed.0'", "maximum of 4294967295"]),
     ("data-seed-negative", sweep(data_seed=[-1]), ["key 'sweep.data_seed.0'", "minimum of 0"]),
     ("width-too-large", sweep(d_model=[10**6]), ["key 'sweep.d_model.0'", "maximum of 65536"]),
     ("p-too-large", sweep(p=[2**40]), ["key 'sweep.p.0'", "maximum of 2147483647"]),
     ("epoch-negative", BASE | {"checkpoints": [-1, 4]}, ["key 'checkpoints'", "negative"]),
+    (
+        "included-seed-too-large",
+        sweep(include=[{"p": 7, "seed": 2**40}]),
+        ["key 'sweep.include.0.seed'", "maximum of 4294967295"],
+    ),
+    (
+        "rule-width-too-large",
+        BASE | {"checkpoints": [{"when": {"d_model": 10**6}, "schedule": [0, 4]}, {"schedule": [0, 4]}]},
+        ["key 'checkpoints.0.when.d_model'", "maximum of 65536"],
+    ),
+    ("epoch-too-large", BASE | {"checkpoints": [0, 10**12]}, ["key 'checkpoints.1'", "maximum of 1000000000"]),
+    (
+        "range-end-too-large",
+        BASE | {"checkpoints": [{"from": 0, "to": 10**12, "every": 1}]},
+        ["key 'checkpoints.0.to'", "maximum of 1000000000"],
+    ),
+    (
+        "schedule-too-many-checkpoints",
+        BASE | {"checkpoints": [0, {"from": 1, "to": 10**6, "every": 1}]},
+        ["key 'checkpoints.1'", "1,000,001 checkpoints", "at most 100,000"],
+    ),
+    (
+        "legacy-p-too-large",
+        BASE | {"legacy": [{"name": "old", "path": "x.pth", "p": 2**61 - 1}]},
+        ["key 'legacy.0.p'", "maximum of 2147483647"],
+    ),
+    (
+        "legacy-epoch-too-large",
+        BASE | {"legacy": [{"name": "old", "path": "x.pth", "epoch": 10**30}]},
+        ["key 'legacy.0.epoch'", "maximum of 1000000000"],
+    ),
     # names that become folders
     ("variant-name-dotdot", BASE | {"variant_name": ".."}, ["variant name '..'", "is a relative folder"]),
     ("variant-name-too-long", BASE | {"variant_name": "v" * 101}, ["has 101 characters", "expected 1 to 100 of the characters"]),
     ("variant-name-slash", BASE | {"variant_name": "a/p{p}"}, ["variant name 'a/p5'", "has the character '/'"]),
-    ("variant-name-reserved", BASE | {"variant_name": "compare"}, ["variant name 'compare'", "is a folder or file the results layout uses"]),
+    (
+        "variant-name-reserved",
+        BASE | {"variant_name": "compare"},
+        ["variant name 'compare'", "is a folder or file the results layout uses"],
+    ),
     ("variant-name-replaced", BASE | {"variant_name": "replaced"}, ["'replaced'", "is a folder or file the results layout uses"]),
     ("variant-name-bad-field", BASE | {"variant_name": "p{q}"}, ["key 'variant_name'", "not a format string"]),
     ("legacy-name-dotdot", BASE | {"legacy": [{"name": "..", "path": "x.pth"}]}, ["key 'legacy.0.name'", "'..'"]),
     ("legacy-name-slash", BASE | {"legacy": [{"name": "a/b", "path": "x.pth"}]}, ["key 'legacy.0.name'", "does not match"]),
     ("family-name-path", BASE | {"family": "../modadd"}, ["key 'family'", "does not match"]),
+    ("results-empty", BASE | {"results": ""}, ["key 'results'", "should be non-empty"]),
     ("results-is-a-file", BASE | {"results": str(ROOT / "README.md")}, ["key 'results'", "is a file; give a folder"]),
     ("results-under-a-file", BASE | {"results": str(ROOT / "README.md" / "sub")}, ["key 'results'", "is a file"]),
     (
@@ -77,6 +124,11 @@ ROWS = [
         "grokfast-window-too-long",
         train(grokfast={"kind": "ma", "window": 5, "lamb": 2.0}),
         ["train.grokfast.window", "takes 4 steps"],
+    ),
+    (
+        "grokfast-lamb-zero",
+        train(grokfast={"kind": "ema", "alpha": 0.9, "lamb": 0}),
+        ["key 'train.grokfast.lamb'", "0 for variant p5_seed0", "never change a step"],
     ),
     (
         "llc-calibration-epoch-not-a-checkpoint",
@@ -176,6 +228,73 @@ def test_bad_config_file_is_refused_naming_the_file(data, fragments, tmp_path):
     assert str(err.value).startswith(str(path)), err.value
     for fragment in fragments:
         assert fragment in str(err.value)
+
+
+def _family_json(edit):
+    def apply(path: Path) -> None:
+        spec = json.loads(path.read_text())
+        edit(spec)
+        path.write_text(json.dumps(spec))
+
+    return apply
+
+
+def _replace(old: bytes, new: bytes):
+    def apply(path: Path) -> None:
+        data = path.read_bytes()
+        assert old in data
+        path.write_bytes(data.replace(old, new, 1))
+
+    return apply
+
+
+def _folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+# (id, edit of families/modadd/family.json, expected fragments): a family file is read strictly too
+FAMILY_ROWS = [
+    ("family-not-utf8", _replace(b'"name"', b'"description": "caf\xe9", "name"'), ["not UTF-8 text", "save the file as UTF-8"]),
+    ("family-is-a-folder", _folder, ["family.json: is a folder; expected a JSON file"]),
+    ("family-duplicate-key", _replace(b'"name"', b'"name": "other", "name"'), ["key 'name' appears twice in one object"]),
+    (
+        "family-nan",
+        _replace(b'"architecture": {', b'"architecture": {"attention_rate": NaN, '),
+        ["'architecture.attention_rate'", "finite"],
+    ),
+    (
+        "family-width-too-large",
+        _family_json(lambda s: s["architecture"].update(n_layers=10**9)),
+        ["family.json: key 'architecture.n_layers'", "maximum of 65536"],
+    ),
+    (
+        "family-probe-name-path",
+        _family_json(lambda s: s["probes"].update({"../up": {"kind": "grid"}})),
+        ["family.json: key 'probes'", "'../up' does not match"],
+    ),
+    (
+        "family-probe-name-dot",
+        _family_json(lambda s: s["probes"].update({"..": {"kind": "grid"}})),
+        ["family.json: key 'probes'", "'..' does not match"],
+    ),
+    (
+        "family-unchecked-float-param",
+        _family_json(lambda s: s["analyzers"]["transitions"].update(params={"onset": float("inf")})),
+        ["key 'analyzers.transitions.params'", "parameter 'onset': inf is not a finite number"],
+    ),
+]
+
+
+@pytest.mark.parametrize("edit, fragments", [pytest.param(e, f, id=i) for i, e, f in FAMILY_ROWS])
+def test_bad_family_file_is_refused_naming_the_file(edit, fragments, tmp_path):
+    shutil.copytree(ROOT / "families" / "modadd", tmp_path / "modadd")
+    edit(tmp_path / "modadd" / "family.json")
+    with pytest.raises(ConfigError) as err:
+        resolve(BASE, "bad.yaml", str(tmp_path))
+    assert str(err.value).startswith(str(tmp_path / "modadd" / "family.json")), err.value
+    for fragment in fragments:
+        assert fragment in str(err.value), err.value
 
 
 def test_a_folder_or_a_missing_file_as_config(tmp_path):

@@ -56,6 +56,11 @@ def check_takes_effect(train: TrainConfig, epochs: tuple[int, ...], name: str, s
             f"epoch {last}: the test loss can never stay low that long; give at most {last} or train longer"
         )
     filt = train.grokfast
+    if filt is not None and filt["lamb"] == 0:
+        raise ConfigError(
+            f"{source}: key 'train.grokfast.lamb': 0 for variant {name}: the filter adds lamb times the filtered gradient, "
+            "so it would never change a step; give a lamb other than 0, or grokfast: null for no filter"
+        )
     if filt is not None and filt["kind"] == "ma" and filt["window"] > last:
         raise ConfigError(
             f"{source}: key 'train.grokfast.window': {filt['window']} for variant {name}, which takes {last} steps: the "
@@ -72,6 +77,11 @@ def check_modulus(p: int, source: str, key: str) -> None:
         raise ConfigError(f"{source}: key {key!r}: {p} is not a prime >= 3 (the modulus must be prime)")
 
 
+# Checkpoints of one variant's schedule, at most: the DAG build plans each (20,001 take about 10 s,
+# bench/results/dag_scale.json), so a range past this is a typo that would stall it or exhaust memory.
+MAX_CHECKPOINTS = 100_000
+
+
 def expand_schedule(items: list, source: str, key: str = "checkpoints") -> tuple[int, ...]:
     """Checkpoint epochs from integers and ``{from, to, every}`` ranges (``to`` inclusive when
     on the grid). The result must be non-negative and strictly increasing."""
@@ -80,7 +90,13 @@ def expand_schedule(items: list, source: str, key: str = "checkpoints") -> tuple
         if isinstance(item, dict):
             if item["to"] < item["from"]:
                 raise ConfigError(f"{source}: key '{key}.{i}': 'to' ({item['to']}) is before 'from' ({item['from']})")
-            epochs += range(item["from"], item["to"] + 1, item["every"])
+            grid = range(item["from"], item["to"] + 1, item["every"])
+            if len(epochs) + len(grid) > MAX_CHECKPOINTS:
+                raise ConfigError(
+                    f"{source}: key '{key}.{i}': {item} makes the schedule {len(epochs) + len(grid):,} checkpoints; "
+                    f"a schedule holds at most {MAX_CHECKPOINTS:,} (give a larger 'every')"
+                )
+            epochs += grid
         else:
             epochs.append(item)
     for i, e in enumerate(epochs):

@@ -4,7 +4,8 @@ once in the module that uses them; families and configs give overrides only.
 ``resolve_params`` checks overrides against the declarations (an unknown name or a value of
 the wrong type is an error naming the key, the type expected and the names known) and
 returns every parameter, defaults filled in. Types are Python annotations over JSON values:
-``int``, ``float`` (an integer is accepted and made a float), ``bool``, ``str``, ``None``,
+``int``, ``float`` (an integer is accepted and made a float; NaN and the infinities are not:
+they pass every range check), ``bool``, ``str``, ``None``,
 ``list[T]``, ``Literal[...]`` and unions of these. A parameter may also declare a range
 ``check`` (a value of the right type -> what is wrong with it, or None).
 """
@@ -12,6 +13,7 @@ returns every parameter, defaults filled in. Types are Python annotations over J
 from __future__ import annotations
 
 import copy
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -66,7 +68,7 @@ def conforms(value: object, tp: Any) -> bool:
     if isinstance(value, bool):
         return tp is bool
     if tp is float:
-        return isinstance(value, int | float)
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     return isinstance(value, tp)
 
 
@@ -82,6 +84,13 @@ def type_name(tp: Any) -> str:
     if tp is None or tp is type(None):
         return "null"
     return {float: "number", int: "integer", bool: "boolean", str: "string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _not_finite(value: object) -> bool:
+    """Whether ``value`` is, or a list of it holds, NaN or an infinity."""
+    if isinstance(value, list | tuple):
+        return any(_not_finite(v) for v in value)
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _plain(value: object, tp: Any) -> object:
@@ -105,6 +114,8 @@ def resolve_params(declared: tuple[Param, ...], given: dict, where: str) -> dict
     for p in declared:
         value = given.get(p.name, p.default)
         if not conforms(value, p.type):
+            if _not_finite(value):
+                raise ParamError(f"{where}: parameter {p.name!r}: {value!r} is not a finite number ({p.doc})")
             raise ParamError(f"{where}: parameter {p.name!r}: expected {type_name(p.type)}, not {value!r} ({p.doc})")
         problem = p.check(value) if p.check is not None else None
         if problem is not None:

@@ -153,14 +153,7 @@ def load_yaml(path: str | Path) -> object:
     """A YAML file's content; a file that is missing, a folder, not UTF-8, not YAML or with a
     key given twice is a ``ConfigError`` naming it."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder; expected a YAML config file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+    text = _read_text(path, "a YAML config file")
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except ConfigError as err:
@@ -169,9 +162,36 @@ def load_yaml(path: str | Path) -> object:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
 
 
-def read_json(path: str | Path) -> object:
-    """A JSON file's content; a file that is not JSON is a ``ConfigError`` naming it."""
+def _read_text(path: Path, what: str) -> str:
+    """A file's text, strictly UTF-8; a folder, a missing file or other bytes are a ``ConfigError``."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected {what}")
     try:
-        return json.loads(Path(path).read_text())
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8") from None
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object that names each key once (``json`` keeps the last value without a word)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"key {key!r} appears twice in one object; give each key once")
+        out[key] = value
+    return out
+
+
+def read_json(path: str | Path) -> object:
+    """A JSON file's content; a file that is missing, a folder, not UTF-8, not JSON or with a key
+    given twice in one object is a ``ConfigError`` naming it."""
+    path = Path(path)
+    text = _read_text(path, "a JSON file")
+    try:
+        return json.loads(text, object_pairs_hook=_object)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON: {err}") from err
