@@ -17,14 +17,14 @@ import yaml
 
 from tdw import sweep as sweeps
 from tdw.config import FAMILIES_DIR as FAMILIES
-from tdw.config import ConfigError, Workbench, load_family, resolve
+from tdw.config import ConfigError, Workbench, load, load_family, resolve
 from tdw.io.atomic import link_or_copy, write_text
 from tdw.io.variant import read_metadata_json
 from tdw.layout import RESULTS, FamilyLayout, VariantLayout, find_variants
 from tdw.names import check_name
 from tdw.pages.dashboard.runs import RUNS
 from tdw.pages.sweep_spec import sweep_names
-from tdw.validation import load_yaml, schema
+from tdw.validation import schema
 
 ROOT = FAMILIES.parent  # the workbench checkout (Snakefile, families/)
 
@@ -191,7 +191,7 @@ def targets(config: Path, what: str, sweep: str | None = None) -> list[str]:
     """Snakemake targets: 'train' (checkpoints only), 'sweep' (the sweep page ``sweep`` and
     what it reads), 'reports' (train + analyze + reports, and the sweep page ``sweep`` where
     given) or 'all' (everything, static figures and every sweep page included)."""
-    wb = resolve(load_yaml(config), str(config), str(FAMILIES))
+    wb = load(config, str(FAMILIES))
     family = FamilyLayout(wb.results, wb.family.name)
     if what == "all":
         return ["all"]
