@@ -34,6 +34,7 @@ SECTIONS = [
             "overhead_p5_loaded",
             "dag_64",
             "dag_scale",
+            "dag_scale_main",
             "overhead_grid_p5",
             "overhead_grid_p59",
             "overhead_grid_p59_dry",
