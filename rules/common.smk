@@ -12,6 +12,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 from tdw import config as tdw_config
 from tdw import validation as tdw_validation
+from tdw.io.variant import variant_config
 from tdw.layout import FamilyLayout, cache_name, checkpoint_name
 from tdw.workflow import identity, integrity, plan
 from tdw.workflow.codehash import code_hash
@@ -441,7 +442,7 @@ def kept_caches(wb, v):
 # when the run starts (not in a dry run), before any job writes (tdw.workflow.identity).
 REPLACING = identity.check_existing(
     [
-        (variant_layout(v.name), identity.definition(train_params(v) | {"legacy_path": v.legacy_path}))
+        (variant_layout(v.name), variant_config(train_params(v) | {"legacy_path": v.legacy_path}))
         for v in (run_of(n).variant(n) for n in RUN_OF)
     ],
     identity.replace_names(config.get("replace"), CONFIG_SOURCE, RUN_OF),

@@ -14,6 +14,7 @@ import yaml
 from workflow_runs import run_snakemake
 
 from tdw import config as tdw_config
+from tdw.io.variant import variant_config
 from tdw.layout import FamilyLayout, VariantLayout
 from tdw.validation import ConfigError
 from tdw.workflow import identity
@@ -74,13 +75,13 @@ def run_params(name="p13_seed0", eps=1e-8, epochs=(0, 5), early_stop=None):
 
 def write_config(layout: VariantLayout, run: dict) -> None:
     layout.dir.mkdir(parents=True)
-    layout.config.write_text(json.dumps(identity.definition(run)))
+    layout.config.write_text(json.dumps(variant_config(run)))
 
 
 def test_a_differing_definition_is_refused_naming_the_key_and_both_values(tmp_path):
     layout = FamilyLayout(tmp_path, "modadd").variant("p13_seed0")
     write_config(layout, run_params())
-    wanted = [(layout, identity.definition(run_params(eps=1e-7)))]
+    wanted = [(layout, variant_config(run_params(eps=1e-7)))]
     with pytest.raises(ConfigError) as err:
         identity.check_existing(wanted, (), "c.yaml")
     msg = str(err.value)
@@ -94,21 +95,21 @@ def test_a_longer_schedule_or_early_stop_is_the_same_variant(tmp_path):
     layout = FamilyLayout(tmp_path, "modadd").variant("p13_seed0")
     write_config(layout, run_params())
     longer = run_params(epochs=(0, 5, 10, 20), early_stop={"test_loss_below": 0.1, "for_epochs": 5})
-    assert identity.check_existing([(layout, identity.definition(longer))], (), "c.yaml") == []
+    assert identity.check_existing([(layout, variant_config(longer))], (), "c.yaml") == []
 
 
 def test_a_run_not_finished_is_known_by_its_train_state(tmp_path):
     layout = FamilyLayout(tmp_path, "modadd").variant("p13_seed0")
     layout.train_state.mkdir(parents=True)
-    layout.state_key.write_text(json.dumps({"key": "abc", "config": identity.definition(run_params())}))
+    layout.state_key.write_text(json.dumps({"key": "abc", "config": variant_config(run_params())}))
     with pytest.raises(ConfigError, match="train.eps"):
-        identity.check_existing([(layout, identity.definition(run_params(eps=1e-7)))], (), "c.yaml")
+        identity.check_existing([(layout, variant_config(run_params(eps=1e-7)))], (), "c.yaml")
 
 
 def test_replace_sets_the_folder_aside_and_nothing_is_deleted(tmp_path):
     layout = FamilyLayout(tmp_path, "modadd").variant("p13_seed0")
     write_config(layout, run_params())
-    found = identity.check_existing([(layout, identity.definition(run_params(eps=1e-7)))], ("p13_seed0",), "c.yaml")
+    found = identity.check_existing([(layout, variant_config(run_params(eps=1e-7)))], ("p13_seed0",), "c.yaml")
     assert [c.variant for c in found] == ["p13_seed0"]
     assert layout.config.exists()  # only when the run starts
     (line,) = identity.set_aside(found)
@@ -128,7 +129,7 @@ def test_an_unreadable_definition_is_an_error_naming_the_file(tmp_path):
     layout.dir.mkdir(parents=True)
     layout.config.write_bytes(b"\xff{")
     with pytest.raises(ConfigError, match="config.json: cannot be read"):
-        identity.check_existing([(layout, identity.definition(run_params()))], (), "c.yaml")
+        identity.check_existing([(layout, variant_config(run_params()))], (), "c.yaml")
 
 
 @pytest.mark.slow
@@ -159,3 +160,17 @@ def test_workflow_refuses_then_replaces_a_differently_defined_variant(tmp_path):
     assert (old / "config.json").read_text() == before
     assert json.loads(layout.config.read_text())["train"]["eps"] == 1e-7
     shutil.rmtree(old)
+
+
+def test_the_trainer_writes_the_definition_the_workflow_compares(tmp_path):
+    """What a train job writes to config.json is ``variant_config`` of the parameters the
+    workflow passes it (the round trip through ModelConfig and TrainConfig changes nothing)."""
+    from tdw.train.state import TrainJob
+
+    run = run_params(early_stop={"test_loss_below": 0.1, "for_epochs": 2}) | {"relabel": "log"}
+    run["model"] = tdw_config.load_family("modadd").model_config(13).to_dict()
+    run["train"] = tdw_config.TrainConfig(
+        train_frac=0.5, early_stop=run["train"]["early_stop"]
+    ).to_dict()  # as train_params gives it
+    assert TrainJob.from_params(run, tmp_path / "v", "").run_config() == variant_config(run)
+    assert variant_config(run)["task"] == {"operation": "add", "p": 13, "relabel": "log"}

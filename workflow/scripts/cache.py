@@ -17,11 +17,7 @@ with job_log(snakemake.log[0], f"forward_cache {run['variant']} {snakemake.wildc
     family = load_family(snakemake.wildcards.family, str(Path(snakemake.scriptdir).parents[1] / "families"))  # noqa: F821
     model = ModelConfig(**run["model"]) if "model" in run else None  # absent: the family's at p
     variant = Variant(run["variant"], run["p"], run["seed"], run["train_frac"], (), data_seed=run.get("data_seed"), model=model)
-    # early stopping: the inputs are folders, the epochs reached those metadata.json lists
-    if "manifest" in snakemake.input.keys():  # noqa: F821
-        checkpoints, caches = reached_files(snakemake.input.manifest, snakemake.wildcards.probe)  # noqa: F821
-    else:
-        checkpoints = [Path(p) for p in snakemake.input.checkpoints]  # noqa: F821
-        caches = [Path(p) for p in snakemake.output.caches]  # noqa: F821
+    # the checkpoints metadata.json lists (the epochs reached, with early stopping) and their caches
+    checkpoints, caches = reached_files(snakemake.input.manifest, snakemake.wildcards.probe)  # noqa: F821
     seconds = cache_checkpoints(family, variant, snakemake.wildcards.probe, checkpoints, caches)  # noqa: F821
     print(f"{len(seconds)} checkpoints, {sum(seconds):.2f} s, max {max(seconds):.3f} s per checkpoint")

@@ -86,6 +86,36 @@ def _checkpoint_hash(source: Path | Mapping[str, np.ndarray]) -> str:
     return recorded_hash(source)
 
 
+def variant_config(run: dict) -> dict:
+    """A trained variant's ``config.json`` from its train job's parameters
+    (``rules/common.smk: train_params``: family, operation, model, train, variant, and relabel
+    or recipe where the family has one). The trainer writes it; the workflow compares it with a
+    variant already on disk (``tdw.workflow.identity``). For an imported variant (its
+    ``variant`` has ``legacy_test_every``; ``legacy_path`` names the file) the file defines it:
+    the train fraction and the source, not a recipe."""
+    v = run["variant"]
+    task = {"operation": run["operation"], "p": v["p"]}
+    if run.get("relabel") and "recipe" not in run:
+        task["relabel"] = run["relabel"]
+    config = {
+        "family": run["family"],
+        "variant": v["name"],
+        "task": task,
+        "seed": v["seed"],
+        "data_seed": v.get("data_seed", v["seed"]),
+        "architecture": run["model"],
+        "train": run["train"] | {"train_frac": v["train_frac"]},
+        "checkpoint_epochs": list(v["epochs"]),
+    }
+    if "recipe" in run:
+        config["recipe"] = run["recipe"]
+    if "legacy_test_every" in v:  # an imported variant: its file defines it, not a recipe
+        config["train"] = {"train_frac": v["train_frac"]}
+        config["legacy_source"] = run["legacy_path"]
+        del config["data_seed"]
+    return config
+
+
 def write_variant_files(
     layout: VariantLayout,
     config: dict,

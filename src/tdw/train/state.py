@@ -18,10 +18,9 @@ import torch
 
 from tdw.io.atomic import write_json
 from tdw.io.checkpoint import is_intact, load_tensors, save_tensors
-from tdw.io.variant import History, write_variant_files
+from tdw.io.variant import History, variant_config, write_variant_files
 from tdw.layout import VariantLayout, checkpoint_name
 from tdw.models.architecture import ModelConfig
-from tdw.tasks import modular as data
 from tdw.train.early_stop import Stopper, snapshot_stop
 from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
@@ -61,24 +60,19 @@ class TrainJob:
         return VariantLayout.at(self.out_dir)
 
     def run_config(self) -> dict:
-        """The variant's full description, written to config.json and into every checkpoint."""
-        config = {
+        """The variant's full description, written to config.json and into every checkpoint
+        (``tdw.io.variant.variant_config`` of the job's parameters)."""
+        v = self.variant
+        variant = {"name": v.name, "p": v.p, "seed": v.seed, "train_frac": v.train_frac, "epochs": list(v.epochs)}
+        run = {
             "family": self.family,
-            "variant": self.variant.name,
-            "task": self._task(),
-            "seed": self.variant.seed,
-            "data_seed": self.variant.data_seed,
-            "architecture": self.model.to_dict(),
-            "train": self.train.to_dict() | {"train_frac": self.variant.train_frac},
-            "checkpoint_epochs": list(self.variant.epochs),
+            "operation": self.operation,
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "variant": variant | {"data_seed": v.split_seed},
         }
-        return config | ({"recipe": self.recipe} if self.recipe is not None else {})
-
-    def _task(self) -> dict:
-        """The task as config.json records it (a sequence task has no pair grid: operation and vocabulary)."""
-        if self.recipe is not None:
-            return {"operation": self.operation, "p": self.variant.p}
-        return data.Task(self.operation, self.variant.p, self.relabel).to_config()
+        extra = {"relabel": self.relabel} if self.relabel else {}
+        return variant_config(run | extra | ({"recipe": self.recipe} if self.recipe is not None else {}))
 
     def key(self) -> str:
         """What the training trajectory depends on (not the schedule): resume only within it."""

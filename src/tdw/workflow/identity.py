@@ -3,8 +3,8 @@ of the same name defined differently is refused while the DAG is built, before a
 retrain it and replace its files.
 
 A variant's definition is what its ``config.json`` records (family, task, seeds,
-architecture, recipe; a legacy variant's source file) less what only extends or ends the
-run: the checkpoint schedule (more epochs or checkpoints resume) and early stopping. A
+architecture, recipe; a legacy variant's source file: ``tdw.io.variant.variant_config``, the
+function the trainer writes it with) less what only extends or ends the run: the checkpoint schedule (more epochs or checkpoints resume) and early stopping. A
 variant still training has no ``config.json`` yet; its ``train_state/key.json`` records the
 same definition. ``replace`` names variants whose differently defined folder the user asks
 to set aside: the folder moves to ``<family>/replaced/<variant>-<UTC time>/`` (nothing is
@@ -26,33 +26,6 @@ from tdw.layout import FamilyLayout, VariantLayout
 # Keys of config.json that extend or end a run rather than define it.
 NOT_DEFINING = ("checkpoint_epochs", "legacy_config")
 NOT_DEFINING_TRAIN = ("early_stop",)
-
-
-def definition(run: dict) -> dict:
-    """The definition of the variant a train or import job's ``run`` parameters describe
-    (``rules/common.smk: train_params``), as its ``config.json`` records it, every key,
-    schedule included. ``legacy``: the legacy file's path, for an imported variant."""
-    v = run["variant"]
-    task = {"operation": run["operation"], "p": v["p"]}
-    if run.get("relabel") and "recipe" not in run:
-        task["relabel"] = run["relabel"]
-    config = {
-        "family": run["family"],
-        "variant": v["name"],
-        "task": task,
-        "seed": v["seed"],
-        "data_seed": v.get("data_seed", v["seed"]),
-        "architecture": run["model"],
-        "train": run["train"] | {"train_frac": v["train_frac"]},
-        "checkpoint_epochs": list(v["epochs"]),
-    }
-    if "recipe" in run:
-        config["recipe"] = run["recipe"]
-    if "legacy_test_every" in v:  # an imported variant: its file defines it, not a recipe
-        config["train"] = {"train_frac": v["train_frac"]}
-        config["legacy_source"] = run["legacy_path"]
-        del config["data_seed"]
-    return config
 
 
 def defining(config: dict) -> dict:
