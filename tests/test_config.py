@@ -169,6 +169,10 @@ def test_analyzers_as_a_list_select_and_as_a_mapping_override():
     assert wb.analyzer_params("neuron_clusters") == {"threshold": 0.5}
     with pytest.raises(ConfigError, match="'attention' is not run by this config"):
         wb.analyzer_params("attention")
+    # an analyzer the family offers on request runs only where the config names it
+    assert "llc_calibration" not in resolve(with_(), "cfg.yaml").analyzers
+    named = resolve(with_(analyzers={"llc": None, "llc_calibration": {"epoch": 10}}), "cfg.yaml")
+    assert named.analyzers == ("llc", "llc_calibration") and "llc_calibration" in named.figures
     figure = resolve(with_(figures={"loss_curves": {"width": 500, "log_y": False}}), "cfg.yaml").figures["loss_curves"]
     assert figure["params"] == {"train_color": "#1f77b4", "test_color": "#d62728", "width": 500, "height": 450, "log_y": False}
 

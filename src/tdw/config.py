@@ -286,11 +286,11 @@ def _frac_key(config: dict) -> str:
 def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dict[str, dict]:
     """Analyzer -> resolved params. ``analyzers`` in a config is a list (the family's
     analyzers to run) or a mapping (those to run, each with parameter overrides, ``{}`` or
-    null for none); absent: all the family offers."""
+    null for none); absent: all the family offers except those it marks ``on_request``."""
     from tdw.analyzers import REGISTRY, get
     from tdw.analyzers.base import supports, unsupported
 
-    selected = config.get("analyzers", list(spec["analyzers"]))
+    selected = config.get("analyzers", [n for n, entry in spec["analyzers"].items() if not entry.get("on_request")])
     overrides = selected if isinstance(selected, dict) else {}
     for name in selected:  # one the family cannot offer: say why
         if name in REGISTRY and name not in spec["analyzers"] and not supports(get(name), spec["task"]):
