@@ -17,7 +17,7 @@ from typing import Any
 from tdw.families import FAMILIES_DIR, load_family
 from tdw.tasks import sequence
 from tdw.validation import ConfigError, check_path_name, checked_params, load_yaml, validate
-from tdw.workbench import FAMILY_TRAIN, Family, TrainConfig, Variant, Workbench
+from tdw.workbench import FAMILY_TRAIN, Family, TrainConfig, Variant, Workbench, default_analyzers
 from tdw.workflow.resources import TRAIN_MEM_MB, check_variant_sizes
 
 # Also offered here for the rules, scripts and tests that take them with the resolve step.
@@ -290,7 +290,7 @@ def _resolve_analyzers(config: dict, spec: dict, probe: str, source: str) -> dic
     from tdw.analyzers import REGISTRY, get
     from tdw.analyzers.base import supports, unsupported
 
-    selected = config.get("analyzers", [n for n, entry in spec["analyzers"].items() if not entry.get("on_request")])
+    selected = config.get("analyzers", default_analyzers(spec))
     overrides = selected if isinstance(selected, dict) else {}
     for name in selected:  # one the family cannot offer: say why
         if name in REGISTRY and name not in spec["analyzers"] and not supports(get(name), spec["task"]):

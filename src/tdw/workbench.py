@@ -91,6 +91,17 @@ class Family:
     def operation(self) -> str:
         return self.spec["task"]["operation"]
 
+    @property
+    def default_analyzers(self) -> list[str]:
+        """The analyzers a config without ``analyzers`` runs (``default_analyzers``)."""
+        return default_analyzers(self.spec)
+
+
+def default_analyzers(spec: dict) -> list[str]:
+    """The analyzers a family's ``spec`` runs where a config does not choose: all it offers
+    except those it marks ``on_request``, in its order."""
+    return [name for name, entry in spec["analyzers"].items() if not entry.get("on_request")]
+
 
 @dataclass(frozen=True)
 class Workbench:
