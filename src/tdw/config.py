@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tdw.families import FAMILIES_DIR, load_family
+from tdw.models.architecture import ModelConfig
 from tdw.tasks import sequence
 from tdw.validation import ConfigError, check_path_name, checked_params, load_yaml, validate
 from tdw.workbench import FAMILY_TRAIN, Family, TrainConfig, Variant, Workbench, default_analyzers
@@ -66,6 +67,25 @@ def check_takes_effect(train: TrainConfig, epochs: tuple[int, ...], name: str, s
             f"{source}: key 'train.grokfast.window': {filt['window']} for variant {name}, which takes {last} steps: the "
             f"filter acts once the window is full, so it never would (and would keep every gradient); give at most {last}"
         )
+
+
+def check_tracking(train: TrainConfig, model: ModelConfig, family: Family, name: str, source: str) -> None:
+    """A ``train.tracking`` setting runs on the variant's model with the family's recipe: its hooks
+    exist and are one vector per position (``tdw.train.tracking.hook_problem``), and the family
+    trains full batch (the minibatch trainer does not track)."""
+    if train.tracking is None:
+        return
+    from tdw.train.tracking import hook_problem
+
+    recipe = family.spec.get("training", {}).get("recipe", "full_batch")
+    if recipe != "full_batch":
+        raise ConfigError(
+            f"{source}: key 'train.tracking': family {family.name!r} trains with the {recipe!r} recipe; tracking "
+            "is offered for full-batch training only: remove train.tracking"
+        )
+    problem = hook_problem(train.tracking, model)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem} (variant {name}, family {family.name!r})")
 
 
 def is_prime(n: int) -> bool:
@@ -265,6 +285,7 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         vt = replace(train, **recipe) if recipe else train
         tags = tuple(sweep.tags(combo, family, FAMILY_TRAIN))
         check_takes_effect(vt, epochs, name, source)
+        check_tracking(vt, model or family.model_config(combo["p"]), family, name, source)
         if vt.early_stop is not None and epochs[0] != 0:
             raise ConfigError(
                 f"{source}: key 'checkpoints': variant {name} stops early (train.early_stop) but its schedule starts at "

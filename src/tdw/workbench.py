@@ -27,12 +27,14 @@ class TrainConfig:
     grokfast: dict | None = field(default=None, hash=False)
     # None, or {test_loss_below, for_epochs}: stop once test loss has stayed below the threshold that long (tdw.train.early_stop)
     early_stop: dict | None = field(default=None, hash=False)
+    # None, or {every, measures, hooks, probe_rows, probe_seed}: measures logged between checkpoints (tdw.train.tracking)
+    tracking: dict | None = field(default=None, hash=False)
 
     def to_dict(self) -> dict:
-        """The recipe as written to config.json; ``grokfast`` and ``early_stop`` only when on, so a
-        run without them is described as before they existed."""
+        """The recipe as written to config.json; ``grokfast``, ``early_stop`` and ``tracking`` only
+        when on, so a run without them is described as before they existed."""
         out = asdict(self) | {"betas": list(self.betas)}
-        for name in ("grokfast", "early_stop"):
+        for name in ("grokfast", "early_stop", "tracking"):
             if out[name] is None:
                 del out[name]
         return out

@@ -5,7 +5,10 @@ checkpoint, log10 of the total sum of squared weights and the Gini coefficient o
 embedding's Fourier norms. Phase boundaries (end of memorisation, grokking onset = start of
 cleanup, end of cleanup) and jumps (``tdw.analyzers.jumps``) are reported as epoch intervals bounded
 by the surrounding checkpoints, with their evidence (loss at the boundary, jump size and
-z-score).
+z-score). Where the run tracked measures during training (``train.tracking``), their
+whole-model curves (gradient norm, weight norm, relative update, each hook's participation
+ratio) are stored on their own ``tracked_epoch`` axis and searched for jumps too: a jump in
+them is located to the tracking interval before it is bracketed by checkpoints.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from tdw.analyzers.base import Analyzer, CheckpointView, Param, StepValues
 from tdw.analyzers.fourier import embedding_component_norms, gini
 from tdw.analyzers.jumps import bracket, detect_jumps, grokking_phases
 from tdw.analyzers.weightmath import total_sum_sq
-from tdw.io.history import read_history
+from tdw.io.history import read_history, read_tracking
 
 BOUNDARIES = ("memorisation_end", "cleanup_start", "cleanup_end")
 
@@ -27,6 +30,25 @@ def _jump_rows(name: str, y: np.ndarray, epochs: np.ndarray, checkpoints: np.nda
         (name, bracket(epochs[j["index"] - 1], checkpoints)[0], bracket(epochs[j["index"]], checkpoints)[1], j["jump"], j["z"])
         for j in found
     ]
+
+
+def _tracked_curves(tracked: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, str]]:
+    """The whole-model curves of the measures tracked during training, on their own epochs: the
+    gradient norm, the total weight norm and relative update (from the per-parameter norms:
+    ||dw_k|| = ratio_k ||w_k||), and each hook's participation ratio."""
+    out: dict[str, tuple[np.ndarray, str]] = {"tracked_epoch": (tracked["track_epoch"], "tracked_epoch")}
+    nan = np.full(len(tracked["track_epoch"]), np.nan)
+    out["tracked_grad_norm"] = (tracked.get("grad_norm", nan), "tracked_epoch")
+    norms = tracked.get("weight_norm")
+    total = np.sqrt((norms**2).sum(1)) if norms is not None else nan
+    out["tracked_weight_norm"] = (total, "tracked_epoch")
+    ratio = tracked.get("update_ratio")
+    moved = np.sqrt(((ratio * norms) ** 2).sum(1)) / total if ratio is not None and norms is not None else nan
+    out["tracked_update_ratio"] = (moved, "tracked_epoch")
+    if "dim_participation_ratio" in tracked:
+        out["tracked_hook"] = (np.array(tracked["track_hook"], dtype="S"), "tracked_hook")
+        out["tracked_participation_ratio"] = (tracked["dim_participation_ratio"], "tracked_epoch tracked_hook")
+    return out
 
 
 class Transitions(Analyzer):
@@ -87,6 +109,16 @@ class Transitions(Analyzer):
         rows += _jump_rows("total_sum_sq_weights", np.log10(out["total_sum_sq_weights"][0]), epochs, epochs, params)
         if np.isfinite(out["gini_embed"][0]).all():
             rows += _jump_rows("gini_embed", out["gini_embed"][0], epochs, epochs, params)
+        tracked = read_tracking(state["history"])
+        if tracked:
+            out |= _tracked_curves(tracked)
+            te = tracked["track_epoch"]
+            rows += _jump_rows("tracked_grad_norm", np.log10(np.maximum(out["tracked_grad_norm"][0], 1e-300)), te, epochs, params)
+            rows += _jump_rows("tracked_weight_norm", np.log10(out["tracked_weight_norm"][0]), te, epochs, params)
+            if "tracked_participation_ratio" in out:
+                for j, hook in enumerate(tracked["track_hook"]):
+                    pr = out["tracked_participation_ratio"][0][:, j]
+                    rows += _jump_rows(f"tracked_participation_ratio:{hook}", pr, te, epochs, params)
         cols = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
         out |= {
             "jump_series": (np.array(cols[0], dtype="S"), "jump"),

@@ -39,6 +39,8 @@ class History:
     test_loss: np.ndarray
     test_epoch: np.ndarray
     attrs: dict = field(default_factory=dict)
+    # measures logged between checkpoints, {name: (array, dims)} on the track_epoch axis (tdw.train.tracking)
+    tracked: dict = field(default_factory=dict)
 
     def last(self, which: str) -> float | None:
         values = np.asarray(getattr(self, f"{which}_loss"))
@@ -158,7 +160,15 @@ def write_variant_files(
             save_checkpoint(layout.checkpoint(epoch), source, (checkpoint_meta or {}) | {"epoch": epoch})
         else:
             link_or_copy(source, layout.checkpoint(epoch))
-    write_history(layout.history, history.train_loss, history.train_epoch, history.test_loss, history.test_epoch, history.attrs)
+    write_history(
+        layout.history,
+        history.train_loss,
+        history.train_epoch,
+        history.test_loss,
+        history.test_epoch,
+        history.attrs,
+        history.tracked,
+    )
     write_json(layout.config, config)
     write_json(layout.metadata, metadata)
     return metadata

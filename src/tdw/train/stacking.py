@@ -4,12 +4,13 @@ reads it while the DAG is built, and the trainer checks the same key before it s
 A stack holds one tensor per parameter with a leading model axis, one train/test split shape
 and one optimizer and filter state layout, so the models share the task, the architecture, p,
 the train fraction (the split's size), the checkpoint schedule, the test-loss spacing and the
-Grokfast filter's kind and window. Everything else is per model: the seed, the data seed, lr,
+Grokfast filter's kind and window, and the tracking setting. Everything else is per model: the seed, the data seed, lr,
 weight decay, betas, eps, warm-up and the filter's alpha and lamb.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,4 +30,5 @@ def stack_key(
 ) -> tuple:
     """Equal for variants that may train as one stack (``model``: a ``ModelConfig``, None for the
     family's at ``p``; ``train``: a ``TrainConfig``)."""
-    return (operation, model, p, train_frac, tuple(epochs), train.test_loss_every, filter_layout(train.grokfast))
+    tracking = json.dumps(train.tracking, sort_keys=True)  # one tracker per stack
+    return (operation, model, p, train_frac, tuple(epochs), train.test_loss_every, filter_layout(train.grokfast), tracking)

@@ -24,6 +24,7 @@ from tdw.models.architecture import ModelConfig
 from tdw.train.early_stop import Stopper, snapshot_stop
 from tdw.train.grokfast import GradFilter
 from tdw.train.optim import AdamWHyper, StackedAdamW
+from tdw.train.tracking import Tracker
 from tdw.workbench import TrainConfig, Variant
 
 
@@ -104,6 +105,7 @@ class TrainState:
         self.test_epoch: list[int] = []
         self.epoch = 0
         self.stopper = Stopper([t.early_stop for t in trains])
+        self.tracker: Tracker | None = None  # measures between checkpoints (tdw.train.tracking), set by the trainer
 
     def step(self, losses: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """One optimizer step after epoch ``epoch`` on the per-model losses [S]; returns the
@@ -136,6 +138,8 @@ class TrainState:
         tensors["train_loss"] = torch.tensor(self.train_loss[i], dtype=torch.float64)
         tensors["test_loss"] = torch.tensor(self.test_loss[i], dtype=torch.float64)
         tensors["test_epoch"] = torch.tensor(self.test_epoch[: len(self.test_loss[i])], dtype=torch.int64)
+        if self.tracker is not None:
+            tensors |= {k: torch.from_numpy(v) for k, v in self.tracker.state(i).items()}
         meta = {"epoch": str(self.epoch), "step": str(self.opt.step_count), "key": key}
         if self.trains[i].early_stop is not None:  # a stopped model's snapshot: frozen weights, history to its stop
             meta["stopped"] = str(self.stopper.stopped[i] if self.stopper.stopped[i] is not None else "")
@@ -157,6 +161,11 @@ class TrainState:
         self.epoch = int(meta["epoch"])
         for i, s in enumerate(snaps):
             self.stopper.replay(i, s["test_epoch"].tolist(), self.test_loss[i])
+
+    def load_tracking(self, paths: list[Path]) -> None:
+        """Restore the tracked series from the snapshots (after ``load``)."""
+        if self.tracker is not None:
+            self.tracker.load([load_tensors(p)[0] for p in paths])
 
 
 def scheduled_lr(train: TrainConfig, epoch: int) -> float:
@@ -229,6 +238,7 @@ def finish_variant(job: TrainJob, state: TrainState, i: int, store: Path, timing
         np.array(state.test_loss[i]),
         np.array(state.test_epoch[: len(state.test_loss[i])]),
         attrs,
+        state.tracker.datasets(i, len(state.train_loss[i]) - 1) if state.tracker is not None else {},
     )
     timings = timings | {"total_seconds": time.perf_counter() - t_start}
     final = max(v.epochs) if stop is None or stop["stop_epoch"] is None else stop["stop_epoch"]

@@ -114,6 +114,10 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     state = TrainState(
         [{k: t.to(device) for k, t in init_params(cfg, j.variant.seed).items()} for j in jobs], [j.train for j in jobs]
     )
+    if tc.tracking is not None:
+        from tdw.train.tracking import Tracker
+
+        state.tracker = Tracker(tc.tracking, cfg, v0.p, list(state.params), len(jobs))
     start = resume_epoch(jobs, snaps)
     if start:
         state.load([job.layout.snapshot for job in jobs], device)
@@ -122,6 +126,8 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         log(f"[train {names}] snapshots do not cover the schedule; starting at epoch 0")
 
     x_train, y_train, x_test, y_test = _split_tensors(jobs, device)
+    if state.tracker is not None and start:
+        state.load_tracking([job.layout.snapshot for job in jobs])
     prov = provenance()
     ckpt_meta = [{"family": j.family, "variant": j.variant.name, "config": j.run_config(), "provenance": prov} for j in jobs]
     t_loop = time.perf_counter()
@@ -147,7 +153,12 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         progress.step(f"train {worst[0]:.3e} test {worst[1]:.3e} (worst of {len(jobs)})")
         if epoch == last_epoch or state.stopper.all_stopped():
             break
-        state.step(losses, epoch)
+        tracked = state.tracker is not None and state.tracker.due(epoch)
+        if tracked:
+            state.tracker.before_step(epoch, state.params)
+        grads = state.step(losses, epoch)
+        if tracked:
+            state.tracker.after_step(grads, state.params)
     timings: dict[str, Any] = {
         "train_seconds": time.perf_counter() - t_loop,
         "epochs_trained": epoch - start,
