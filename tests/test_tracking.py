@@ -158,3 +158,11 @@ def test_bad_tracking_is_refused_naming_the_key(tracking, family, needles):
 def test_the_mlp_family_tracks_its_hooks():
     wb = resolve(BASE | {"family": "modadd_mlp", "train": {"tracking": {"hooks": ["mlp.hook_post"]}}}, "cfg.yaml")
     assert wb.variants[0].train.tracking == {"hooks": ["mlp.hook_post"]}
+
+
+def test_switching_tracking_on_for_a_trained_variant_is_a_different_definition(runs):
+    from tdw.workflow.identity import defining, differences
+
+    off = json.loads((runs["off"] / "config.json").read_text())
+    on = json.loads((runs["on"] / "config.json").read_text())
+    assert [d[0] for d in differences(defining(off), defining(on))] == ["train.tracking"]
