@@ -65,7 +65,11 @@ def main() -> None:
     if args.json:
         rows = [
             ["tracking off", round(off, 1), None],
-            [f"tracking every {args.every} epochs (all four measures, {len(HOOKS)} hooks, 256 probe rows)", round(on, 1), result["overhead_pct"]],
+            [
+                f"tracking every {args.every} epochs (all four measures, {len(HOOKS)} hooks, 256 probe rows)",
+                round(on, 1),
+                result["overhead_pct"],
+            ],
         ]
         notes = (
             f"The default config's setting (modadd, p = 113, 50 % train, two seeds as one stack, train and test loss every epoch), "

@@ -166,3 +166,19 @@ def test_switching_tracking_on_for_a_trained_variant_is_a_different_definition(r
     off = json.loads((runs["off"] / "config.json").read_text())
     on = json.loads((runs["on"] / "config.json").read_text())
     assert [d[0] for d in differences(defining(off), defining(on))] == ["train.tracking"]
+
+
+def test_the_transitions_figure_draws_the_tracked_curves(runs):
+    from tdw.analyzers.runner import run_analyzer
+    from tdw.figures import builder
+    from tdw.io.h5 import load_artifact
+
+    root = runs["on"]
+    out = root / "artifacts" / "transitions_fig.h5"
+    ckpts = [root / "checkpoints" / f"checkpoint_epoch_{e:05d}.safetensors" for e in EPOCHS]
+    run_analyzer("transitions", {"window": 2}, ckpts, [None] * len(ckpts), out, {"variant": "t"}, history=root / "history.h5")
+    art = load_artifact(out)
+    fig = builder("transitions")({"artifact": art}, {"line_color": "#000", "width": 900, "height": 550}, "t")
+    grad = next(t for t in fig.data if t.name == "gradient norm")
+    assert list(grad.x) == art["tracked_epoch"].tolist()
+    np.testing.assert_allclose(grad.y, np.log10(art["tracked_grad_norm"]))

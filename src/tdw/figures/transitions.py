@@ -2,7 +2,8 @@
 of squared weights and the Gini coefficient of the embedding's Fourier norms, per
 checkpoint): grokking phase boundaries as shaded, labelled intervals bounded by the
 surrounding checkpoints, detected jumps in any curve as grey bands, and the estimated
-boundary epochs as dotted lines. (The loss history is not in this artifact; the
+boundary epochs as dotted lines; where the run tracked measures during training, a third
+panel with the gradient norm and the relative update at their own, finer epochs. (The loss history is not in this artifact; the
 ``loss_curves`` figure shows it.)"""
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     boundary*, jump*)."""
     art = data["artifact"]
     epochs = art["epoch"]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    tracked = "tracked_epoch" in art and np.isfinite(art["tracked_grad_norm"]).any()
+    rows = 3 if tracked else 2
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     series: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray]], ...] = (
         ("total_sum_sq_weights", "log10 sum sq. weights", np.log10),
         ("gini_embed", "Gini of W_E", np.asarray),
@@ -58,6 +61,24 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             col=1,
         )
         fig.update_yaxes(title_text=name, row=row, col=1)
+    if tracked:  # measured during training, every few epochs: finer than the checkpoints
+        for key, name, dash in (
+            ("tracked_grad_norm", "gradient norm", "solid"),
+            ("tracked_update_ratio", "relative update", "dot"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=art["tracked_epoch"],
+                    y=np.log10(np.where(art[key] > 0, art[key], np.nan)),
+                    name=name,
+                    mode="lines",
+                    line={"color": params["line_color"], "dash": dash},
+                    hovertemplate=f"epoch %{{x}}<br>log10 {name} %{{y:.3f}}<extra></extra>",
+                ),
+                row=3,
+                col=1,
+            )
+        fig.update_yaxes(title_text="log10 (tracked)", row=3, col=1)
     for lo, hi, series_name in zip(art["jump_lo"], art["jump_hi"], text(art["jump_series"]), strict=True):
         fig.add_vrect(x0=lo, x1=hi, fillcolor="#888", opacity=0.15, line_width=0, row="all", col=1, name=f"jump:{series_name}")
     for i, (name, lo, hi, est) in enumerate(intervals(art)):
@@ -67,10 +88,10 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         # Staggered labels above the plot: boundaries close in epoch do not overprint.
         label = {"text": name.replace("_", " "), "showarrow": False, "font": {"size": 10, "color": color}}
         fig.add_annotation(x=est, y=1.0, xref="x", yref="paper", yanchor="bottom", yshift=14 * i, **label)
-    for row in (1, 2):
-        axis = "" if row == 1 else "2"
+    for row in range(1, rows + 1):
+        axis = "" if row == 1 else str(row)
         add_epoch_indicator(fig, int(epochs[-1]), xref=f"x{axis}", yref=f"y{axis} domain")
     fig.update_xaxes(range=epoch_range(epochs))
-    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    fig.update_xaxes(title_text="epoch", row=rows, col=1)
     fig.update_layout(title=title, width=params["width"], height=params["height"], margin={"t": 90})
     return fig

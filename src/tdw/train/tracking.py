@@ -148,7 +148,7 @@ class Tracker:
 
     def state(self, i: int) -> dict[str, np.ndarray]:
         """Model i's series for the resume snapshot (``track/<name>``)."""
-        out = {"track/epoch": np.asarray(self.epochs, np.int64)}
+        out: dict[str, np.ndarray] = {"track/epoch": np.asarray(self.epochs, np.int64)}
         for key in self.keys:
             out[f"track/{key}"] = np.stack([v[i] for v in self.series[key]]) if self.series[key] else np.zeros((0,))
         return out

@@ -153,12 +153,12 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
         progress.step(f"train {worst[0]:.3e} test {worst[1]:.3e} (worst of {len(jobs)})")
         if epoch == last_epoch or state.stopper.all_stopped():
             break
-        tracked = state.tracker is not None and state.tracker.due(epoch)
-        if tracked:
-            state.tracker.before_step(epoch, state.params)
+        tracker = state.tracker if state.tracker is not None and state.tracker.due(epoch) else None
+        if tracker is not None:
+            tracker.before_step(epoch, state.params)
         grads = state.step(losses, epoch)
-        if tracked:
-            state.tracker.after_step(grads, state.params)
+        if tracker is not None:
+            tracker.after_step(grads, state.params)
     timings: dict[str, Any] = {
         "train_seconds": time.perf_counter() - t_loop,
         "epochs_trained": epoch - start,
