@@ -21,7 +21,10 @@ REQUIRED = ("name", "title", "command", "commit", "date", "machine", "columns", 
 # The document's sections and the results in each, in order; a result file not listed here
 # goes under "Other results".
 SECTIONS = [
-    ("Training", ["train_speed", "train_epoch_parts", "train_stacked_seeds", "train_stacked_hyper", "grokfast_cost"]),
+    (
+        "Training",
+        ["train_speed", "train_epoch_parts", "train_stacked_seeds", "train_stacked_hyper", "grokfast_cost", "tracking_cost"],
+    ),
     ("Forward pass and cache", ["cache_write"]),
     ("The default config's whole pipeline", ["pipeline_default"]),
     ("Analyzers", ["analyzers_400", "tables_csv"]),
@@ -59,7 +62,9 @@ and `tests/test_docs.py` fails when this file and the result files disagree. Res
 "recorded" were measured by the same scripts in earlier sessions and entered from their
 output. The development machine has 2 CPU cores shared with other sessions, so its load is
 given with each result; where a claim is a ratio, both sides were measured in the same run.
-No GPU was lent to the sessions that measured these, so all numbers are CPU.
+No GPU was lent to the sessions that measured these, so all numbers are CPU. For the day one
+is: `bench/bench_gpu.py` trains 1 and 8 stacked p = 113 variants, runs the LLC on one
+checkpoint and the forward pass of 100 checkpoints, and writes its table with `--json gpu`.
 """
 
 
