@@ -1,0 +1,187 @@
+"""Weight matching (``tdw.analyzers.rebasin``) and the linear-mode-connectivity analyzer
+(``tdw.analyzers.lmc``): permuting neurons and heads leaves the hooked forward's logits
+unchanged; matching a permuted copy recovers the permutation (and attains the brute-force
+maximum of the objective on random models); a checkpoint with itself or with its own
+permuted copy has a flat line; two independently trained seeds have a barrier that matching
+does not raise; the analyzer end to end on two trained p = 13 variants."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import log_softmax
+
+from tdw.analyzers import lmc, rebasin
+from tdw.analyzers.runner import checkpoint_view, run_analyzer
+from tdw.config import TrainConfig, Variant, load_family
+from tdw.io.h5 import load_artifact
+from tdw.models.architecture import ModelConfig
+from tdw.models.hooked import HookedModAdd
+from tdw.models.mlp import HookedMLP
+from tdw.models.weights import init_params
+from tdw.tasks import modular
+
+ONE = ModelConfig(p=7, d_model=16, n_heads=4, d_mlp=24)
+TWO = ModelConfig(p=7, n_layers=2, d_model=16, n_heads=4, d_mlp=12, act="gelu", layernorm=True)
+MLP = ModelConfig(p=7, model="mlp", d_model=8, d_mlp=10)
+EPOCHS = (0, 10, 20, 30)
+
+
+def random_weights(cfg: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+    return {k: v.numpy().astype(np.float64) for k, v in init_params(cfg, seed).items()}
+
+
+def random_perms(cfg: ModelConfig, weights: dict, seed: int) -> dict[str, np.ndarray]:
+    """A permutation of every unit group, each drawn again until it is not the identity."""
+    rng = np.random.default_rng(seed)
+    perms = {}
+    for group in rebasin.unit_groups(cfg, set(weights)):
+        n = group.size(weights)
+        while np.array_equal(perm := rng.permutation(n), np.arange(n)):
+            pass
+        perms[group.name] = perm
+    for perm in perms.values():
+        assert not np.array_equal(perm, np.arange(len(perm)))
+    return perms
+
+
+def hooked_logits(cfg: ModelConfig, weights: dict) -> np.ndarray:
+    """Logits at every position of every input pair, by the hooked model (TransformerLens)."""
+    params = {k: torch.tensor(v, dtype=torch.float64) for k, v in weights.items()}
+    model = (HookedMLP if cfg.is_mlp else HookedModAdd).from_params(cfg, params).double()
+    with torch.no_grad():
+        return model(torch.as_tensor(modular.tokens(cfg.p, np.arange(cfg.p**2)))).numpy()
+
+
+@pytest.mark.parametrize("cfg", [ONE, TWO, MLP], ids=["one_layer", "two_layer_ln_gelu", "mlp"])
+def test_permuted_units_compute_the_same_logits(cfg):
+    w = random_weights(cfg, 0)
+    perms = random_perms(cfg, w, 1)
+    permuted = rebasin.permute(w, perms, cfg)
+    assert any(not np.array_equal(permuted[k], w[k]) for k in w)
+    np.testing.assert_allclose(hooked_logits(cfg, permuted), hooked_logits(cfg, w), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", [ONE, TWO, MLP], ids=["one_layer", "two_layer_ln_gelu", "mlp"])
+def test_matching_recovers_the_permutation(cfg):
+    w = random_weights(cfg, 2)
+    perms = random_perms(cfg, w, 3)
+    found = rebasin.match_weights(w, rebasin.permute(w, perms, cfg), cfg)
+    for name, perm in perms.items():
+        np.testing.assert_array_equal(found[name], np.argsort(perm))  # the inverse: B's unit perm^-1[i] is A's i
+    restored = rebasin.permute(rebasin.permute(w, perms, cfg), found, cfg)
+    for k in w:
+        np.testing.assert_array_equal(restored[k], w[k])
+
+
+def test_matching_attains_the_brute_force_maximum():
+    """On two unrelated models the assignment's objective is the best over all 4! head orders
+    and all 6! neuron orders (each group's objective is separate: the residual stream is fixed)."""
+    cfg = ModelConfig(p=5, d_model=8, n_heads=4, d_mlp=6)
+    a, b = random_weights(cfg, 4), random_weights(cfg, 5)
+    found = rebasin.match_weights(a, b, cfg)
+    for group in rebasin.unit_groups(cfg, set(a)):
+        best = max(
+            rebasin.matching_objective(a, rebasin.permute(b, {group.name: np.array(p)}, cfg), cfg)
+            for p in itertools.permutations(range(group.size(a)))
+        )
+        got = rebasin.matching_objective(a, rebasin.permute(b, {group.name: found[group.name]}, cfg), cfg)
+        assert got == pytest.approx(best, rel=1e-12)
+        assert got > rebasin.matching_objective(a, b, cfg)  # the identity is not the optimum here
+
+
+def test_permute_refuses_a_non_permutation():
+    w = random_weights(ONE, 0)
+    with pytest.raises(ValueError, match="not a permutation"):
+        rebasin.permute(w, {"blocks.0.attn": np.array([0, 0, 1, 2])}, ONE)
+
+
+def test_barrier_closed_forms():
+    alphas = np.linspace(0, 1, 5)
+    assert lmc.barrier(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), alphas) == pytest.approx(0.0)  # on the chord
+    assert lmc.barrier(np.array([1.0, 2.0, 3.5, 2.0, 1.0]), alphas) == pytest.approx(2.5)
+    assert lmc.barrier(np.array([1.0, 0.5, 0.2, 0.5, 1.0]), alphas, sign=-1.0) == pytest.approx(0.8)
+
+
+def rows_of(cfg: ModelConfig, train_frac: float = 0.5, seed: int = 0) -> dict:
+    train, test = modular.split(cfg.p, train_frac, seed)
+    return {s: (modular.tokens(cfg.p, i), modular.labels(cfg.p, i)) for s, i in zip(lmc.SPLITS, (train, test), strict=True)}
+
+
+@pytest.mark.parametrize("cfg", [ONE, TWO], ids=["one_layer", "two_layer_ln_gelu"])
+def test_a_checkpoint_with_itself_and_its_permuted_copy_is_flat(cfg):
+    w = random_weights(cfg, 6)
+    rows = rows_of(cfg)
+    same = lmc.pair_measures(w, w, cfg, rows, 5, "cpu")
+    np.testing.assert_allclose(same["loss"], same["loss"][..., :1].repeat(5, -1), atol=1e-6)
+    np.testing.assert_allclose(same["barrier"], 0.0, atol=1e-6)
+    np.testing.assert_array_equal(same["distance"], 0.0)
+    np.testing.assert_array_equal(same["fixed_units"], 1.0)
+    copy = lmc.pair_measures(w, rebasin.permute(w, random_perms(cfg, w, 7), cfg), cfg, rows, 5, "cpu")
+    matched = copy["loss"][1]
+    np.testing.assert_allclose(matched, matched[..., :1].repeat(5, -1), atol=1e-6)
+    np.testing.assert_allclose(copy["barrier"][1], 0.0, atol=1e-6)
+    assert copy["distance"][0] > 1.0 and copy["distance"][1] == 0.0
+    assert np.all(copy["fixed_units"] < 1.0)
+    np.testing.assert_allclose(copy["loss"][0][:, [0, -1]], matched[:, [0, -1]], atol=1e-6)  # the same endpoints
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory) -> dict:
+    """Two seeds of the p = 13 modadd model trained side by side, and the analyzer on seed 0
+    with seed 1 as its partner."""
+    from tdw.train.trainer import TrainJob, train_variant
+
+    family = load_family("modadd")
+    root = tmp_path_factory.mktemp("results") / "modadd"
+    ckpts = {}
+    for seed in (0, 1):
+        v = Variant(f"p13_seed{seed}", 13, seed, 0.5, EPOCHS)
+        train_variant(TrainJob("modadd", "add", family.model_config(13), TrainConfig(train_frac=0.5), v, root / v.name))
+        ckpts[seed] = [root / v.name / "checkpoints" / f"checkpoint_epoch_{e:05d}.safetensors" for e in EPOCHS]
+    out = root / "p13_seed0" / "artifacts" / "lmc.h5"
+    run_analyzer("lmc", {"partner": "p{p}_seed1", "points": 5}, ckpts[0], None, out, {"variant": "p13_seed0"})
+    return {"ckpts": ckpts, "artifact": load_artifact(out)}
+
+
+def hooked_loss(view) -> tuple[float, float]:
+    """Train and test cross-entropy of a checkpoint by the hooked model (float64)."""
+    logp = log_softmax(hooked_logits(view.model, view.weights)[:, -1], axis=-1)  # [p^2, vocab], row a * p + b
+    labels = modular.labels(view.p, np.arange(view.p**2))
+    train, test = (float(-logp[i, labels[i]].mean()) for i in view.split())
+    return train, test
+
+
+def test_lmc_artifact_end_to_end(variants):
+    art = variants["artifact"]
+    assert art["pair"].tolist() == [b"previous", b"partner"] and art["line"].tolist() == [b"naive", b"matched"]
+    np.testing.assert_array_equal(art["epoch"], EPOCHS)
+    np.testing.assert_allclose(art["alpha"], [0, 0.25, 0.5, 0.75, 1])
+    assert art["loss"].shape == (4, 2, 2, 2, 5) and art["fixed_units"].shape == (4, 2, 2)
+    # the first checkpoint has no predecessor
+    assert np.all(np.isnan(art["loss"][0, 0])) and np.isnan(art["barrier"][0, 0]).all() and art["epoch_a"][0, 0] == -1
+    np.testing.assert_array_equal(art["epoch_a"][1:, 0], EPOCHS[:-1])
+    np.testing.assert_array_equal(art["epoch_a"][:, 1], EPOCHS)
+    assert np.all(np.isfinite(art["barrier"][1:])) and np.all(art["barrier"][1:] >= -1e-9)
+    # endpoints: A of the pair at epoch e is B of the pair before; the partner's A is this checkpoint
+    loss = art["loss"]
+    np.testing.assert_allclose(loss[1:, 0, :, :, -1], loss[1:, 1, :, :, 0], rtol=1e-6)
+    np.testing.assert_allclose(loss[2:, 0, :, :, 0], loss[1:-1, 0, :, :, -1], rtol=1e-6)
+    # the workbench's fast forward agrees with the hooked model at the final checkpoint
+    train, test = hooked_loss(checkpoint_view(variants["ckpts"][0][-1], None))
+    np.testing.assert_allclose(loss[-1, 1, 0, :, 0], [train, test], rtol=1e-5)
+    # consecutive checkpoints of one run: matching leaves most units in place
+    assert np.all(art["fixed_units"][1:, 0] == 1.0)
+
+
+def test_two_seeds_have_a_barrier_matching_does_not_raise(variants):
+    art = variants["artifact"]
+    final = art["barrier"][-1, 1]  # [line, split] of the two seeds at the last epoch
+    assert final[0, 0] > 0.01, final
+    assert np.all(final[1] <= final[0] + 1e-9), final
+    assert np.all(art["distance"][1:, 1, 1] < art["distance"][1:, 1, 0])
+    # the seeds' endpoints differ: the partner's B loss at epoch 0 is seed 1's initial loss
+    assert abs(art["loss"][0, 1, 0, 0, -1] - art["loss"][0, 1, 0, 0, 0]) > 1e-4
