@@ -185,3 +185,20 @@ def test_two_seeds_have_a_barrier_matching_does_not_raise(variants):
     assert np.all(art["distance"][1:, 1, 1] < art["distance"][1:, 1, 0])
     # the seeds' endpoints differ: the partner's B loss at epoch 0 is seed 1's initial loss
     assert abs(art["loss"][0, 1, 0, 0, -1] - art["loss"][0, 1, 0, 0, 0]) > 1e-4
+
+
+def test_lmc_figure_draws_the_artifact(variants):
+    from tdw.figures import builder, frames_builder, params
+    from tdw.params import resolve_params
+
+    art = variants["artifact"]
+    p = resolve_params(params("lmc"), {"split": "test"}, "lmc figure")
+    fig = builder("lmc")({"artifact": art}, p, "lmc")
+    assert len(fig.data) == 8  # 2 pairs x 2 lines, barrier and loss along the line
+    assert fig.data[0].y[0] is None  # no predecessor at the first epoch
+    np.testing.assert_allclose(np.array(fig.data[1].y[1:], float), art["barrier"][1:, 0, 1, 1], rtol=1e-4)
+    np.testing.assert_allclose(fig.data[7].y, art["loss"][-1, 1, 1, 1], rtol=1e-4)
+    fr = frames_builder("lmc")({"artifact": art}, p)
+    assert fr.epochs == list(EPOCHS) and fr.traces == [4, 5, 6, 7]
+    np.testing.assert_allclose(fr.updates[2]["y"][3], art["loss"][2, 1, 1, 1], rtol=1e-4)
+    assert fr.updates[0]["y"][0] == [None] * 5

@@ -64,26 +64,28 @@ def line_metrics(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loss and accuracy [split, alpha] of (1 - alpha) w_a + alpha w_b on each split's rows.
     ``split_rows``: {split: (tokens [n, 3], labels [n])}, in ``SPLITS`` order (an empty
-    split gives NaN)."""
+    split gives NaN). One forward per alpha over all the splits' rows."""
     import torch
 
     from tdw.models.fastpath import last_logits
 
     a = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in w_a.items()}
     b = {k: torch.as_tensor(np.asarray(w_b[k], dtype=np.float32), device=device) for k in a}
-    rows = [(torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)) for x, y in split_rows.values()]
-    loss = np.full((len(rows), len(alphas)), np.nan)
+    x = torch.as_tensor(np.concatenate([t for t, _ in split_rows.values()]), device=device)
+    y = torch.as_tensor(np.concatenate([lab for _, lab in split_rows.values()]), device=device)
+    ends = np.cumsum([0] + [len(lab) for _, lab in split_rows.values()])
+    loss = np.full((len(split_rows), len(alphas)), np.nan)
     acc = np.full_like(loss, np.nan)
     with torch.no_grad():
         for j, alpha in enumerate(alphas):
-            w = {k: (1 - float(alpha)) * a[k] + float(alpha) * b[k] for k in a}
-            for s, (x, y) in enumerate(rows):
-                if len(y) == 0:
-                    continue
-                logits = last_logits(w, cfg, x)
-                logp = logits.double().log_softmax(-1)
-                loss[s, j] = float(-logp.gather(-1, y[:, None]).mean())
-                acc[s, j] = float((logits.argmax(-1) == y).double().mean())
+            w = {k: torch.lerp(a[k], b[k], float(alpha)) if 0 < alpha < 1 else (a[k] if alpha == 0 else b[k]) for k in a}
+            logits = last_logits(w, cfg, x)
+            nll = -logits.double().log_softmax(-1).gather(-1, y[:, None])[:, 0]
+            right = (logits.argmax(-1) == y).double()
+            for s in range(len(split_rows)):
+                if ends[s + 1] > ends[s]:
+                    loss[s, j] = float(nll[ends[s] : ends[s + 1]].mean())
+                    acc[s, j] = float(right[ends[s] : ends[s + 1]].mean())
     return loss, acc
 
 
