@@ -202,3 +202,34 @@ def test_lmc_figure_draws_the_artifact(variants):
     assert fr.epochs == list(EPOCHS) and fr.traces == [4, 5, 6, 7]
     np.testing.assert_allclose(fr.updates[2]["y"][3], art["loss"][2, 1, 1, 1], rtol=1e-4)
     assert fr.updates[0]["y"][0] == [None] * 5
+
+
+@pytest.mark.slow
+def test_partner_through_the_workflow(root, tmp_path):
+    """A config naming a partner: the analyze job of seed 0 waits for seed 1's training (its
+    metadata.json is an input) and the artifact holds the pair at every epoch; a partner
+    outside the config stops the DAG naming it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tdw.layout import VariantLayout
+
+    snakemake = Path(sys.executable).with_name("snakemake")
+    if not snakemake.exists():
+        pytest.skip("snakemake not installed next to this python")
+    results = tmp_path / "results"
+    config = tmp_path / "lmc.yaml"
+    body = "family: modadd\nsweep:\n  p: [13]\n  seed: [0, 1]\ntrain:\n  train_frac: 0.5\ncheckpoints: [0, 10, 20]\n"
+    body += "analyzers:\n  embedding_frequencies: {}\n  lmc: {partner: PARTNER, points: 3}\n"
+    target = VariantLayout(results, "modadd", "p13_seed0_frac0.5").artifact("full", "lmc")
+    cmd = [str(snakemake), "--cores", "1", "--configfile", str(config), "--config", f"results={results}", "--", str(target)]
+    config.write_text(body.replace("PARTNER", '"p{p}_seed7_frac0.5"'))
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "no variant named 'p13_seed7_frac0.5'" in proc.stdout + proc.stderr
+    config.write_text(body.replace("PARTNER", '"p{p}_seed1_frac0.5"'))
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    art = load_artifact(target)
+    assert art["pair"].tolist() == [b"previous", b"partner"]
+    assert np.all(np.isfinite(art["barrier"][:, 1])) and art["epoch_a"][:, 1].tolist() == [0, 10, 20]

@@ -96,7 +96,9 @@ def barrier(values: np.ndarray, alphas: np.ndarray, sign: float = 1.0) -> np.nda
     return np.max(sign * (values - chord), axis=-1)
 
 
-def pair_measures(w_a: rebasin.Weights, w_b: rebasin.Weights, cfg: ModelConfig, split_rows: dict, points: int, device: str) -> dict:
+def pair_measures(
+    w_a: rebasin.Weights, w_b: rebasin.Weights, cfg: ModelConfig, split_rows: dict, points: int, device: str
+) -> dict:
     """One pair's measures: loss and accuracy [line, split, alpha], their barriers [line, split],
     the weight distance [line] and the fraction of each unit group matching leaves in place [group]."""
     alphas = np.linspace(0.0, 1.0, points)
@@ -152,6 +154,9 @@ class LMC(Analyzer):
         "epoch_a": "pair",
     }
 
+    def other_variants(self, params: dict, p: int, seed: int) -> tuple[str, ...]:
+        return (partner_name(params["partner"], p, seed),) if params["partner"] else ()
+
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         partner = partner_name(params["partner"], final.p, int(final.config.get("seed", 0))) if params["partner"] else ""
         groups = rebasin.unit_groups(final.model, set(final.weights))
@@ -194,6 +199,8 @@ class LMC(Analyzer):
         out["split"] = (np.array(SPLITS, dtype="S"), "split")
         out["alpha"] = (np.linspace(0.0, 1.0, params["points"]), "alpha")
         out["unit_group"] = (np.array(state["groups"], dtype="S"), "unit_group")
+        # the sweep pages' scalar: the matched training-loss barrier to the predecessor
+        out["previous_barrier"] = (out["barrier"][0][:, 0, 1, 0], "epoch")
         return out
 
 
