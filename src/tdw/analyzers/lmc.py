@@ -11,7 +11,8 @@ of neurons and heads.
 Pairs: each checkpoint's B with its predecessor as A (the first checkpoint has none: NaN), and,
 where the ``partner`` parameter names another variant of the same family (a different seed,
 say), that variant's checkpoint at the same epoch as B, with this variant's as A (NaN at
-epochs the partner has no checkpoint for). The loss is the workbench's own forward
+epochs the partner has no checkpoint for). Both splits are this variant's (its data seed): for
+a partner of the same training set, give the two one data seed. The loss is the workbench's own forward
 (``tdw.models.fastpath.last_logits``, float32; the cross-entropy in float64) on every pair of
 the split; torch is imported inside the functions. A step holds two checkpoints' weights (three
 with a partner): the predecessor is read from its file, next to the checkpoint.
@@ -126,7 +127,7 @@ def split_rows(view: CheckpointView) -> dict:
     return {name: (modular.tokens(view.p, idx), view.task.labels(idx)) for name, idx in zip(SPLITS, view.split(), strict=True)}
 
 
-def _empty(cfg: ModelConfig, groups: int, points: int) -> dict:
+def _empty(groups: int, points: int) -> dict:
     shape = (len(LINES), len(SPLITS))
     return {
         "loss": np.full((*shape, points), np.nan),
@@ -182,7 +183,7 @@ class LMC(Analyzer):
         per_pair, epoch_a = [], []
         for epoch, w_a, w_b in self._pairs(view, state):
             if w_a is None or w_b is None:
-                per_pair.append(_empty(view.model, len(state["groups"]), params["points"]))
+                per_pair.append(_empty(len(state["groups"]), params["points"]))
             else:
                 if {k: np.shape(v) for k, v in w_a.items()} != {k: np.shape(v) for k, v in w_b.items()}:
                     raise ValueError(f"lmc: epoch {view.epoch}: the two checkpoints' weights differ in names or shapes")
