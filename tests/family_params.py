@@ -119,7 +119,7 @@ LLC_CALIBRATION_FIGURE = {
     }
 }
 # Offered on request by every family extending modadd (modadd_2layer too): after llc_calibration.
-LMC_ANALYZER = {"lmc": {"points": 11, "partner": ""}}
+LMC_ANALYZER = {"lmc": {"points": 11, "match_residual": False, "partner": ""}}
 LMC_FIGURE = {
     "lmc": {
         "source": "lmc",

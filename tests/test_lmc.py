@@ -34,11 +34,13 @@ def random_weights(cfg: ModelConfig, seed: int) -> dict[str, np.ndarray]:
     return {k: v.numpy().astype(np.float64) for k, v in init_params(cfg, seed).items()}
 
 
-def random_perms(cfg: ModelConfig, weights: dict, seed: int) -> dict[str, np.ndarray]:
-    """A permutation of every unit group, each drawn again until it is not the identity."""
+def random_perms(cfg: ModelConfig, weights: dict, seed: int, residual: bool = False) -> dict[str, np.ndarray]:
+    """A permutation of every unit group (and the residual stream's), each drawn again until
+    it is not the identity."""
     rng = np.random.default_rng(seed)
     perms = {}
-    for group in rebasin.unit_groups(cfg, set(weights)):
+    groups = rebasin.unit_groups(cfg, set(weights))
+    for group in (rebasin.residual_group(cfg, set(weights)), *groups) if residual else groups:
         n = group.size(weights)
         while np.array_equal(perm := rng.permutation(n), np.arange(n)):
             pass
@@ -63,6 +65,18 @@ def test_permuted_units_compute_the_same_logits(cfg):
     permuted = rebasin.permute(w, perms, cfg)
     assert any(not np.array_equal(permuted[k], w[k]) for k in w)
     np.testing.assert_allclose(hooked_logits(cfg, permuted), hooked_logits(cfg, w), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", [ONE, TWO], ids=["one_layer", "two_layer_ln_gelu"])
+def test_residual_permutation_too_computes_the_same_logits_and_is_recovered(cfg):
+    w = random_weights(cfg, 8)
+    perms = random_perms(cfg, w, 9, residual=True)
+    permuted = rebasin.permute(w, perms, cfg)
+    np.testing.assert_allclose(hooked_logits(cfg, permuted), hooked_logits(cfg, w), rtol=0, atol=1e-12)
+    found = rebasin.match_weights(w, permuted, cfg, residual=True)
+    assert set(found) == set(perms)
+    for name, perm in perms.items():
+        np.testing.assert_array_equal(found[name], np.argsort(perm))
 
 
 @pytest.mark.parametrize("cfg", [ONE, TWO, MLP], ids=["one_layer", "two_layer_ln_gelu", "mlp"])
@@ -177,14 +191,19 @@ def test_lmc_artifact_end_to_end(variants):
     assert np.all(art["fixed_units"][1:, 0] == 1.0)
 
 
-def test_two_seeds_have_a_barrier_matching_does_not_raise(variants):
+def test_two_seeds_have_a_barrier_and_matching_brings_them_closer(variants):
+    """Two seeds on one split: a training-loss barrier well above 0 at the last epoch, and the
+    matched B nearer to A than B: ||A - pi B||^2 = ||A||^2 + ||B||^2 - 2 <A, pi B>, and the
+    assignment maximises <A, pi B> over orders that include the identity. (Matching does not
+    remove the barrier: the seeds' solutions differ by more than a relabelling of units.)"""
     art = variants["artifact"]
     final = art["barrier"][-1, 1]  # [line, split] of the two seeds at the last epoch
-    assert final[0, 0] > 0.01, final
-    assert np.all(final[1] <= final[0] + 1e-9), final
-    assert np.all(art["distance"][1:, 1, 1] < art["distance"][1:, 1, 0])
-    # the seeds' endpoints differ: the partner's B loss at epoch 0 is seed 1's initial loss
+    assert final[0, 0] > 0.1 and final[1, 0] > 0.1, final
+    assert np.all(art["distance"][:, 1, 1] <= art["distance"][:, 1, 0])
+    assert np.all(art["distance"][:, 1, 1] < art["distance"][:, 1, 0] - 1e-3)  # a real improvement at every epoch
+    # the seeds' endpoints differ: B's loss at epoch 0 is seed 1's initial loss
     assert abs(art["loss"][0, 1, 0, 0, -1] - art["loss"][0, 1, 0, 0, 0]) > 1e-4
+    np.testing.assert_array_equal(art["previous_barrier"], art["barrier"][:, 0, 1, 0])
 
 
 def test_lmc_figure_draws_the_artifact(variants):

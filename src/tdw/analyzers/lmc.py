@@ -40,6 +40,12 @@ SPLITS = ("train", "test")
 PARAMS = (
     Param("points", int, 11, "points on each line, alpha = 0, 1/(points - 1), ..., 1 (3..1001)", in_range(3, 1001)),
     Param(
+        "match_residual",
+        bool,
+        False,
+        "also permute the residual stream's coordinates (the groups then matched in turn until none changes)",
+    ),
+    Param(
         "partner",
         str,
         "",
@@ -98,12 +104,18 @@ def barrier(values: np.ndarray, alphas: np.ndarray, sign: float = 1.0) -> np.nda
 
 
 def pair_measures(
-    w_a: rebasin.Weights, w_b: rebasin.Weights, cfg: ModelConfig, split_rows: dict, points: int, device: str
+    w_a: rebasin.Weights,
+    w_b: rebasin.Weights,
+    cfg: ModelConfig,
+    split_rows: dict,
+    points: int,
+    device: str,
+    residual: bool = False,
 ) -> dict:
     """One pair's measures: loss and accuracy [line, split, alpha], their barriers [line, split],
     the weight distance [line] and the fraction of each unit group matching leaves in place [group]."""
     alphas = np.linspace(0.0, 1.0, points)
-    perms = rebasin.match_weights(w_a, w_b, cfg)
+    perms = rebasin.match_weights(w_a, w_b, cfg, residual=residual)
     matched = rebasin.permute(w_b, perms, cfg)
     losses, accs, dists = [], [], []
     for b in (w_b, matched):
@@ -161,6 +173,8 @@ class LMC(Analyzer):
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         partner = partner_name(params["partner"], final.p, int(final.config.get("seed", 0))) if params["partner"] else ""
         groups = rebasin.unit_groups(final.model, set(final.weights))
+        if params["match_residual"] and not final.model.is_mlp:
+            groups = (rebasin.residual_group(final.model, set(final.weights)), *groups)
         return {"epochs": [int(e) for e in epochs], "partner": partner, "groups": [g.name for g in groups]}
 
     def _pairs(self, view: CheckpointView, state: dict):
@@ -187,7 +201,7 @@ class LMC(Analyzer):
             else:
                 if {k: np.shape(v) for k, v in w_a.items()} != {k: np.shape(v) for k, v in w_b.items()}:
                     raise ValueError(f"lmc: epoch {view.epoch}: the two checkpoints' weights differ in names or shapes")
-                per_pair.append(pair_measures(w_a, w_b, view.model, rows, params["points"], device))
+                per_pair.append(pair_measures(w_a, w_b, view.model, rows, params["points"], device, params["match_residual"]))
             epoch_a.append(epoch)
         out = {k: np.stack([m[k] for m in per_pair]) for k in per_pair[0]}
         return out | {"epoch_a": np.array(epoch_a, dtype=np.int64)}
