@@ -129,14 +129,14 @@ def rows_of(cfg: ModelConfig, train_frac: float = 0.5, seed: int = 0) -> dict:
 def test_a_checkpoint_with_itself_and_its_permuted_copy_is_flat(cfg):
     w = random_weights(cfg, 6)
     rows = rows_of(cfg)
-    same = lmc.pair_measures(w, w, cfg, rows, 5, "cpu")
-    np.testing.assert_allclose(same["loss"], same["loss"][..., :1].repeat(5, -1), atol=1e-6)
+    same = lmc.pair_measures(w, w, cfg, rows, 3, "cpu")
+    np.testing.assert_allclose(same["loss"], same["loss"][..., :1].repeat(3, -1), atol=1e-6)
     np.testing.assert_allclose(same["barrier"], 0.0, atol=1e-6)
     np.testing.assert_array_equal(same["distance"], 0.0)
     np.testing.assert_array_equal(same["fixed_units"], 1.0)
-    copy = lmc.pair_measures(w, rebasin.permute(w, random_perms(cfg, w, 7), cfg), cfg, rows, 5, "cpu")
+    copy = lmc.pair_measures(w, rebasin.permute(w, random_perms(cfg, w, 7), cfg), cfg, rows, 3, "cpu")
     matched = copy["loss"][1]
-    np.testing.assert_allclose(matched, matched[..., :1].repeat(5, -1), atol=1e-6)
+    np.testing.assert_allclose(matched, matched[..., :1].repeat(3, -1), atol=1e-6)
     np.testing.assert_allclose(copy["barrier"][1], 0.0, atol=1e-6)
     assert copy["distance"][0] > 1.0 and copy["distance"][1] == 0.0
     assert np.all(copy["fixed_units"] < 1.0)
