@@ -2,8 +2,9 @@
 (``tdw.analyzers.lmc``): permuting neurons and heads leaves the hooked forward's logits
 unchanged; matching a permuted copy recovers the permutation (and attains the brute-force
 maximum of the objective on random models); a checkpoint with itself or with its own
-permuted copy has a flat line; two independently trained seeds have a barrier that matching
-does not raise; the analyzer end to end on two trained p = 13 variants."""
+permuted copy has a flat line; two independently trained seeds have a barrier, and matching
+brings them closer; the analyzer end to end on two trained p = 13 variants, its figure, and
+(slow) a partner through the workflow."""
 
 from __future__ import annotations
 
@@ -145,16 +146,16 @@ def test_a_checkpoint_with_itself_and_its_permuted_copy_is_flat(cfg):
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory) -> dict:
-    """Two seeds of the p = 13 modadd model trained on one split (data seed 0), and the
-    analyzer on seed 0 with seed 1 as its partner."""
+    """Two seeds of a small p = 13 transformer (the test-only family's: d_model 32, d_mlp 64)
+    trained on one split (data seed 0), and the analyzer on seed 0 with seed 1 as its partner."""
     from tdw.train.trainer import TrainJob, train_variant
 
-    family = load_family("modadd")
-    root = tmp_path_factory.mktemp("results") / "modadd"
+    family = load_family("test_only_tiny")
+    root = tmp_path_factory.mktemp("results") / "test_only_tiny"
     ckpts = {}
     for seed in (0, 1):
         v = Variant(f"p13_seed{seed}", 13, seed, 0.5, EPOCHS, data_seed=0)
-        train_variant(TrainJob("modadd", "add", family.model_config(13), TrainConfig(train_frac=0.5), v, root / v.name))
+        train_variant(TrainJob("test_only_tiny", "add", family.model_config(13), TrainConfig(train_frac=0.5), v, root / v.name))
         ckpts[seed] = [root / v.name / "checkpoints" / f"checkpoint_epoch_{e:05d}.safetensors" for e in EPOCHS]
     out = root / "p13_seed0" / "artifacts" / "lmc.h5"
     run_analyzer("lmc", {"partner": "p{p}_seed1", "points": 5}, ckpts[0], None, out, {"variant": "p13_seed0"})
@@ -198,7 +199,7 @@ def test_two_seeds_have_a_barrier_and_matching_brings_them_closer(variants):
     remove the barrier: the seeds' solutions differ by more than a relabelling of units.)"""
     art = variants["artifact"]
     final = art["barrier"][-1, 1]  # [line, split] of the two seeds at the last epoch
-    assert final[0, 0] > 0.1 and final[1, 0] > 0.1, final
+    assert final[0, 0] > 0.05 and final[1, 0] > 0.05, final
     assert np.all(art["distance"][:, 1, 1] <= art["distance"][:, 1, 0])
     assert np.all(art["distance"][:, 1, 1] < art["distance"][:, 1, 0] - 1e-3)  # a real improvement at every epoch
     # the seeds' endpoints differ: B's loss at epoch 0 is seed 1's initial loss
