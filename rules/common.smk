@@ -228,7 +228,8 @@ def get_probe_spec(wildcards):
 
 def get_analyzer_inputs(wildcards):
     """metadata.json (the checkpoints it lists), the checkpoint folder (early stopping), the
-    caches' stand-in (``cache_of``) when the analyzer reads caches, and the history if it needs it."""
+    caches' stand-in (``cache_of``) when the analyzer reads caches, the history if it needs it,
+    and the metadata.json of each other variant it reads (``Analyzer.other_variants``)."""
     from tdw import analyzers
 
     v = wildcard_variant(wildcards)
@@ -239,6 +240,13 @@ def get_analyzer_inputs(wildcards):
         inputs["caches"] = cache_of(v, wildcards.probe)
     if analyzers.get(wildcards.analyzer).needs_history:
         inputs["history"] = variant_layout(v.name).history
+    params = run_of(v.name).analyzer_params(wildcards.analyzer)
+    for i, other in enumerate(analyzers.get(wildcards.analyzer).other_variants(params, v.p, v.seed)):
+        if run_of(other).family.name != run_of(v.name).family.name:
+            raise tdw_config.ConfigError(
+                f"{CONFIG_SOURCE}: analyzer {wildcards.analyzer!r} of {v.name!r} reads variant {other!r}, of another family"
+            )
+        inputs[f"variant_{i}"] = variant_layout(other).metadata
     return inputs
 
 

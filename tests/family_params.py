@@ -118,6 +118,21 @@ LLC_CALIBRATION_FIGURE = {
         },
     }
 }
+# Offered on request by every family extending modadd (modadd_2layer too): after llc_calibration.
+LMC_ANALYZER = {"lmc": {"points": 11, "match_residual": False, "partner": ""}}
+LMC_FIGURE = {
+    "lmc": {
+        "source": "lmc",
+        "params": {
+            "split": "train",
+            "naive_color": "#d62728",
+            "matched_color": "#1f77b4",
+            "log_y": False,
+            "width": 950,
+            "height": 420,
+        },
+    }
+}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {
         "source": "clock_pizza",

@@ -158,6 +158,12 @@ class Analyzer:
         their defaults). Default: ``reads``."""
         return self.reads
 
+    def other_variants(self, params: dict, p: int, seed: int) -> tuple[str, ...]:
+        """Variants of the same family whose checkpoints the analyzer also reads, with
+        ``params`` (complete) for the variant of modulus ``p`` and seed ``seed``: the workflow
+        makes their metadata.json inputs of the job. Default: none."""
+        return ()
+
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         """Called once before the steps with the final checkpoint (and every epoch): returns
         the run's derived state (key frequencies, neuron clusters, ...) for ``step`` and
