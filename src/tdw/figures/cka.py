@@ -44,7 +44,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             go.Heatmap(
                 x=epochs,
                 y=epochs,
-                z=z,
+                z=rounded(z, 4),  # 4 digits: a 400 x 400 map stays near 1 MB of JSON
                 zmin=min(0.0, float(np.nanmin(z))) if np.isfinite(z).any() else 0.0,
                 zmax=1.0,
                 colorscale=params["colorscale"],
