@@ -51,7 +51,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
         rows=1,
         cols=2,
         column_widths=[0.68, 0.32],
-        horizontal_spacing=0.14,
+        horizontal_spacing=0.2,
         subplot_titles=("trajectory of the checkpoints", "explained variance ratio"),
     )
     fig.add_trace(
@@ -66,7 +66,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
                 "color": epochs,
                 "colorscale": params["colorscale"],
                 "showscale": True,
-                "colorbar": {"title": {"text": "epoch"}, "x": 0.6, "len": 0.9},
+                "colorbar": {"title": {"text": "epoch"}, "x": 0.56, "len": 0.9, "thickness": 12},
             },
             customdata=epochs,
             hovertemplate="epoch %{customdata}<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
@@ -101,6 +101,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
                 name=f"{name.replace('_', ' ')} (epoch {epoch:.0f})",
                 text=[name.replace("_", " ")],
                 textposition="top center",
+                cliponaxis=False,
                 textfont={"size": 10, "color": PHASE_COLORS[b % len(PHASE_COLORS)]},
                 marker={"symbol": "x", "size": 11, "color": PHASE_COLORS[b % len(PHASE_COLORS)]},
                 hovertemplate=f"{name} at epoch {epoch:.0f}<extra></extra>",
