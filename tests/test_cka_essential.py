@@ -210,3 +210,56 @@ def test_figures_of_both_artifacts(trained):
     np.testing.assert_array_equal(np.asarray(fig.data[-1].y), art["explained_variance_ratio"])
     frames = frames_builder("essential_dynamics")({"artifact": art}, params)
     assert frames.updates[0] == {"x": [[art["coordinates"][0, 0]]], "y": [[art["coordinates"][0, 1]]]}
+
+
+def test_sequence_caches_compare_the_valid_positions_only(tmp_path):
+    """A two-layer sequence model's caches at every position, padding filled with junk that
+    changes per checkpoint: the valid (sequence, position) rows of checkpoint 1 are those of
+    checkpoint 0 rotated and scaled (CKA 1 in both forms), checkpoint 2's are unrelated; the
+    logits' trajectory has the PCA of its valid rows."""
+    from tdw.io.checkpoint import save_checkpoint
+    from tdw.io.h5 import write_h5
+    from tdw.io.history import write_history
+    from tdw.layout import VariantLayout
+
+    vocab, n_ctx, d = 7, 10, 12
+    arch = {"p": vocab, "n_layers": 2, "d_model": d, "n_heads": 2, "d_mlp": 4, "n_ctx": n_ctx, "attn_only": True}
+    config = {"architecture": arch | {"unembed_equals": False}, "task": {"operation": "induction"}, "seed": 0}
+    rng = np.random.default_rng(8)
+    lengths = np.array([n_ctx] * 12 + [6] * 8)
+    valid = np.arange(n_ctx)[None] < lengths[:, None]  # 168 valid rows of 200
+    base = rng.normal(size=(int(valid.sum()), d))
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    rows = [base, 2.5 * base @ q, rng.normal(size=base.shape)]
+    ckpts, caches, logits = [], [], []
+    for epoch, x in zip((0, 10, 20), rows, strict=True):
+        act = rng.normal(0, 50, (20, n_ctx, d))
+        act[valid] = x
+        out = rng.normal(0, 50, (20, n_ctx, vocab))
+        out[valid] = x[:, :vocab] * (1 + epoch)
+        logits.append(out[valid])
+        ckpts.append(VariantLayout.at(tmp_path).checkpoint(epoch))
+        save_checkpoint(ckpts[-1], {"embed.W_E": np.zeros((vocab, d), np.float32)}, {"epoch": epoch, "config": config})
+        caches.append(tmp_path / f"cache_{epoch}.h5")
+        datasets = {
+            "tokens": (rng.integers(0, vocab, (20, n_ctx)).astype(np.int32), "batch pos"),
+            "length": (lengths.astype(np.int32), "batch"),
+            "blocks.1.hook_resid_post": (act.astype(np.float32), "batch pos d_model"),
+            "logits": (out.astype(np.float32), "batch pos d_vocab_out"),
+        }
+        write_h5(caches[-1], datasets, {})
+    e = np.arange(21)
+    write_history(tmp_path / "history.h5", np.exp(-e / 3), e, np.exp(-e / 3), e, {})
+    hooks = {"hooks": ["blocks.{last}.hook_resid_post"], "rows": 100}
+    run_analyzer("cka", hooks, ckpts, caches, tmp_path / "cka.h5", {})
+    art = load_artifact(tmp_path / "cka.h5")
+    assert len(art["row"]) == 100 and art["row"][-1] < 168
+    assert art["cka"][0, 1, 0] == pytest.approx(1.0, abs=1e-5) and art["cka_debiased"][0, 1, 0] == pytest.approx(1.0, abs=1e-5)
+    assert art["cka"][0, 2, 0] < 0.9 and abs(art["cka_debiased"][0, 2, 0]) < 0.1
+    params = {"components": 2, "centre_classes": False, "rows": 500}
+    run_analyzer("essential_dynamics", params, ckpts, caches, tmp_path / "ed.h5", {}, history=tmp_path / "history.h5")
+    ed = load_artifact(tmp_path / "ed.h5")
+    z = np.stack([x.astype(np.float32).astype(np.float64).ravel() for x in logits])
+    s = np.linalg.svd(z - z.mean(0), compute_uv=False)
+    np.testing.assert_allclose(ed["explained_variance_ratio"], s[:2] ** 2 / np.sum(s**2), rtol=1e-5)
+    assert len(ed["row"]) == 168
