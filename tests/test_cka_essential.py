@@ -263,3 +263,20 @@ def test_sequence_caches_compare_the_valid_positions_only(tmp_path):
     s = np.linalg.svd(z - z.mean(0), compute_uv=False)
     np.testing.assert_allclose(ed["explained_variance_ratio"], s[:2] ** 2 / np.sum(s**2), rtol=1e-5)
     assert len(ed["row"]) == 168
+
+
+def test_the_sweep_measures_read_both_artifacts(trained):
+    from tdw.analyzers import REGISTRY
+    from tdw.pages.sweep_data import artifact_value
+    from tdw.pages.sweep_spec import load_sweep_spec, sweep_file
+
+    family = load_family("modadd")
+    spec = load_sweep_spec(sweep_file(family, "default"), ["cka", "essential_dynamics"], list(REGISTRY))
+    measures = {m["name"]: m for m in spec["measures"] if m["source"] in ("cka", "essential_dynamics")}
+    assert set(measures) == {"least_cka_to_final", "essential_pc1_share"}
+    m = measures["least_cka_to_final"]
+    least = artifact_value(trained["cka"][m["dataset"]], "epoch hook", m["at"], m["reduce"], m["name"])
+    assert least == trained["cka"]["cka_final"].min() and least < 1.0
+    m = measures["essential_pc1_share"]
+    ratio = trained["essential_dynamics"]["explained_variance_ratio"]
+    assert artifact_value(ratio, "component", m["at"], m["reduce"], m["name"]) == ratio[0]
