@@ -133,6 +133,37 @@ LMC_FIGURE = {
         },
     }
 }
+# Offered on request by every family extending modadd: appended after llc_calibration.
+SIMILARITY_ANALYZERS = {
+    "cka": {"hooks": ["blocks.{last}.hook_resid_post", "blocks.{last}.mlp.hook_post"], "rows": 256, "seed": 0},
+    "essential_dynamics": {
+        "hook": "logits",
+        "rows": 256,
+        "seed": 0,
+        "components": 4,
+        "centre_classes": True,
+        "onset": 0.1,
+        "done": 0.9,
+        "min_drop": 1.0,
+    },
+}
+SIMILARITY_FIGURES = {
+    "cka": {
+        "source": "cka",
+        "params": {"measure": "cka", "colorscale": "Viridis", "max_frames": 100, "width": 1000, "height": 720},
+    },
+    "essential_dynamics": {
+        "source": "essential_dynamics",
+        "params": {
+            "x_component": 1,
+            "y_component": 2,
+            "colorscale": "Viridis",
+            "max_frames": 200,
+            "width": 1000,
+            "height": 480,
+        },
+    },
+}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {
         "source": "clock_pizza",

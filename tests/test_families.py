@@ -19,12 +19,14 @@ from family_params import (
     MODADD_ADDED_FIGURES,
     MODADD_ANALYZERS,
     MODADD_FIGURES,
+    SIMILARITY_ANALYZERS,
+    SIMILARITY_FIGURES,
     TINY_ANALYZERS,
     TINY_FIGURES,
 )
 from handmade import write_caches
 
-from tdw.analyzers import check_family_analyzers
+from tdw.analyzers import check_family_analyzers, get
 from tdw.analyzers.runner import run_analyzer
 from tdw.config import ConfigError, load, load_family
 from tdw.io.checkpoint import checkpoint_name, save_checkpoint
@@ -70,7 +72,7 @@ def test_two_layer_analyzers(root, tmp_path):
         save_checkpoint(ckpts[-1], weights, {"epoch": e, "config": config})
     caches = write_caches(ckpts, tmp_path / "cache", spec=family.spec["cache"])
     for name, entry in family.spec["analyzers"].items():
-        if name != "transitions":
+        if not get(name).needs_history:  # no history here (transitions, essential_dynamics)
             run_analyzer(name, entry.get("params", {}), ckpts, caches, tmp_path / f"{name}.h5", {})
     dims = load_artifact(tmp_path / "dimensionality.h5")
     assert [h.decode() for h in dims["hook"]][-1] == "blocks.1.mlp.hook_post"
@@ -127,16 +129,22 @@ def _without(table: dict, *names: str) -> dict:
 
 RESOLVED = {
     "modadd": (
-        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER | LMC_ANALYZER,
-        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE,
+        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER | LMC_ANALYZER | SIMILARITY_ANALYZERS,
+        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE | SIMILARITY_FIGURES,
     ),
     "modsub": (
-        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER | LMC_ANALYZER,
-        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE,
+        MODADD_ANALYZERS | MODADD_ADDED_ANALYZERS | LLC_CALIBRATION_ANALYZER | LMC_ANALYZER | SIMILARITY_ANALYZERS,
+        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE | SIMILARITY_FIGURES,
     ),
     "modadd_2layer": (
-        _without(MODADD_ANALYZERS, "progress_measures", "ablations") | LLC_CALIBRATION_ANALYZER | LMC_ANALYZER,
-        _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations") | LLC_CALIBRATION_FIGURE | LMC_FIGURE,
+        _without(MODADD_ANALYZERS, "progress_measures", "ablations")
+        | LLC_CALIBRATION_ANALYZER
+        | LMC_ANALYZER
+        | SIMILARITY_ANALYZERS,
+        _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations")
+        | LLC_CALIBRATION_FIGURE
+        | LMC_FIGURE
+        | SIMILARITY_FIGURES,
     ),
     "test_only_tiny": (TINY_ANALYZERS, TINY_FIGURES),
 }

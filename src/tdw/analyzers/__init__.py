@@ -24,6 +24,8 @@ REGISTRY: dict[str, str] = {
     "llc": "tdw.analyzers.llc",
     "llc_calibration": "tdw.analyzers.llc_calibrate",
     "lmc": "tdw.analyzers.lmc",
+    "cka": "tdw.analyzers.cka",
+    "essential_dynamics": "tdw.analyzers.essential_dynamics",
 }
 
 

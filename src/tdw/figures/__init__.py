@@ -44,6 +44,8 @@ REGISTRY: dict[str, str] = {
     "llc": "tdw.figures.llc",
     "llc_calibration": "tdw.figures.llc_calibration",
     "lmc": "tdw.figures.lmc",
+    "cka": "tdw.figures.cka",
+    "essential_dynamics": "tdw.figures.essential_dynamics",
 }
 
 
