@@ -23,6 +23,8 @@ REGISTRY: dict[str, str] = {
     "clock_pizza": "tdw.analyzers.clock_pizza",
     "llc": "tdw.analyzers.llc",
     "llc_calibration": "tdw.analyzers.llc_calibrate",
+    "sharpness": "tdw.analyzers.sharpness",
+    "interventions": "tdw.analyzers.interventions",
 }
 
 

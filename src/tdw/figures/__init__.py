@@ -43,6 +43,8 @@ REGISTRY: dict[str, str] = {
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
     "llc_calibration": "tdw.figures.llc_calibration",
+    "sharpness": "tdw.figures.sharpness",
+    "interventions": "tdw.figures.interventions",
 }
 
 
