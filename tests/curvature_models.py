@@ -18,7 +18,7 @@ from tdw.tasks import modular
 
 P, FRAC, SEED, LR = 5, 0.6, 0, 1e-3
 ARCHS = {
-    "transformer": {"n_layers": 1, "d_model": 8, "n_heads": 2, "d_mlp": 12, "act": "relu", "layernorm": False, "unembed_equals": True},
+    "transformer": {"n_layers": 1, "d_model": 6, "n_heads": 2, "d_mlp": 10, "act": "relu", "layernorm": False, "unembed_equals": True},
     "mlp": {
         "model": "mlp",
         "embed_combine": "concat",
@@ -89,5 +89,5 @@ def reference_loss(weights: dict[str, np.ndarray], kind: str, rows: np.ndarray |
 
 def full_hessian(weights: dict[str, np.ndarray], kind: str) -> np.ndarray:
     """The exact Hessian [D, D] of ``reference_loss`` at the weights, by ``torch.autograd.functional.hessian``."""
-    h = torch.autograd.functional.hessian(reference_loss(weights, kind), flatten(weights))
+    h = torch.autograd.functional.hessian(reference_loss(weights, kind), flatten(weights), vectorize=True)
     return h.numpy()

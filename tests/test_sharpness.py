@@ -56,9 +56,9 @@ def test_linear_regression_hessian_is_twice_the_gram_matrix():
     v = np.random.default_rng(1).standard_normal(7)
     np.testing.assert_allclose(hvp.matvec(v), h @ v, rtol=1e-12)
     np.testing.assert_allclose(top_eigenvalues(hvp, 3, 1e-12, 0), np.linalg.eigvalsh(h)[::-1][:3], rtol=1e-10)
-    trace, se, samples = hutchinson_trace(hvp, 4000, 2)
-    np.testing.assert_allclose(samples, rademacher_samples(h, 4000, 2), rtol=1e-10)
-    assert abs(trace - np.trace(h)) < 4 * se and se < 0.05 * np.trace(h)
+    trace, se, samples = hutchinson_trace(hvp, 1000, 2)
+    np.testing.assert_allclose(samples, rademacher_samples(h, 1000, 2), rtol=1e-10)
+    assert abs(trace - np.trace(h)) < 4 * se and se < 0.1 * np.trace(h)
 
 
 def test_logistic_regression_hessian():
@@ -72,7 +72,7 @@ def test_logistic_regression_hessian():
 
     hvp = hessian_vector_product(loss, w)
     np.testing.assert_allclose(top_eigenvalues(hvp, 2, 1e-12, 5), np.linalg.eigvalsh(h)[::-1][:2], rtol=1e-9)
-    trace, se, _ = hutchinson_trace(hvp, 3000, 0)
+    trace, se, _ = hutchinson_trace(hvp, 1000, 0)
     assert abs(trace - np.trace(h)) < 4 * se
 
 
@@ -114,8 +114,8 @@ def test_tiny_model_against_the_full_autograd_hessian(tiny):
     np.testing.assert_allclose(hvp.matvec(v), h @ v, rtol=1e-9, atol=1e-11 * np.abs(h).max())
     exact = np.linalg.eigh(h)[0][::-1]
     np.testing.assert_allclose(top_eigenvalues(hvp, 4, 1e-10, 0), exact[:4], rtol=1e-7)
-    trace, se, samples = hutchinson_trace(hvp, 200, 3)
-    np.testing.assert_allclose(samples, rademacher_samples(h, 200, 3), rtol=1e-8, atol=1e-9)
+    trace, se, samples = hutchinson_trace(hvp, 100, 3)
+    np.testing.assert_allclose(samples, rademacher_samples(h, 100, 3), rtol=1e-8, atol=1e-9)
     assert abs(trace - np.trace(h)) < 4 * se
 
 

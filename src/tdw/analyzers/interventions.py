@@ -43,7 +43,7 @@ def _sigmas(values: list) -> str | None:
 
 PARAMS = (
     Param("fractions", list[float], (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0), "fractions of the weights pruned", _fractions),
-    Param("sigmas", list[float], (1e-3, 3e-3, 1e-2, 3e-2, 1e-1), "standard deviations of the weight noise", _sigmas),
+    Param("sigmas", list[float], (1e-4, 1e-3, 1e-2, 3e-2, 1e-1), "standard deviations of the weight noise", _sigmas),
     Param("draws", int, 8, "antithetic noise pairs per scale (2..10^5)", in_range(2, 10**5)),
     Param("seed", int, 0, "seed of the noise (the same draws at every checkpoint)", in_range(0, 2**62)),
 )
