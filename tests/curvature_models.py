@@ -18,7 +18,15 @@ from tdw.tasks import modular
 
 P, FRAC, SEED, LR = 5, 0.6, 0, 1e-3
 ARCHS = {
-    "transformer": {"n_layers": 1, "d_model": 6, "n_heads": 2, "d_mlp": 10, "act": "relu", "layernorm": False, "unembed_equals": True},
+    "transformer": {
+        "n_layers": 1,
+        "d_model": 6,
+        "n_heads": 2,
+        "d_mlp": 10,
+        "act": "relu",
+        "layernorm": False,
+        "unembed_equals": True,
+    },
     "mlp": {
         "model": "mlp",
         "embed_combine": "concat",

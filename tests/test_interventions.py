@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from curvature_models import FRAC, P, SEED, flatten, full_hessian, model_config, reference_loss, write_checkpoints
+from curvature_models import FRAC, SEED, P, flatten, full_hessian, model_config, reference_loss, write_checkpoints
 
 from tdw.analyzers.curvature import flat_training_loss
 from tdw.analyzers.interventions import PARAMS, is_pruned, magnitude_prune, noise_increase

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from curvature_models import LR, P, flatten, full_hessian, reference_loss, write_checkpoints
+from curvature_models import LR, flatten, full_hessian, reference_loss, write_checkpoints
 
 from tdw.analyzers.curvature import (
     eos_threshold,
@@ -165,3 +165,22 @@ def test_figure_draws_eigenvalues_trace_and_says_why_the_ratio_is_missing(tiny, 
     np.testing.assert_allclose(traces["trace"].y, art["trace"])
     assert any("undefined" in a.text for a in fig.layout.annotations)
     assert fig.layout.yaxis.type == "log" and list(traces["λ2"].x) == [0, 60]
+
+
+def test_sweep_pages_offer_the_final_top_eigenvalue(tiny, tmp_path):
+    from tdw.analyzers import REGISTRY
+    from tdw.config import load_family
+    from tdw.pages.sweep_data import artifact_value
+    from tdw.pages.sweep_spec import load_sweep_spec, sweep_file
+
+    out = tmp_path / "sharpness.h5"
+    run_analyzer("sharpness", {"k": 2, "probes": 3, "tol": 1e-10}, tiny["paths"], None, out, {})
+    art = load_artifact(out)
+    for family in ("modadd", "modadd_mlp"):
+        spec = load_sweep_spec(sweep_file(load_family(family), "default"), ["sharpness"], REGISTRY)
+        (m,) = [m for m in spec["measures"] if m["name"] == "final_top_eigenvalue"]
+        value = artifact_value(art[m["dataset"]], "epoch eigen", m["at"], m["reduce"], "test")
+        assert value == pytest.approx(np.linalg.eigvalsh(tiny["hessians"][-1]).max(), rel=1e-7)
+        assert "final_top_eigenvalue" not in [
+            m["name"] for m in load_sweep_spec(sweep_file(load_family(family), "default"), [], REGISTRY)["measures"]
+        ]

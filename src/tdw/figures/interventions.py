@@ -69,9 +69,7 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
             row=1,
             col=2,
         )
-        fig.add_trace(
-            go.Scatter(x=epochs, y=mean, mode=mode, name=f"σ = {sigma:g}", line={"color": color}), row=1, col=2
-        )
+        fig.add_trace(go.Scatter(x=epochs, y=mean, mode=mode, name=f"σ = {sigma:g}", line={"color": color}), row=1, col=2)
     epoch_columns(fig, epochs)
     fig.update_yaxes(title_text="fraction pruned", row=1, col=1)
     fig.update_yaxes(title_text="mean ΔL", type="log" if params["log_y"] else "linear", row=1, col=2)

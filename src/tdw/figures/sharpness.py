@@ -19,7 +19,9 @@ PARAMS = (
     *size_params(1150, 420),
 )
 
-UNDEFINED = "undefined: AdamW's threshold bounds the<br>preconditioned Hessian, whose optimizer<br>state the checkpoints do not store"
+UNDEFINED = (
+    "undefined: AdamW's threshold bounds the<br>preconditioned Hessian, whose optimizer<br>state the checkpoints do not store"
+)
 
 
 def build(data: dict, params: dict, title: str) -> go.Figure:
@@ -29,7 +31,10 @@ def build(data: dict, params: dict, title: str) -> go.Figure:
     epochs, values = art["epoch"], np.asarray(art["eigenvalues"], dtype=np.float64)
     mode = "lines+markers" if len(epochs) < 30 else "lines"
     fig = make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=("top Hessian eigenvalues", "Hessian trace", "λ_max / EoS threshold")
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.08,
+        subplot_titles=("top Hessian eigenvalues", "Hessian trace", "λ_max / EoS threshold"),
     )
     for i in range(values.shape[1]):
         fig.add_trace(
