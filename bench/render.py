@@ -24,7 +24,7 @@ SECTIONS = [
     ("Training", ["train_speed", "train_epoch_parts", "train_stacked_seeds", "train_stacked_hyper", "grokfast_cost"]),
     ("Forward pass and cache", ["cache_write"]),
     ("The default config's whole pipeline", ["pipeline_default"]),
-    ("Analyzers", ["analyzers_400", "tables_csv"]),
+    ("Analyzers", ["analyzers_400", "tables_csv", "curvature_cost"]),
     ("Views", ["views_synthetic", "views_static_session", "views_real", "views_real_per_view", "render_jobs"]),
     (
         "Workflow overhead",

@@ -7,8 +7,10 @@ functions: analysis modules stay light until they compute."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,16 +87,16 @@ class FlatLoss:
 
     loss: Callable
     stacked: Callable
-    center: object  # torch tensor [D]
+    center: Any  # torch tensor [D]
     names: list[str]
     shapes: list[tuple[int, ...]]
     n: int  # training rows
 
-    def unflatten(self, w):
-        """{name: tensor [S, ...]} from w [S, D]."""
-        sizes = [int(np.prod(s)) for s in self.shapes]
-        pieces = w.split(sizes, dim=-1)
-        return {k: x.reshape(w.shape[0], *s) for k, x, s in zip(self.names, pieces, self.shapes, strict=True)}
+
+def unflatten(w, names: list[str], shapes: list[tuple[int, ...]]) -> dict:
+    """{name: tensor [S, ...]} from flat points w [S, D] laid out in ``names`` order."""
+    pieces = w.split([math.prod(s) for s in shapes], dim=-1)
+    return {k: x.reshape(w.shape[0], *s) for k, x, s in zip(names, pieces, shapes, strict=True)}
 
 
 def flat_training_loss(view: CheckpointView, device: str, dtype: str = "float64") -> FlatLoss:
@@ -108,14 +110,11 @@ def flat_training_loss(view: CheckpointView, device: str, dtype: str = "float64"
     names = sorted(center)
     shapes = [tuple(center[k].shape) for k in names]
     w0 = torch.cat([center[k].reshape(-1) for k in names]).to(getattr(torch, dtype))
-    flat = FlatLoss(lambda w: None, lambda w: None, w0, names, shapes, n)
 
     def stacked(w):
-        return loss(flat.unflatten(w), None)
+        return loss(unflatten(w, names, shapes), None)
 
-    flat.stacked = stacked
-    flat.loss = lambda w: stacked(w[None])[0]
-    return flat
+    return FlatLoss(lambda w: stacked(w[None])[0], stacked, w0, names, shapes, n)
 
 
 def eos_threshold(optimizer: str, lr: float, beta1: float = 0.0) -> float:

@@ -27,6 +27,7 @@ from tdw.params import in_range
 from tdw.tasks.modular import OPERATIONS
 
 SPLITS = ("train", "test")
+CHUNK = 8  # noisy models evaluated together
 
 
 def _fractions(values: list) -> str | None:
@@ -114,7 +115,8 @@ def noise_increase(flat, sigmas: list[float], draws: int, seed: int) -> tuple[np
         for i, sigma in enumerate(sigmas):
             eps = torch.randn((draws, flat.center.numel()), generator=gen, device=flat.center.device, dtype=flat.center.dtype)
             points = torch.cat([flat.center + sigma * eps, flat.center - sigma * eps])  # [2 draws, D]
-            losses = flat.stacked(points).to("cpu", torch.float64).numpy()
+            # a few points at a time: each is a model's activations on the whole training split
+            losses = torch.cat([flat.stacked(c) for c in points.split(CHUNK)]).to("cpu", torch.float64).numpy()
             pairs = (losses[:draws] + losses[draws:]) / 2 - base
             mean[i], se[i] = pairs.mean(), pairs.std(ddof=1) / np.sqrt(draws)
     return mean, se, base
