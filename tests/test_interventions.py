@@ -128,3 +128,28 @@ def test_figure_shows_the_pruning_heat_map_and_the_noise_lines(tiny):
     params = resolve_params(figure_params("interventions"), {"split": "train", "metric": "loss"}, "fig")
     fig = builder("interventions")({"artifact": art}, params, "x")
     np.testing.assert_array_equal(np.asarray(fig.data[0].z), art["prune_loss"][:, 0].T)
+
+
+@pytest.mark.slow
+def test_both_analyzers_run_through_the_workflow(root, tmp_path):
+    """On request: a config that names them gets their artifacts and figures on the tiny config
+    (p = 13, three checkpoints, the family's model)."""
+    import yaml
+    from workflow_runs import run_snakemake
+
+    from tdw.layout import VariantLayout
+
+    files = VariantLayout(tmp_path / "results", "modadd", "p13_seed0_frac0.5")
+    names = ("sharpness", "interventions")
+    targets = [str(files.artifact("full", n)) for n in names] + [str(files.figure(n, "html")) for n in names]
+    tiny = yaml.safe_load((root / "tests/configs/tiny.yaml").read_text())
+    path = tmp_path / "curvature.yaml"
+    path.write_text(yaml.safe_dump(tiny | {"analyzers": ["embedding_frequencies", *names]}))
+    proc = run_snakemake(tmp_path, path, "--cores", "1", "--config", f"results={tmp_path / 'results'}", target_list=targets)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sharp, inter = (load_artifact(files.artifact("full", n)) for n in names)
+    assert list(sharp["epoch"]) == [0, 5, 10] and sharp["eigenvalues"].shape == (3, 3)
+    assert np.all(np.diff(sharp["eigenvalues"], axis=1) <= 0) and np.isnan(sharp["eos_ratio"]).all()
+    assert inter["prune_loss"].shape == (3, 2, 8) and inter["noise_increase"].shape == (3, 5)
+    assert inter["prune_loss"][:, 0, -1] == pytest.approx(math.log(14))  # p + 1 output classes, zero logits
+    assert all(files.figure(n, "html").stat().st_size > 10_000 for n in names)
