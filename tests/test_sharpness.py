@@ -184,3 +184,13 @@ def test_sweep_pages_offer_the_final_top_eigenvalue(tiny, tmp_path):
         assert "final_top_eigenvalue" not in [
             m["name"] for m in load_sweep_spec(sweep_file(load_family(family), "default"), [], REGISTRY)["measures"]
         ]
+
+
+def test_eigenvalues_that_do_not_converge_are_nan():
+    x, y, w = design(200, 60, 4)
+    hvp = hessian_vector_product(lambda v: ((x @ v - y) ** 2).mean(), w)
+    values = top_eigenvalues(hvp, 5, 1e-14, 0, maxiter=1)
+    assert values.shape == (5,) and np.isnan(values).any()
+    found = values[np.isfinite(values)]
+    exact = np.linalg.eigvalsh((2 * x.T @ x / len(x)).numpy())
+    assert all(np.min(np.abs(exact - v)) < 1e-6 * exact.max() for v in found)

@@ -55,15 +55,19 @@ def hessian_vector_product(loss: Callable, w) -> HVP:
 def top_eigenvalues(hvp: HVP, k: int, tol: float, seed: int, maxiter: int | None = None) -> np.ndarray:
     """The k largest (algebraic) eigenvalues of the Hessian [k], descending, by implicitly
     restarted Lanczos (ARPACK through ``eigsh``, ``which="LA"``) from a seeded Gaussian start
-    vector; ``tol``: ARPACK's relative accuracy of each Ritz value. k must be below the dimension."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    vector; ``tol``: ARPACK's relative accuracy of each Ritz value; ``maxiter``: its restarts
+    (None: 10 D). Values that have not converged by then are NaN. k must be below the dimension."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     if not 1 <= k < hvp.dim:
         raise ValueError(f"k = {k}: Lanczos finds 1 .. {hvp.dim - 1} eigenvalues of a {hvp.dim}-dimensional Hessian")
     op = LinearOperator((hvp.dim, hvp.dim), matvec=hvp.matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(hvp.dim)
-    values = eigsh(op, k=k, which="LA", tol=tol, v0=v0, maxiter=maxiter, return_eigenvectors=False)
-    return np.sort(values)[::-1]
+    try:
+        values = eigsh(op, k=k, which="LA", tol=tol, v0=v0, maxiter=maxiter, return_eigenvectors=False)
+    except ArpackNoConvergence as err:  # the Ritz values that converged, NaN for the others
+        values = np.concatenate([err.eigenvalues, np.full(k - len(err.eigenvalues), np.nan)])
+    return -np.sort(-values)  # descending, NaN last
 
 
 def hutchinson_trace(hvp: HVP, probes: int, seed: int) -> tuple[float, float, np.ndarray]:
