@@ -103,6 +103,14 @@ def tiny(request, tmp_path_factory):
     return {"kind": kind, "paths": paths, "views": views, "hessians": hessians}
 
 
+@pytest.fixture(scope="module")
+def artifact(tiny, tmp_path_factory):
+    """The analyzer over the tiny run's two checkpoints: k = 2, six probes."""
+    out = tmp_path_factory.mktemp("sharpness") / "sharpness.h5"
+    run_analyzer("sharpness", {"k": 2, "probes": 6, "tol": 1e-10}, tiny["paths"], None, out, {})
+    return load_artifact(out)
+
+
 def test_tiny_model_against_the_full_autograd_hessian(tiny):
     view, h = tiny["views"][1], tiny["hessians"][1]
     flat = flat_training_loss(view, "cpu", "float64")
@@ -119,10 +127,8 @@ def test_tiny_model_against_the_full_autograd_hessian(tiny):
     assert abs(trace - np.trace(h)) < 4 * se
 
 
-def test_analyzer_writes_eigenvalues_trace_and_eos_fields(tiny, tmp_path):
-    out = tmp_path / "sharpness.h5"
-    run_analyzer("sharpness", {"k": 2, "probes": 6, "tol": 1e-10}, tiny["paths"], None, out, {})
-    art = load_artifact(out)
+def test_analyzer_writes_eigenvalues_trace_and_eos_fields(tiny, artifact):
+    art = artifact
     assert list(art["epoch"]) == [0, 60] and art["eigenvalues"].shape == (2, 2) and art["trace_samples"].shape == (2, 6)
     for i, h in enumerate(tiny["hessians"]):
         np.testing.assert_allclose(art["eigenvalues"][i], np.linalg.eigvalsh(h)[::-1][:2], rtol=1e-7)
@@ -152,13 +158,11 @@ def test_parameter_ranges(key, value):
         resolve_params(PARAMS, {key: value}, "sharpness")
 
 
-def test_figure_draws_eigenvalues_trace_and_says_why_the_ratio_is_missing(tiny, tmp_path):
+def test_figure_draws_eigenvalues_trace_and_says_why_the_ratio_is_missing(artifact):
     from tdw.figures import builder
     from tdw.figures import params as figure_params
 
-    out = tmp_path / "sharpness.h5"
-    run_analyzer("sharpness", {"k": 2, "probes": 3}, tiny["paths"], None, out, {})
-    art = load_artifact(out)
+    art = artifact
     fig = builder("sharpness")({"artifact": art}, resolve_params(figure_params("sharpness"), {}, "fig"), "sharpness")
     traces = {t.name: t for t in fig.data}
     np.testing.assert_allclose(traces["λ1"].y, art["eigenvalues"][:, 0])
@@ -167,15 +171,13 @@ def test_figure_draws_eigenvalues_trace_and_says_why_the_ratio_is_missing(tiny, 
     assert fig.layout.yaxis.type == "log" and list(traces["λ2"].x) == [0, 60]
 
 
-def test_sweep_pages_offer_the_final_top_eigenvalue(tiny, tmp_path):
+def test_sweep_pages_offer_the_final_top_eigenvalue(tiny, artifact):
     from tdw.analyzers import REGISTRY
     from tdw.config import load_family
     from tdw.pages.sweep_data import artifact_value
     from tdw.pages.sweep_spec import load_sweep_spec, sweep_file
 
-    out = tmp_path / "sharpness.h5"
-    run_analyzer("sharpness", {"k": 2, "probes": 3, "tol": 1e-10}, tiny["paths"], None, out, {})
-    art = load_artifact(out)
+    art = artifact
     for family in ("modadd", "modadd_mlp"):
         spec = load_sweep_spec(sweep_file(load_family(family), "default"), ["sharpness"], REGISTRY)
         (m,) = [m for m in spec["measures"] if m["name"] == "final_top_eigenvalue"]
