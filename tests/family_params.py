@@ -158,7 +158,7 @@ TINY_FIGURES = {
 
 # the curvature and intervention analyzers modadd offers on request (and the families extending it)
 CURVATURE_ANALYZERS = {
-    "sharpness": {"k": 3, "probes": 10, "tol": 1e-4, "seed": 0},
+    "sharpness": {"k": 3, "probes": 10, "tol": 1e-4, "seed": 0, "dtype": "float64"},
     "interventions": {
         "fractions": [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0],
         "sigmas": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1],

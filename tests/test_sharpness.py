@@ -196,3 +196,12 @@ def test_eigenvalues_that_do_not_converge_are_nan():
     found = values[np.isfinite(values)]
     exact = np.linalg.eigvalsh((2 * x.T @ x / len(x)).numpy())
     assert all(np.min(np.abs(exact - v)) < 1e-6 * exact.max() for v in found)
+
+
+def test_float32_products_agree_with_float64(tiny, tmp_path):
+    out = tmp_path / "f32.h5"
+    run_analyzer("sharpness", {"k": 2, "probes": 6, "dtype": "float32"}, tiny["paths"][1:], None, out, {})
+    art = load_artifact(out)
+    h = tiny["hessians"][1]
+    np.testing.assert_allclose(art["eigenvalues"][0], np.linalg.eigvalsh(h)[::-1][:2], rtol=1e-3)
+    np.testing.assert_allclose(art["trace_samples"][0], rademacher_samples(h, 6, 0), rtol=1e-3, atol=1e-4)
