@@ -27,7 +27,7 @@ SECTIONS = [
     ),
     ("Forward pass and cache", ["cache_write"]),
     ("The default config's whole pipeline", ["pipeline_default"]),
-    ("Analyzers", ["analyzers_400", "cka_essential_400", "tables_csv"]),
+    ("Analyzers", ["analyzers_400", "cka_essential_400", "curvature_cost", "tables_csv"]),
     ("Views", ["views_synthetic", "views_static_session", "views_real", "views_real_per_view", "render_jobs"]),
     (
         "Workflow overhead",

@@ -201,3 +201,21 @@ TINY_FIGURES = {
     "transitions": {"source": "transitions", "params": {"line_color": "#2c3e50", "width": 900, "height": 550}},
     "weight_norms": {"source": "weight_norms", "params": {"log_y": True, "width": 950, "height": 420}},
 }
+
+# the curvature and intervention analyzers modadd offers on request (and the families extending it)
+CURVATURE_ANALYZERS = {
+    "sharpness": {"k": 3, "probes": 10, "tol": 1e-4, "seed": 0, "dtype": "float64"},
+    "interventions": {
+        "fractions": [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0],
+        "sigmas": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1],
+        "draws": 8,
+        "seed": 0,
+    },
+}
+CURVATURE_FIGURES = {
+    "sharpness": {"source": "sharpness", "params": {"color": "#1f77b4", "log_y": True, "width": 1150, "height": 420}},
+    "interventions": {
+        "source": "interventions",
+        "params": {"split": "test", "metric": "accuracy", "log_y": True, "width": 1100, "height": 440},
+    },
+}

@@ -26,6 +26,8 @@ REGISTRY: dict[str, str] = {
     "lmc": "tdw.analyzers.lmc",
     "cka": "tdw.analyzers.cka",
     "essential_dynamics": "tdw.analyzers.essential_dynamics",
+    "sharpness": "tdw.analyzers.sharpness",
+    "interventions": "tdw.analyzers.interventions",
 }
 
 

@@ -46,6 +46,8 @@ REGISTRY: dict[str, str] = {
     "lmc": "tdw.figures.lmc",
     "cka": "tdw.figures.cka",
     "essential_dynamics": "tdw.figures.essential_dynamics",
+    "sharpness": "tdw.figures.sharpness",
+    "interventions": "tdw.figures.interventions",
 }
 
 
