@@ -38,14 +38,30 @@ def _loss(model: _PairModel, input_ids: torch.Tensor) -> torch.Tensor:
     return -logits.log_softmax(-1).gather(-1, input_ids[:, 1:2]).float()  # [batch, 1]
 
 
-def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation: str, s) -> dict:
-    """devinterp 2.0.1's ``llc`` with the workbench's settings ``s`` (``SGLDSettings``; a
-    batch of 0 is the full split). Returns llc_per_chain [chain] and init_loss."""
+def restriction_masks(cfg: ModelConfig, weights: dict, restriction: str | list[str]) -> dict:
+    """devinterp 2.0.1's own ``create_param_masks`` (e.g. ``"l0h1"``, ``"l0 mlp"``) on the
+    hooked model, named as ``_PairModel``'s parameters."""
+    from devinterp.slt.weight_restrictions import create_param_masks
+
+    model = _PairModel(cfg, weights)
+    return {f"net.{k}": m for k, m in create_param_masks(model.net, restriction).items()}
+
+
+def pair_data(cfg: ModelConfig, rows: np.ndarray, operation: str):
+    """Rows as devinterp's dataset: ``input_ids = [pair index, label]``."""
     from datasets import Dataset
+
+    labels = modular.labels(cfg.p, rows, operation)
+    return Dataset.from_dict({"input_ids": np.stack([rows, labels], 1).tolist()}).with_format("torch")
+
+
+def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation: str, s, param_masks=None) -> dict:
+    """devinterp 2.0.1's ``llc`` with the workbench's settings ``s`` (``SGLDSettings``; a
+    batch of 0 is the full split), restricted by ``param_masks`` (``restriction_masks``)
+    where given. Returns llc_per_chain [chain] and init_loss."""
     from devinterp.slt.llc import llc
 
-    labels = modular.labels(cfg.p, train, operation)
-    data = Dataset.from_dict({"input_ids": np.stack([train, labels], 1).tolist()}).with_format("torch")
+    data = pair_data(cfg, train, operation)
     batch = s.batch_size or len(train)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,6 +69,7 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
             _PairModel(cfg, weights),
             data,
             {},
+            param_masks=param_masks,
             lr=s.epsilon,
             n_beta=s.nbeta,
             localization=s.gamma,

@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "clock_pizza": "tdw.analyzers.clock_pizza",
     "llc": "tdw.analyzers.llc",
     "llc_calibration": "tdw.analyzers.llc_calibrate",
+    "llc_restricted": "tdw.analyzers.llc_restricted",
 }
 
 
