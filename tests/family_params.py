@@ -118,6 +118,27 @@ LLC_CALIBRATION_FIGURE = {
         },
     }
 }
+# Offered on request by every family extending modadd: appended after llc_calibration.
+LLC_RESTRICTED_ANALYZER = {
+    "llc_restricted": {
+        "epsilon": 3e-5,
+        "gamma": 1000.0,
+        "nbeta": "n",
+        "chains": 2,
+        "draws": 50,
+        "burn_in": 20,
+        "steps_between_draws": 1,
+        "batch_size": 128,
+        "seed": 0,
+        "components": ["heads", "mlps"],
+    }
+}
+LLC_RESTRICTED_FIGURE = {
+    "llc_restricted": {
+        "source": "llc_restricted",
+        "params": {"show_chains": True, "log_y": False, "width": 950, "height": 460},
+    }
+}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {
         "source": "clock_pizza",

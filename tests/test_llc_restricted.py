@@ -180,3 +180,20 @@ def test_runner_writes_the_artifact(checkpoints, tmp_path):
     view = checkpoint_view(checkpoints[1], None)
     ref, _ = llc_analyzer.estimate(view, resolve_params(llc_analyzer.PARAMS, {"chains": 1, "draws": 1, "burn_in": 0}, "t"))
     assert art["init_loss"][1] == pytest.approx(ref.init_loss, rel=1e-7)
+
+
+def test_figure_draws_each_component(checkpoints, tmp_path):
+    from tdw.figures import builder
+    from tdw.figures import params as figure_params
+
+    out = tmp_path / "llc_restricted.h5"
+    run_analyzer(
+        "llc_restricted", {"chains": 2, "draws": 4, "burn_in": 0, "components": ["l0h0", "l0mlp"]}, checkpoints, None, out, {}
+    )
+    art = load_artifact(out)
+    fig = builder("llc_restricted")({"artifact": art}, resolve_params(figure_params("llc_restricted"), {}, "f"), "restricted LLC")
+    lines = {t.name: t for t in fig.data if t.mode and "lines" in t.mode}
+    assert list(lines) == ["l0h0 (512 weights)", f"l0mlp ({2 * 16 * 32 + 32 + 16:,} weights)"]
+    np.testing.assert_allclose(lines["l0mlp (1,072 weights)"].y, art["llc_mean"][:, 1])
+    chains = [t for t in fig.data if t.name == "l0h0 chain"]
+    assert len(chains) == 1 and len(chains[0].x) == int((~art["diverged"][:, 0]).sum())

@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "clock_pizza": "tdw.figures.clock_pizza",
     "llc": "tdw.figures.llc",
     "llc_calibration": "tdw.figures.llc_calibration",
+    "llc_restricted": "tdw.figures.llc_restricted",
 }
 
 
