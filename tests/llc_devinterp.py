@@ -85,3 +85,46 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
             output_path=str(Path(tmp) / "samples.zarr"),
         )
         return {"llc": np.asarray(out["llc_per_chain"].values), "init_loss": float(out["init_loss"])}
+
+
+def devinterp_samples(
+    cfg: ModelConfig, weights: dict, train: np.ndarray, probe: np.ndarray, operation: str, s, restrictions: dict
+):
+    """devinterp 2.0.1's ``sample`` once per weight restriction ({name: ``restriction_masks``
+    or None for the full model}), observing the whole training split ("train", the sampling
+    task: batch_size x len(train) // batch_size rows) and as many probe rows as whole batches
+    hold ("probe"); with the workbench's settings ``s``. Returns {name: DataTree}, as
+    devinterp's ``compute_susceptibilities`` takes them."""
+    from devinterp.slt.sampling import sample
+
+    batch = s.batch_size or len(train)
+    model = _PairModel(cfg, weights)
+    observables = {
+        "train": (pair_data(cfg, train, operation), len(train) // batch),
+        "probe": (pair_data(cfg, probe, operation), len(probe) // batch),
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, masks in restrictions.items():
+            tree = sample(
+                model,
+                pair_data(cfg, train, operation),
+                observables,
+                lr=s.epsilon,
+                n_beta=s.nbeta,
+                param_masks=masks,
+                localization=s.gamma,
+                num_chains=s.chains,
+                num_draws=s.draws,
+                num_burnin_steps=s.burn_in,
+                num_steps_bw_draws=s.steps_between_draws,
+                batch_size=batch,
+                num_init_loss_batches=max(1, len(train) // batch),
+                init_seed=s.seed,
+                loss_fn=_loss,
+                device="cpu",
+                output_path=str(Path(tmp) / f"samples_{name}.zarr"),
+            )
+            out[name] = tree.load()  # in memory before the folder goes
+    return out

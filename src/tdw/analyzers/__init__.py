@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "llc": "tdw.analyzers.llc",
     "llc_calibration": "tdw.analyzers.llc_calibrate",
     "llc_restricted": "tdw.analyzers.llc_restricted",
+    "susceptibilities": "tdw.analyzers.susceptibilities",
 }
 
 

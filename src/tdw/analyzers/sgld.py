@@ -180,6 +180,7 @@ def estimate_llc(
     loss_grad: LossGradFn | None = None,
     noise_ahead: bool | None = None,
     mask: torch.Tensor | None = None,
+    on_draw: Callable[[dict[str, torch.Tensor], int], None] | None = None,
 ) -> LLCEstimate:
     """Run ``settings.chains`` SGLD chains from ``center`` (one model's tensors) on a loss over
     ``n`` rows. ``loss_fn`` gets stacked parameters and row indices (None: all rows); where
@@ -188,7 +189,9 @@ def estimate_llc(
     during the step before (the same numbers; default: on the CPU with more than one torch
     thread, of which the noise thread then takes one: on two cores one matmul thread beside
     the noise beats two matmul threads, whose small kernels gain nothing). ``mask``: [1, D] or
-    [chains, D] over the flat parameters (``flat_mask`` builds it from named masks)."""
+    [chains, D] over the flat parameters (``flat_mask`` builds it from named masks).
+    ``on_draw(params, draw)``: called at every draw with the chains' stacked parameters (the
+    point whose loss the draw records), without gradients, to evaluate observables."""
     s = settings
     device = next(iter(center.values())).device
     flat = _Flat(center)
@@ -208,7 +211,7 @@ def estimate_llc(
     if noise_ahead and device.type == "cpu" and threads > 1:
         torch.set_num_threads(threads - 1)  # one thread of the job's own is the noise thread's
     try:
-        restrict = {} if mask is None else {"mask": mask}
+        restrict = ({} if mask is None else {"mask": mask}) | ({} if on_draw is None else {"on_draw": on_draw})
         losses, dists, finite, acceptance = _run_chains(loss_fn, loss_grad, flat, anchor, n, s, noises, **restrict)
     finally:
         noises.close()
@@ -220,10 +223,13 @@ def estimate_llc(
     return LLCEstimate(init_loss, llc, losses, dists, acceptance, diverged)
 
 
-def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s: SGLDSettings, noises: _Noise, mask=None):
+def _run_chains(
+    loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s: SGLDSettings, noises: _Noise, mask=None, on_draw=None
+):
     """The SGLD steps of every chain from w* (``anchor`` [1, D]): the loss and distance traces
     [chain, draw], whether every loss was finite [chain] and the mean MALA acceptance [chain].
-    With ``mask`` the drift and noise are multiplied by it (w - w* is then 0 off the mask)."""
+    With ``mask`` the drift and noise are multiplied by it (w - w* is then 0 off the mask);
+    ``on_draw`` sees the parameters at each draw."""
     device = anchor.device
     rows = batch_rows(n, s.batch_size, torch.Generator().manual_seed(s.seed + 1))
     w = anchor.expand(s.chains, -1).clone()  # [chain, D]: updated in place
@@ -265,6 +271,8 @@ def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s
             if t >= s.burn_in and since == 0:
                 losses[:, draw] = loss.cpu().numpy()
                 dists[:, draw] = dist_sq.sqrt().cpu().numpy()
+                if on_draw is not None:
+                    on_draw(flat.views(w), draw)
             noise = noises.next()  # every chain's noise for the step in one draw
             if mask is not None:
                 noise.mul_(mask)  # the buffer is refilled before its next use

@@ -44,6 +44,7 @@ REGISTRY: dict[str, str] = {
     "llc": "tdw.figures.llc",
     "llc_calibration": "tdw.figures.llc_calibration",
     "llc_restricted": "tdw.figures.llc_restricted",
+    "susceptibilities": "tdw.figures.susceptibilities",
 }
 
 
