@@ -145,6 +145,7 @@ LLC_RESTRICTED_ANALYZER = {
         "seed": 0,
         "components": ["heads", "mlps"],
         "probe": "test",
+        "max_rows": 1024,
     },
 }
 LLC_RESTRICTED_FIGURE = {

@@ -124,6 +124,7 @@ def test_agrees_with_devinterp_end_to_end(checkpoint):
     )
     got = sus.sample(view, chosen)
     assert got["names"] == ["l0h1", "l0mlp"] and not got["estimate"].diverged.any()
+    assert len(got["probe_rows"]) == 49  # max_rows 1024: every test row
     s = dataclasses.replace(got["settings"], chains=6)
     train, test = view.split()
     masks = {"full": None} | {
@@ -163,13 +164,14 @@ def test_agrees_with_devinterp_end_to_end(checkpoint):
 
 def test_runner_writes_the_artifact(checkpoint, tmp_path):
     out = tmp_path / "susceptibilities.h5"
-    chosen = {"chains": 2, "draws": 8, "burn_in": 2, "batch_size": 16, "components": ["heads"], "probe": "test"}
+    chosen = {"chains": 2, "draws": 8, "burn_in": 2, "batch_size": 16, "components": ["heads"], "probe": "test", "max_rows": 20}
     run_analyzer("susceptibilities", chosen, [checkpoint], None, out, {})
     art = load_artifact(out)
     view = checkpoint_view(checkpoint, None)
     test = view.split()[1]
-    assert [c.decode() for c in art["component"]] == ["l0h0", "l0h1"] and list(art["probe_row"]) == list(test)
-    assert art["susceptibility_row"].shape == (1, 2, len(test)) and art["susceptibility_chain"].shape == (1, 2, 2)
+    assert [c.decode() for c in art["component"]] == ["l0h0", "l0h1"]
+    assert len(art["probe_row"]) == 20 and set(art["probe_row"]) < set(test) and np.all(np.diff(art["probe_row"]) > 0)
+    assert art["susceptibility_row"].shape == (1, 2, 20) and art["susceptibility_chain"].shape == (1, 2, 2)
     np.testing.assert_allclose(art["susceptibility"], art["susceptibility_row"].mean(2), rtol=1e-5)
     np.testing.assert_allclose(art["susceptibility"], art["susceptibility_chain"].mean(2), rtol=1e-6, atol=1e-12)
     assert np.all(art["susceptibility"] != 0)

@@ -4,8 +4,9 @@ devinterp 2.0.1 defines them (``devinterp.slt.susceptibilities.compute_susceptib
 
 SGLD localised at w* runs once on the full model and once restricted to each component C
 (``tdw.analyzers.llc_restricted``: the same sampler, loss and settings; all of them one
-stacked run). At every draw the chains' loss is evaluated on every training row (the
-sampling task, mean L_t) and on every probe row x (ℓ_t(x)). With φ_t = L_t - L_n(w*) under
+stacked run). At every draw the chains' loss is evaluated on the training rows (the
+sampling task, mean L_t) and on every probe row x (ℓ_t(x)), each at most ``max_rows`` rows
+(a seeded subset; devinterp too observes a fixed subset). With φ_t = L_t - L_n(w*) under
 C's restricted posterior,
 
     χ_C(x) = E_C[φ (L - ℓ(x))] - E_C[φ] · E_full[L - ℓ(x)],
@@ -30,11 +31,19 @@ import numpy as np
 from tdw.analyzers.base import Analyzer, CheckpointView, Param
 from tdw.analyzers.llc_restricted import PARAMS as RESTRICTED_PARAMS
 from tdw.analyzers.llc_restricted import component_masks
+from tdw.params import in_range
 from tdw.tasks.modular import OPERATIONS
 
 PARAMS = (
     *RESTRICTED_PARAMS,
     Param("probe", Literal["test", "train", "all"], "test", "probe rows whose loss the components' susceptibility is to"),
+    Param(
+        "max_rows",
+        int,
+        1024,
+        "rows observed at each draw, of the training split (for L) and of the probe each: a seeded subset; 0: all",
+        in_range(0, 10**9),
+    ),
 )
 
 
@@ -50,9 +59,18 @@ def susceptibility(
     return (phi * train).mean() - (phi[..., None] * probe).mean((0, 1)) - phi.mean() * full_delta
 
 
-def probe_rows(view: CheckpointView, probe: str) -> np.ndarray:
+def observed_rows(view: CheckpointView, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows whose mean loss is L and the probe rows (pair indices), each a
+    subset of ``max_rows`` (sorted, drawn under ``seed``) where it has more."""
     train, test = view.split()
-    return {"test": test, "train": train, "all": np.union1d(train, test)}[probe]
+    probe = {"test": test, "train": train, "all": np.union1d(train, test)}[params["probe"]]
+    rng = np.random.default_rng(params["seed"])
+
+    def cap(rows: np.ndarray) -> np.ndarray:
+        limit = params["max_rows"]
+        return np.sort(rng.choice(rows, limit, replace=False)) if 0 < limit < len(rows) else np.asarray(rows)
+
+    return cap(train), cap(probe)
 
 
 def row_losses(view: CheckpointView, rows: np.ndarray, device: str, chunk: int = 4096):
@@ -103,7 +121,7 @@ def sample(view: CheckpointView, params: dict, noise_ahead: bool | None = None) 
     per = params["chains"]
     runs = [dict.fromkeys(center)] + [masks[c] for c in names]
     s = dataclasses.replace(llc.settings(params, n), chains=per * len(runs))
-    train_rows, probe = view.split()[0], probe_rows(view, params["probe"])
+    train_rows, probe = observed_rows(view, params)
     union, inverse = np.unique(np.concatenate([train_rows, probe]), return_inverse=True)
     at_train, at_probe = inverse[: len(train_rows)], inverse[len(train_rows) :]
     evaluate = row_losses(view, union, device)
@@ -155,7 +173,7 @@ class Susceptibilities(Analyzer):
     def prepare(self, final: CheckpointView, epochs: np.ndarray, params: dict) -> dict:
         shapes = {k: tuple(np.shape(v)) for k, v in final.weights.items()}
         names = list(component_masks(shapes, final.model.n_heads, list(params["components"])))
-        return {"names": names, "probe_rows": probe_rows(final, params["probe"])}
+        return {"names": names, "probe_rows": observed_rows(final, params)[1]}
 
     def step(self, view: CheckpointView, params: dict, state: dict) -> dict[str, np.ndarray]:
         got = sample(view, params)
