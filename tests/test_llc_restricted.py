@@ -197,3 +197,16 @@ def test_figure_draws_each_component(checkpoints, tmp_path):
     np.testing.assert_allclose(lines["l0mlp (1,072 weights)"].y, art["llc_mean"][:, 1])
     chains = [t for t in fig.data if t.name == "l0h0 chain"]
     assert len(chains) == 1 and len(chains[0].x) == int((~art["diverged"][:, 0]).sum())
+
+
+def test_masked_noise_drawn_ahead_gives_the_same_numbers():
+    """The mask multiplies the step's noise buffer in place while the noise thread fills the
+    other buffer: the same traces as drawing in line."""
+    loss, center = linear_gaussian(5, 200, seed=3)
+    s = SGLDSettings(epsilon=1e-3, gamma=1.0, nbeta=40.0, chains=4, draws=30, burn_in=5, seed=2)
+    mask = flat_mask(center, [{"w": np.arange(5) < k} for k in (1, 2, 3, 5)])
+    ahead = estimate_llc(loss, center, 200, s, blowup=1e3, noise_ahead=True, mask=mask)
+    inline = estimate_llc(loss, center, 200, s, blowup=1e3, noise_ahead=False, mask=mask)
+    for field in ("loss_trace", "distance_trace", "llc", "mala_acceptance"):
+        np.testing.assert_array_equal(getattr(ahead, field), getattr(inline, field), err_msg=field)
+    assert len(set(ahead.llc)) == 4
