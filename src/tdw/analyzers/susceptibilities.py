@@ -16,8 +16,9 @@ loss units squared, without an nβ factor, and its sign is devinterp's: χ_C(x) 
 moving C so that the training loss rises raises the training loss more than the loss on x
 (φ covaries with L - ℓ(x)). ``susceptibility`` [component] is χ of the mean probe loss (the
 mean of χ over the probe rows), ``susceptibility_row`` [component, probe_row] each row's, the
-probe rows named by their pair index; ``susceptibility_chain`` [component, chain] is χ from
-each chain's draws alone (with the pooled E_full), whose mean is the pooled value.
+probe rows named by their pair index; ``susceptibility_chain`` [component, chain] is χ of
+the mean probe loss from the component's chain c and the full model's chain c alone (the
+full run's E_full is itself an estimate): their spread is the estimate's uncertainty.
 """
 
 from __future__ import annotations
@@ -183,7 +184,9 @@ class Susceptibilities(Analyzer):
         chains = np.array(
             [
                 [
-                    susceptibility(train[0], probe[0], init, train[i, c : c + 1], probe[i, c : c + 1]).mean()
+                    susceptibility(
+                        train[0, c : c + 1], probe[0, c : c + 1], init, train[i, c : c + 1], probe[i, c : c + 1]
+                    ).mean()
                     for c in range(train.shape[1])
                 ]
                 for i in range(1, len(train))
