@@ -71,7 +71,9 @@ def test_two_layer_analyzers(root, tmp_path):
     caches = write_caches(ckpts, tmp_path / "cache", spec=family.spec["cache"])
     for name, entry in family.spec["analyzers"].items():
         if name != "transitions":
-            run_analyzer(name, entry.get("params", {}), ckpts, caches, tmp_path / f"{name}.h5", {})
+            cheap = {"chains": 1, "draws": 4, "burn_in": 1, "components": ["l1h0", "l1mlp"]}  # second-layer parts, few steps
+            params = entry.get("params", {}) | (cheap if name in ("llc_restricted", "susceptibilities") else {})
+            run_analyzer(name, params, ckpts, caches, tmp_path / f"{name}.h5", {})
     dims = load_artifact(tmp_path / "dimensionality.h5")
     assert [h.decode() for h in dims["hook"]][-1] == "blocks.1.mlp.hook_post"
     model = HookedModAdd.from_params(cfg, {k: torch.from_numpy(v) for k, v in weights.items()})

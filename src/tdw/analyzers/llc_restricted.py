@@ -107,7 +107,7 @@ def component_sizes(shapes: dict[str, tuple[int, ...]], masks: dict[str, dict]) 
 
 # The full LLC's sampler parameters with lighter defaults (one run holds chains x components
 # rows), and the components.
-_LIGHTER = {"chains": 2, "draws": 50, "burn_in": 20}
+_LIGHTER = {"chains": 2, "draws": 20, "burn_in": 10}
 PARAMS = (
     *(dataclasses.replace(p, default=_LIGHTER.get(p.name, p.default)) for p in LLC_PARAMS),
     components_param(),
