@@ -164,6 +164,46 @@ SIMILARITY_FIGURES = {
         },
     },
 }
+# Offered on request by every family extending modadd: appended after llc_calibration
+# (llc_restricted and susceptibilities).
+LLC_RESTRICTED_ANALYZER = {
+    "llc_restricted": {
+        "epsilon": 3e-5,
+        "gamma": 1000.0,
+        "nbeta": "n",
+        "chains": 2,
+        "draws": 20,
+        "burn_in": 10,
+        "steps_between_draws": 1,
+        "batch_size": 128,
+        "seed": 0,
+        "components": ["heads", "mlps"],
+    },
+    "susceptibilities": {
+        "epsilon": 3e-5,
+        "gamma": 1000.0,
+        "nbeta": "n",
+        "chains": 2,
+        "draws": 20,
+        "burn_in": 10,
+        "steps_between_draws": 1,
+        "batch_size": 128,
+        "seed": 0,
+        "components": ["heads", "mlps"],
+        "probe": "test",
+        "max_rows": 1024,
+    },
+}
+LLC_RESTRICTED_FIGURE = {
+    "llc_restricted": {
+        "source": "llc_restricted",
+        "params": {"show_chains": True, "log_y": False, "width": 950, "height": 460},
+    },
+    "susceptibilities": {
+        "source": "susceptibilities",
+        "params": {"colorscale": "RdBu_r", "max_frames": 40, "width": 1100, "height": 480},
+    },
+}
 MODADD_ADDED_FIGURES = {
     "clock_pizza": {
         "source": "clock_pizza",

@@ -38,14 +38,30 @@ def _loss(model: _PairModel, input_ids: torch.Tensor) -> torch.Tensor:
     return -logits.log_softmax(-1).gather(-1, input_ids[:, 1:2]).float()  # [batch, 1]
 
 
-def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation: str, s) -> dict:
-    """devinterp 2.0.1's ``llc`` with the workbench's settings ``s`` (``SGLDSettings``; a
-    batch of 0 is the full split). Returns llc_per_chain [chain] and init_loss."""
+def restriction_masks(cfg: ModelConfig, weights: dict, restriction: str | list[str]) -> dict:
+    """devinterp 2.0.1's own ``create_param_masks`` (e.g. ``"l0h1"``, ``"l0 mlp"``) on the
+    hooked model, named as ``_PairModel``'s parameters."""
+    from devinterp.slt.weight_restrictions import create_param_masks
+
+    model = _PairModel(cfg, weights)
+    return {f"net.{k}": m for k, m in create_param_masks(model.net, restriction).items()}
+
+
+def pair_data(cfg: ModelConfig, rows: np.ndarray, operation: str):
+    """Rows as devinterp's dataset: ``input_ids = [pair index, label]``."""
     from datasets import Dataset
+
+    labels = modular.labels(cfg.p, rows, operation)
+    return Dataset.from_dict({"input_ids": np.stack([rows, labels], 1).tolist()}).with_format("torch")
+
+
+def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation: str, s, param_masks=None) -> dict:
+    """devinterp 2.0.1's ``llc`` with the workbench's settings ``s`` (``SGLDSettings``; a
+    batch of 0 is the full split), restricted by ``param_masks`` (``restriction_masks``)
+    where given. Returns llc_per_chain [chain] and init_loss."""
     from devinterp.slt.llc import llc
 
-    labels = modular.labels(cfg.p, train, operation)
-    data = Dataset.from_dict({"input_ids": np.stack([train, labels], 1).tolist()}).with_format("torch")
+    data = pair_data(cfg, train, operation)
     batch = s.batch_size or len(train)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -53,6 +69,7 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
             _PairModel(cfg, weights),
             data,
             {},
+            param_masks=param_masks,
             lr=s.epsilon,
             n_beta=s.nbeta,
             localization=s.gamma,
@@ -68,3 +85,46 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
             output_path=str(Path(tmp) / "samples.zarr"),
         )
         return {"llc": np.asarray(out["llc_per_chain"].values), "init_loss": float(out["init_loss"])}
+
+
+def devinterp_samples(
+    cfg: ModelConfig, weights: dict, train: np.ndarray, probe: np.ndarray, operation: str, s, restrictions: dict
+):
+    """devinterp 2.0.1's ``sample`` once per weight restriction ({name: ``restriction_masks``
+    or None for the full model}), observing the whole training split ("train", the sampling
+    task: batch_size x len(train) // batch_size rows) and as many probe rows as whole batches
+    hold ("probe"); with the workbench's settings ``s``. Returns {name: DataTree}, as
+    devinterp's ``compute_susceptibilities`` takes them."""
+    from devinterp.slt.sampling import sample
+
+    batch = s.batch_size or len(train)
+    model = _PairModel(cfg, weights)
+    observables = {
+        "train": (pair_data(cfg, train, operation), len(train) // batch),
+        "probe": (pair_data(cfg, probe, operation), len(probe) // batch),
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, masks in restrictions.items():
+            tree = sample(
+                model,
+                pair_data(cfg, train, operation),
+                observables,
+                lr=s.epsilon,
+                n_beta=s.nbeta,
+                param_masks=masks,
+                localization=s.gamma,
+                num_chains=s.chains,
+                num_draws=s.draws,
+                num_burnin_steps=s.burn_in,
+                num_steps_bw_draws=s.steps_between_draws,
+                batch_size=batch,
+                num_init_loss_batches=max(1, len(train) // batch),
+                init_seed=s.seed,
+                loss_fn=_loss,
+                device="cpu",
+                output_path=str(Path(tmp) / f"samples_{name}.zarr"),
+            )
+            out[name] = tree.load()  # in memory before the folder goes
+    return out

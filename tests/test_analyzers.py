@@ -25,7 +25,9 @@ from tdw.models.hooked import HookedModAdd
 ADD_ANALYZERS = [name for name in REGISTRY if supports(get(name), {"operation": "add"})]
 
 P, KEYS = 23, (3, 7)
-PARAMS = {"transitions": {"window": 3}}
+# the SGLD measures offered on request, at a few steps (their own modules test them in full)
+ON_REQUEST_SGLD = {"chains": 1, "draws": 4, "burn_in": 1}
+PARAMS = {"transitions": {"window": 3}} | dict.fromkeys(("llc_restricted", "susceptibilities"), ON_REQUEST_SGLD)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,10 @@ from tdw.io.history import read_history
 ADD_ANALYZERS = [name for name in REGISTRY if supports(get(name), {"operation": "add"})]
 
 EPOCHS = (0, 10, 20, 30)
+# the SGLD measures offered on request, at a few steps (their own modules test them in full)
+ON_REQUEST_SGLD = {"chains": 1, "draws": 4, "burn_in": 1}
 PARAMS = {"transitions": {"window": 3}}  # a window that fits four checkpoints
+PARAMS |= dict.fromkeys(("llc_restricted", "susceptibilities"), ON_REQUEST_SGLD)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from family_params import (
     CURVATURE_FIGURES,
     LLC_CALIBRATION_ANALYZER,
     LLC_CALIBRATION_FIGURE,
+    LLC_RESTRICTED_ANALYZER,
+    LLC_RESTRICTED_FIGURE,
     LMC_ANALYZER,
     LMC_FIGURE,
     MODADD_ADDED_ANALYZERS,
@@ -75,7 +77,9 @@ def test_two_layer_analyzers(root, tmp_path):
     caches = write_caches(ckpts, tmp_path / "cache", spec=family.spec["cache"])
     for name, entry in family.spec["analyzers"].items():
         if not get(name).needs_history:  # no history here (transitions, essential_dynamics)
-            run_analyzer(name, entry.get("params", {}), ckpts, caches, tmp_path / f"{name}.h5", {})
+            cheap = {"chains": 1, "draws": 4, "burn_in": 1, "components": ["l1h0", "l1mlp"]}  # second-layer parts, few steps
+            params = entry.get("params", {}) | (cheap if name in ("llc_restricted", "susceptibilities") else {})
+            run_analyzer(name, params, ckpts, caches, tmp_path / f"{name}.h5", {})
     dims = load_artifact(tmp_path / "dimensionality.h5")
     assert [h.decode() for h in dims["hook"]][-1] == "blocks.1.mlp.hook_post"
     model = HookedModAdd.from_params(cfg, {k: torch.from_numpy(v) for k, v in weights.items()})
@@ -136,8 +140,15 @@ RESOLVED = {
         | LLC_CALIBRATION_ANALYZER
         | LMC_ANALYZER
         | SIMILARITY_ANALYZERS
-        | CURVATURE_ANALYZERS,
-        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE | SIMILARITY_FIGURES | CURVATURE_FIGURES,
+        | CURVATURE_ANALYZERS
+        | LLC_RESTRICTED_ANALYZER,
+        MODADD_FIGURES
+        | MODADD_ADDED_FIGURES
+        | LLC_CALIBRATION_FIGURE
+        | LMC_FIGURE
+        | SIMILARITY_FIGURES
+        | CURVATURE_FIGURES
+        | LLC_RESTRICTED_FIGURE,
     ),
     "modsub": (
         MODADD_ANALYZERS
@@ -145,18 +156,27 @@ RESOLVED = {
         | LLC_CALIBRATION_ANALYZER
         | LMC_ANALYZER
         | SIMILARITY_ANALYZERS
-        | CURVATURE_ANALYZERS,
-        MODADD_FIGURES | MODADD_ADDED_FIGURES | LLC_CALIBRATION_FIGURE | LMC_FIGURE | SIMILARITY_FIGURES | CURVATURE_FIGURES,
+        | CURVATURE_ANALYZERS
+        | LLC_RESTRICTED_ANALYZER,
+        MODADD_FIGURES
+        | MODADD_ADDED_FIGURES
+        | LLC_CALIBRATION_FIGURE
+        | LMC_FIGURE
+        | SIMILARITY_FIGURES
+        | CURVATURE_FIGURES
+        | LLC_RESTRICTED_FIGURE,
     ),
     "modadd_2layer": (
         _without(MODADD_ANALYZERS, "progress_measures", "ablations")
         | LLC_CALIBRATION_ANALYZER
         | LMC_ANALYZER
-        | SIMILARITY_ANALYZERS,
+        | SIMILARITY_ANALYZERS
+        | LLC_RESTRICTED_ANALYZER,
         _without(MODADD_FIGURES, "progress_losses", "progress_weights", "ablations")
         | LLC_CALIBRATION_FIGURE
         | LMC_FIGURE
-        | SIMILARITY_FIGURES,
+        | SIMILARITY_FIGURES
+        | LLC_RESTRICTED_FIGURE,
     ),
     "test_only_tiny": (TINY_ANALYZERS, TINY_FIGURES),
 }

@@ -28,6 +28,8 @@ REGISTRY: dict[str, str] = {
     "essential_dynamics": "tdw.analyzers.essential_dynamics",
     "sharpness": "tdw.analyzers.sharpness",
     "interventions": "tdw.analyzers.interventions",
+    "llc_restricted": "tdw.analyzers.llc_restricted",
+    "susceptibilities": "tdw.analyzers.susceptibilities",
 }
 
 

@@ -15,6 +15,12 @@ proposal, min(1, exp(U(w) − U(w') + log q(w | w') − log q(w' | w))), with U(
 step's batch (exact with the full batch). A chain diverges when a loss is not finite or the
 mean loss of its later half of draws exceeds L_n(w*) + ``blowup``; the mean and std are over
 the other chains only.
+
+A ``mask`` (1 on the coordinates a chain moves, 0 elsewhere; one row for every chain or one
+row per chain) restricts the chains to those coordinates: the drift (gradient and
+localisation) and the noise are multiplied by it, so the other weights stay at w* (the
+weight-restricted LLC of Wang et al. 2024 when every chain's row selects one component).
+Without a mask no multiplication is done: the full LLC's numbers are unchanged.
 """
 
 from __future__ import annotations
@@ -173,6 +179,8 @@ def estimate_llc(
     blowup: float,
     loss_grad: LossGradFn | None = None,
     noise_ahead: bool | None = None,
+    mask: torch.Tensor | None = None,
+    on_draw: Callable[[dict[str, torch.Tensor], int], None] | None = None,
 ) -> LLCEstimate:
     """Run ``settings.chains`` SGLD chains from ``center`` (one model's tensors) on a loss over
     ``n`` rows. ``loss_fn`` gets stacked parameters and row indices (None: all rows); where
@@ -180,11 +188,20 @@ def estimate_llc(
     autograd through ``loss_fn``. ``noise_ahead``: draw each step's noise in a second thread
     during the step before (the same numbers; default: on the CPU with more than one torch
     thread, of which the noise thread then takes one: on two cores one matmul thread beside
-    the noise beats two matmul threads, whose small kernels gain nothing)."""
+    the noise beats two matmul threads, whose small kernels gain nothing). ``mask``: [1, D] or
+    [chains, D] over the flat parameters (``flat_mask`` builds it from named masks).
+    ``on_draw(params, draw)``: called at every draw with the chains' stacked parameters (the
+    point whose loss the draw records), without gradients, to evaluate observables."""
     s = settings
     device = next(iter(center.values())).device
     flat = _Flat(center)
     anchor = flat.flatten(center)  # [1, D]
+    if mask is not None:
+        mask = mask.to(device=device, dtype=anchor.dtype)
+        if mask.shape not in ((1, anchor.shape[1]), (s.chains, anchor.shape[1])):
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)}: expected (1, {anchor.shape[1]}) or ({s.chains}, {anchor.shape[1]})"
+            )
     with torch.inference_mode():
         init_loss = float(loss_fn(flat.views(anchor), None)[0])
     threads = torch.get_num_threads()
@@ -194,7 +211,8 @@ def estimate_llc(
     if noise_ahead and device.type == "cpu" and threads > 1:
         torch.set_num_threads(threads - 1)  # one thread of the job's own is the noise thread's
     try:
-        losses, dists, finite, acceptance = _run_chains(loss_fn, loss_grad, flat, anchor, n, s, noises)
+        restrict = ({} if mask is None else {"mask": mask}) | ({} if on_draw is None else {"on_draw": on_draw})
+        losses, dists, finite, acceptance = _run_chains(loss_fn, loss_grad, flat, anchor, n, s, noises, **restrict)
     finally:
         noises.close()
         torch.set_num_threads(threads)
@@ -205,9 +223,13 @@ def estimate_llc(
     return LLCEstimate(init_loss, llc, losses, dists, acceptance, diverged)
 
 
-def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s: SGLDSettings, noises: _Noise):
+def _run_chains(
+    loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s: SGLDSettings, noises: _Noise, mask=None, on_draw=None
+):
     """The SGLD steps of every chain from w* (``anchor`` [1, D]): the loss and distance traces
-    [chain, draw], whether every loss was finite [chain] and the mean MALA acceptance [chain]."""
+    [chain, draw], whether every loss was finite [chain] and the mean MALA acceptance [chain].
+    With ``mask`` the drift and noise are multiplied by it (w - w* is then 0 off the mask);
+    ``on_draw`` sees the parameters at each draw."""
     device = anchor.device
     rows = batch_rows(n, s.batch_size, torch.Generator().manual_seed(s.seed + 1))
     w = anchor.expand(s.chains, -1).clone()  # [chain, D]: updated in place
@@ -236,6 +258,8 @@ def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s
             finite &= torch.isfinite(loss)
             torch.sub(w, anchor, out=offset)
             drift.add_(offset, alpha=s.gamma / s.nbeta)  # ∇U / nβ = ∇L_B + (γ / nβ) (w - w*)
+            if mask is not None:
+                drift.mul_(mask)  # ∇U restricted to the chain's coordinates
             # A float32 sum (pairwise, ~1e-7 relative): a float64 sum would first copy the buffer to float64
             dist_sq = offset.square_().sum(1).double()
             potential = s.nbeta * loss + 0.5 * s.gamma * dist_sq
@@ -247,8 +271,35 @@ def _run_chains(loss_fn, loss_grad, flat: _Flat, anchor: torch.Tensor, n: int, s
             if t >= s.burn_in and since == 0:
                 losses[:, draw] = loss.cpu().numpy()
                 dists[:, draw] = dist_sq.sqrt().cpu().numpy()
+                if on_draw is not None:
+                    on_draw(flat.views(w), draw)
             noise = noises.next()  # every chain's noise for the step in one draw
+            if mask is not None:
+                noise.mul_(mask)  # the buffer is refilled before its next use
             w.add_(drift, alpha=-0.5 * s.epsilon * s.nbeta).add_(noise, alpha=math.sqrt(s.epsilon))
             prev = (drift, potential, noise)
     acceptance = (accept_sum / accept_n).cpu().numpy() if accept_n else np.full(s.chains, np.nan)
     return losses, dists, finite.cpu().numpy(), acceptance
+
+
+def flat_mask(center: dict[str, torch.Tensor], masks: list[dict[str, np.ndarray | None]]) -> torch.Tensor:
+    """The sampler's mask [len(masks), D] for ``center``'s flat order: one row per entry of
+    ``masks`` ({parameter name: bool array of its shape, or None for all of it}; a parameter
+    not named is held at w*)."""
+    flat = _Flat(center)
+    rows = []
+    for m in masks:
+        parts = []
+        for name, size, shape in zip(flat.names, flat.sizes, flat.shapes, strict=True):
+            if name not in m:
+                parts.append(np.zeros(size, dtype=bool))
+            elif m[name] is None:
+                parts.append(np.ones(size, dtype=bool))
+            else:
+                got = np.asarray(m[name], dtype=bool)
+                if got.shape != shape:
+                    raise ValueError(f"mask of {name!r} has shape {got.shape}, the parameter {shape}")
+                parts.append(got.reshape(-1))
+        rows.append(np.concatenate(parts))
+    like = next(iter(center.values()))
+    return torch.as_tensor(np.stack(rows), dtype=like.dtype, device=like.device)

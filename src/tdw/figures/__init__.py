@@ -48,6 +48,8 @@ REGISTRY: dict[str, str] = {
     "essential_dynamics": "tdw.figures.essential_dynamics",
     "sharpness": "tdw.figures.sharpness",
     "interventions": "tdw.figures.interventions",
+    "llc_restricted": "tdw.figures.llc_restricted",
+    "susceptibilities": "tdw.figures.susceptibilities",
 }
 
 
