@@ -40,7 +40,7 @@ SECTIONS = [
             "overhead_grid_p59_dry",
         ],
     ),
-    ("The local learning coefficient", ["llc_vs_devinterp"]),
+    ("The local learning coefficient", ["llc_vs_devinterp", "devinterp_grokking"]),
 ]
 
 HEADER = """# Benchmarks

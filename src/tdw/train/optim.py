@@ -61,7 +61,9 @@ class StackedAdamW:
         applied by the caller)."""
         self.step_count += 1
         step = float(self.step_count)  # torch keeps the step as a float tensor and reads it back
-        scalars: dict[str, list[float]] = {k: [] for k in ("decay", "lerp", "sq_decay", "sq_w", "neg_step", "bc2_sqrt", "eps", "l2")}
+        scalars: dict[str, list[float]] = {
+            k: [] for k in ("decay", "lerp", "sq_decay", "sq_w", "neg_step", "bc2_sqrt", "eps", "l2")
+        }
         for h, lr in zip(self.hypers, lrs, strict=True):
             beta1, beta2 = h.betas
             for key, value in (
