@@ -203,17 +203,29 @@ def rounded(value):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the config's seeds whose runs are read")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the config's seeds whose runs are read")
     ap.add_argument("--reference", action="store_true", help="also run the example's own loop here (about 5 min)")
+    ap.add_argument(
+        "--reference-file", type=Path, help="keep the reference run's numbers in this JSON file: read if present, else written"
+    )
+    ap.add_argument("--reference-only", action="store_true", help="run the reference (into --reference-file) and stop")
     add_json_arg(ap, "devinterp_grokking")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    runs = {seed: RUNS / VARIANT.format(seed=seed) for seed in args.seeds}
-    ours = {seed: workbench_run(run) for seed, run in runs.items()}
     from tdw.config import load
 
-    llc_params = load(str(ROOT / "config" / "devinterp_grokking.yaml")).analyzer_params("llc")
-    ref = reference_run(llc_params) if args.reference else {}
+    llc_params = load(str(ROOT / "config" / "devinterp_grokking.yaml"), str(ROOT / "families")).analyzer_params("llc")
+    ref: dict = {}
+    if args.reference and args.reference_file and args.reference_file.exists():
+        ref = json.loads(args.reference_file.read_text())
+    elif args.reference:
+        ref = reference_run(llc_params)
+        if args.reference_file:
+            args.reference_file.write_text(json.dumps(ref))
+    if args.reference_only:
+        return
+    runs = {seed: RUNS / VARIANT.format(seed=seed) for seed in args.seeds}
+    ours = {seed: workbench_run(run) for seed, run in runs.items()}
     columns = [
         "quantity",
         *(f"workbench, seed {seed}" for seed in ours),

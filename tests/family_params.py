@@ -28,6 +28,7 @@ MODADD_ANALYZERS = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,  # added later: the default margin, ln(classes)
     },
 }
 

@@ -274,7 +274,17 @@ def test_llc_of_an_mlp_checkpoint_agrees_with_devinterp(tmp_path):
     view = checkpoint_view(_trained_mlp_checkpoint(tmp_path), None)
     assert view.model.input_bias == "per_operand"
     # the example's sampler (step 3e-3, n*beta 2, localisation 5, no burn-in), more chains, fewer draws
-    chosen = {"epsilon": 3e-3, "gamma": 5.0, "nbeta": 2.0, "chains": 5, "draws": 100, "burn_in": 0, "batch_size": 18, "seed": 1, "divergence_rise": 1000.0}
+    chosen = {
+        "epsilon": 3e-3,
+        "gamma": 5.0,
+        "nbeta": 2.0,
+        "chains": 5,
+        "draws": 100,
+        "burn_in": 0,
+        "batch_size": 18,
+        "seed": 1,
+        "divergence_rise": 1000.0,
+    }
     ours, s = llc_analyzer.estimate(view, resolve_params(llc_analyzer.PARAMS, chosen, "test"))
     ref = devinterp_llc(view.model, view.weights, view.split()[0], "add", s)
     assert not ours.diverged.any()
