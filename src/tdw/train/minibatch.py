@@ -50,7 +50,8 @@ def train_minibatch(jobs: list[TrainJob], progress_seconds: float = 5.0) -> list
     y_train = torch.from_numpy(data.labels(v.p, train_idx, job.operation))
     x_test = torch.from_numpy(data.tokens(v.p, test_idx))[None]
     y_test = torch.from_numpy(data.labels(v.p, test_idx, job.operation))[None]
-    meta = {"family": job.family, "variant": v.name, "config": job.run_config(), "provenance": provenance()}
+    prov = provenance()
+    meta = {"family": job.family, "variant": v.name, "config": job.run_config(), "provenance": prov}
     t_loop = time.perf_counter()
     progress = Progress(last - start + 1, f"train {v.name}", "step", progress_seconds, first=start)
     for step in range(start, last + 1):
@@ -80,7 +81,7 @@ def train_minibatch(jobs: list[TrainJob], progress_seconds: float = 5.0) -> list
         "vectorized": False,
         "ms_per_epoch": 1000 * seconds / max(last - start, 1),
     }
-    return [finish_variant(job, state, 0, store, timings, meta["provenance"], t_start)]
+    return [finish_variant(job, state, 0, store, timings, prov, t_start)]
 
 
 def training_rows(job: TrainJob, steps: int) -> np.ndarray:
