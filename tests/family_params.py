@@ -104,6 +104,7 @@ LLC_CALIBRATION_ANALYZER = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,  # llc's, added later
     }
 }
 LLC_CALIBRATION_FIGURE = {
