@@ -43,7 +43,7 @@ SECTIONS = [
             "overhead_grid_p59_dry",
         ],
     ),
-    ("The local learning coefficient", ["llc_vs_devinterp", "llc_restricted_cost"]),
+    ("The local learning coefficient", ["llc_vs_devinterp", "llc_restricted_cost", "devinterp_grokking"]),
 ]
 
 HEADER = """# Benchmarks

@@ -177,9 +177,12 @@ def train_params(v):
     if "relabel" in spec["task"]:  # absent: no relabelling (the params of add and sub as before)
         params["relabel"] = spec["task"]["relabel"]
     if spec.get("training", {}).get("recipe", "full_batch") != "full_batch":  # absent: full batch
-        from tdw.tasks.sequence import recipe_values
+        from tdw.tasks import modular, sequence
 
-        params["recipe"] = recipe_values(spec["training"])
+        if wb.family.operation == sequence.OPERATION:
+            params["recipe"] = sequence.recipe_values(spec["training"])
+        else:
+            params["recipe"] = modular.minibatch_values(spec["training"])
     if v.is_legacy:
         params["variant"]["legacy_test_every"] = v.legacy_test_every
     return params

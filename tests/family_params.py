@@ -28,6 +28,7 @@ MODADD_ANALYZERS = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,  # added later: the default margin, ln(classes)
     },
 }
 
@@ -103,6 +104,7 @@ LLC_CALIBRATION_ANALYZER = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,  # llc's, added later
     }
 }
 LLC_CALIBRATION_FIGURE = {

@@ -1,5 +1,5 @@
 """devinterp's LLC estimator on a workbench model (the reference for tests/test_llc.py and
-bench/bench_llc.py): the hooked model wrapped as a plain module, each training row as
+bench/bench_llc.py): the hooked model (transformer or MLP) wrapped as a plain module, each training row as
 ``input_ids = [pair index, label]`` and its cross-entropy as the one "token" loss."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tdw.models.architecture import ModelConfig
-from tdw.models.hooked import HookedModAdd
+from tdw.models.build import build_model
 from tdw.tasks import modular
 
 
@@ -23,9 +23,7 @@ class _PairModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray]):
         super().__init__()
-        self.net = HookedModAdd.from_params(
-            cfg, {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items()}
-        )
+        self.net = build_model(cfg, {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in weights.items()})
         self.p = cfg.p
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:

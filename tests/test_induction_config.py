@@ -96,9 +96,11 @@ def test_probe_kinds_the_task_cannot_make_are_refused(families):
 
 
 def test_a_recipe_the_task_does_not_train_with_is_refused(families):
-    path = _edit(families, "modadd", lambda s: s.update({"training": {"recipe": "minibatch"}}))
+    # a grid task trains full batch or with its own minibatch recipe, which has no sequence keys
+    path = _edit(families, "modadd", lambda s: s.update({"training": {"recipe": "minibatch", "eval_size": 8}}))
     with pytest.raises(
-        ConfigError, match=rf"{path}: key 'training.recipe': 'minibatch'; the 'add' task trains with 'full_batch'"
+        ConfigError,
+        match=rf"{path}: key 'training': the grid tasks' minibatch recipe takes \['batch_size'\]; got \['eval_size'\]",
     ):
         resolve({"family": "modadd", "sweep": {"p": [13], "seed": [0]}}, "c.yaml", str(families))
     path = _edit(families, "induction", lambda s: s.update({"training": {"recipe": "full_batch"}}))

@@ -186,10 +186,10 @@ def resolve(config: dict, source: str = "config", families_dir: str = "families"
     _check_epoch_params(settings, variants, source)
     if family.operation == sequence.OPERATION:  # prompt files against every variant's vocabulary
         sequence.check_prompt_files(spec, family.root, [v.p for v in variants], str(family.files[0]))
-        if config.get("batch_seeds"):
-            raise ConfigError(
-                f"{source}: key 'batch_seeds': the minibatch recipe of family {family.name!r} trains one variant at a time"
-            )
+    if spec.get("training", {}).get("recipe", "full_batch") != "full_batch" and config.get("batch_seeds"):
+        raise ConfigError(
+            f"{source}: key 'batch_seeds': the minibatch recipe of family {family.name!r} trains one variant at a time"
+        )
     check_variant_sizes(family, variants, probe, config.get("batch_seeds", False), source, _frac_key(config))
     figures = _resolve_figures(config, spec, analyzers, source)
     reports = config.get("reports", ["default"])

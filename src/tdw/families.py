@@ -93,17 +93,23 @@ def _check_param_overrides(chain: list[tuple[Path, dict, tuple]]) -> None:
 def _check_task(spec: dict, chain: list[tuple[Path, dict, tuple]]) -> None:
     """The task is one the workbench has, trains with the recipe the task trains with (the
     sequence task, ``tdw.tasks.sequence``: minibatches; the grid tasks, ``tdw.tasks.modular``:
-    full batch) and makes every probe kind declared."""
+    full batch, or seeded minibatches of the training split) and makes every probe kind declared."""
     from tdw.tasks import sequence
-    from tdw.tasks.modular import PROBE_KINDS, check_task
+    from tdw.tasks.modular import MINIBATCH, PROBE_KINDS, check_task, minibatch_values
 
     operation = spec["task"]["operation"]
     recipe = spec.get("training", {}).get("recipe", "full_batch")
-    wanted = sequence.RECIPE if operation == sequence.OPERATION else "full_batch"
-    if recipe != wanted:
+    wanted = (sequence.RECIPE,) if operation == sequence.OPERATION else ("full_batch", MINIBATCH)
+    if recipe not in wanted:
         raise ConfigError(
-            f"{_origin(chain, ['training'])}: key 'training.recipe': {recipe!r}; the {operation!r} task trains with {wanted!r}"
+            f"{_origin(chain, ['training'])}: key 'training.recipe': {recipe!r}; the {operation!r} task trains with "
+            + " or ".join(repr(w) for w in wanted)
         )
+    if recipe == MINIBATCH and operation != sequence.OPERATION:
+        try:
+            minibatch_values(spec["training"])
+        except ValueError as err:
+            raise ConfigError(f"{_origin(chain, ['training'])}: key 'training': {err}") from err
     if operation == sequence.OPERATION:
         sequence.check_probes(spec, _origin(chain, ["probes"]))
         return

@@ -29,14 +29,24 @@ class TrainConfig:
     early_stop: dict | None = field(default=None, hash=False)
     # None, or {every, measures, hooks, probe_rows, probe_seed}: measures logged between checkpoints (tdw.train.tracking)
     tracking: dict | None = field(default=None, hash=False)
+    # "decoupled": AdamW's weight decay (w shrinks by lr * weight_decay each step); "l2":
+    # torch.optim.Adam's coupled L2 penalty (weight_decay * w added to the gradient)
+    weight_decay_mode: str = "decoupled"
+
+    def __post_init__(self) -> None:
+        if self.weight_decay_mode not in ("decoupled", "l2"):
+            raise ConfigError(f"weight_decay_mode {self.weight_decay_mode!r}: expected 'decoupled' or 'l2'")
 
     def to_dict(self) -> dict:
-        """The recipe as written to config.json; ``grokfast``, ``early_stop`` and ``tracking`` only
-        when on, so a run without them is described as before they existed."""
+        """The recipe as written to config.json; ``grokfast``, ``early_stop``, ``tracking`` and
+        ``weight_decay_mode`` only when not their default, so a run without them is described
+        as before they existed."""
         out = asdict(self) | {"betas": list(self.betas)}
         for name in ("grokfast", "early_stop", "tracking"):
             if out[name] is None:
                 del out[name]
+        if out["weight_decay_mode"] == "decoupled":
+            del out["weight_decay_mode"]
         return out
 
 

@@ -3,12 +3,13 @@ weights w* on the run's training split (its data seed), the chains stacked as on
 (``tdw.analyzers.sgld``), on the training loss itself (``stacked_cross_entropy`` of the
 training fast path: ``chain_logits`` for the paper's shape, with its gradient written out by
 hand in ``chain_loss_grad``, ``tdw.models.fastpath.stacked_logits`` and autograd for other
-models). Float32 weights, CUDA when present;
+models, the MLP model's ``mlp_logits`` included). Float32 weights, CUDA when present;
 deterministic on the CPU for a seed.
 
 Per checkpoint: the mean and std over the chains that did not diverge (a loss that is not
 finite, or the later half of the draws averaging more than ln(number of classes) above
-L_n(w*): worse than guessing), each chain's
+L_n(w*): worse than guessing; ``divergence_rise`` sets another margin, for settings such as
+the devinterp grokking example's whose chains run hot by design), each chain's
 estimate, the loss and distance traces [chain, draw], a MALA acceptance estimate per chain
 and the divergence flag per chain.
 """
@@ -45,6 +46,13 @@ PARAMS = (
     Param("steps_between_draws", int, 1, "SGLD steps from one draw to the next (>= 1)", in_range(1, 10**6)),
     Param("batch_size", int | Literal["full"], 128, "rows per SGLD step; 0 or 'full': the full training split", _batch_range),
     Param("seed", int, 0, "seed of the noise and of the batch order (>= 0)", in_range(0, 2**62)),
+    Param(
+        "divergence_rise",
+        float | None,
+        None,
+        "a chain is flagged diverged when its later draws average more than this above L_n(w*); null: ln(classes)",
+        lambda v: None if v is None or (math.isfinite(v) and v > 0) else "expected a finite number > 0, or null",
+    ),
 )
 
 
@@ -237,13 +245,15 @@ def estimate(view: CheckpointView, params: dict, noise_ahead: bool | None = None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     loss, loss_grad, center, n = training_loss(view, device)
     s = settings(params, n)
-    blowup = math.log(view.model.d_vocab_out)
+    rise = params.get("divergence_rise")
+    blowup = math.log(view.model.d_vocab_out) if rise is None else float(rise)
     return estimate_llc(loss, center, n, s, blowup=blowup, loss_grad=loss_grad, noise_ahead=noise_ahead), s
 
 
 class LLC(Analyzer):
     name = "llc"
     operations = tuple(OPERATIONS)
+    models = ("transformer", "mlp")  # the loss is the model's training objective, whatever its kind
     description = "local learning coefficient by SGLD at each checkpoint, with traces and divergence flags"
     params = PARAMS
     dims = {

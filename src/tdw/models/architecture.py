@@ -22,6 +22,14 @@ class ModelConfig:
     # "transformer", or "mlp": embeddings of a and b, one hidden layer, unembedding (tdw.models.mlp)
     model: str = "transformer"
     embed_combine: str = "concat"  # the MLP's input: the two embeddings "concat"enated or "sum"med
+    # the MLP's hidden-layer bias: "shared" (one, ``mlp.b_in``) or "per_operand" (``mlp.b_in_a`` and
+    # ``mlp.b_in_b``, one per operand's linear map, summed: the devinterp grokking example's two
+    # biased ``nn.Linear`` maps)
+    input_bias: str = "shared"
+    # the MLP's initial weights: "scaled" (N(0,1)/sqrt(fan_in), zero bias; tdw.models.weights) or
+    # "torch" (the devinterp example's modules built under torch.manual_seed(seed): N(0,1) embedding,
+    # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights and biases; tdw.models.weights.mlp_torch_init_params)
+    init: str = "scaled"
 
     @property
     def is_mlp(self) -> bool:
@@ -39,6 +47,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.attention_rate <= 1.0:
             raise ValueError(f"attention_rate {self.attention_rate!r}: expected a number in [0, 1]")
+        if self.input_bias not in ("shared", "per_operand"):
+            raise ValueError(f"input_bias {self.input_bias!r}: expected 'shared' or 'per_operand'")
+        if self.init not in ("scaled", "torch"):
+            raise ValueError(f"init {self.init!r}: expected 'scaled' or 'torch'")
+        if not self.is_mlp and (self.input_bias != "shared" or self.init != "scaled"):
+            raise ValueError("input_bias and init are options of the MLP model (model: mlp)")
+        if self.input_bias == "per_operand" and self.embed_combine != "concat":
+            raise ValueError("input_bias 'per_operand' needs embed_combine 'concat' (one map per operand)")
 
     @property
     def d_vocab(self) -> int:
@@ -70,4 +86,11 @@ class ModelConfig:
 
 
 # Fields added after variants were first written, with the default that reproduces those variants.
-LATER_DEFAULTS: dict[str, object] = {"attn_only": False, "model": "transformer", "embed_combine": "concat", "attention_rate": 1.0}
+LATER_DEFAULTS: dict[str, object] = {
+    "attn_only": False,
+    "model": "transformer",
+    "embed_combine": "concat",
+    "attention_rate": 1.0,
+    "input_bias": "shared",
+    "init": "scaled",
+}

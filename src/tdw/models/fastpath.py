@@ -23,10 +23,17 @@ def mlp_input(W_E: torch.Tensor, tokens: torch.Tensor, combine: str) -> torch.Te
     return torch.cat([e_a, e_b], -1) if combine == "concat" else e_a + e_b
 
 
+def mlp_bias(params: dict[str, torch.Tensor], cfg: ModelConfig) -> torch.Tensor:
+    """The MLP's hidden-layer bias [d_mlp]: ``mlp.b_in``, or the sum of the two operands' biases."""
+    if cfg.input_bias == "per_operand":
+        return params["mlp.b_in_a"] + params["mlp.b_in_b"]
+    return params["mlp.b_in"]
+
+
 def mlp_logits(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
     """Logits [batch, d_vocab_out] of the MLP model (``tdw.models.mlp``) for tokens [batch, 3]."""
     x = mlp_input(params["embed.W_E"], tokens, cfg.embed_combine)
-    pre = torch.addmm(params["mlp.b_in"], x, params["mlp.W_in"])
+    pre = torch.addmm(mlp_bias(params, cfg), x, params["mlp.W_in"])
     post = F.relu(pre) if cfg.act == "relu" else F.gelu(pre)
     return post @ params["unembed.W_U"]
 

@@ -4,7 +4,8 @@ TransformerLens HookedRootModule.
 Tokens [batch, 3] = [a, b, =] (the workbench's one input format; the `=` column is not read)
 -> embeddings of a and b (``embed.W_E`` [p, d_model], ``hook_embed`` [batch, 2, d_model]) ->
 concatenated [2 d_model] or summed [d_model] (``embed_combine``) -> one hidden layer
-(``mlp.W_in`` [d_in, d_mlp], ``mlp.b_in``; ``mlp.hook_pre``, ``mlp.hook_post``) -> unembedding
+(``mlp.W_in`` [d_in, d_mlp], ``mlp.b_in``, or ``mlp.b_in_a`` and ``mlp.b_in_b`` with
+``input_bias: per_operand``; ``mlp.hook_pre``, ``mlp.hook_post``) -> unembedding
 (``unembed.W_U`` [d_mlp, d_vocab_out], no bias; ``hook_logits``). The model predicts at one
 position, so activations after the embedding carry a position axis of length 1, the answer
 position: ``[batch, 1, d_mlp]``, logits ``[batch, 1, d_vocab_out]``, and every reader that
@@ -32,12 +33,17 @@ from tdw.models.weights import mlp_param_shapes
 
 class HiddenLayer(HookedParams):
     def __init__(self, cfg: ModelConfig):
-        super().__init__({"W_in": (cfg.d_in, cfg.d_mlp), "b_in": (cfg.d_mlp,)}, hooks.MLP_LEAVES)
+        biases = ("b_in_a", "b_in_b") if cfg.input_bias == "per_operand" else ("b_in",)
+        super().__init__({"W_in": (cfg.d_in, cfg.d_mlp)} | {name: (cfg.d_mlp,) for name in biases}, hooks.MLP_LEAVES)
+        self.biases = biases
         acts: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
         self.act = acts[cfg.act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [batch, 1, d_in]
-        pre = self.hook_pre(x @ self.W_in + self.b_in)  # [batch, 1, d_mlp]
+        pre = x @ self.W_in
+        for name in self.biases:  # one bias, or each operand's map's bias (summed)
+            pre = pre + getattr(self, name)
+        pre = self.hook_pre(pre)  # [batch, 1, d_mlp]
         return self.hook_post(self.act(pre))
 
 

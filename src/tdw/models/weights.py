@@ -12,25 +12,62 @@ from tdw.models.hooks import block
 
 
 def mlp_param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The MLP model's parameters (``tdw.models.mlp``): embedding, hidden layer, unembedding."""
+    """The MLP model's parameters (``tdw.models.mlp``): embedding, hidden layer (its bias shared,
+    ``mlp.b_in``, or one per operand, ``mlp.b_in_a`` and ``mlp.b_in_b``), unembedding."""
+    biases = MLP_OPERAND_BIASES if cfg.input_bias == "per_operand" else ("mlp.b_in",)
     return {
         "embed.W_E": (cfg.d_vocab, cfg.d_model),
         "mlp.W_in": (cfg.d_in, cfg.d_mlp),
-        "mlp.b_in": (cfg.d_mlp,),
+        **{name: (cfg.d_mlp,) for name in biases},
         "unembed.W_U": (cfg.d_mlp, cfg.d_vocab_out),
     }
 
 
+MLP_OPERAND_BIASES = ("mlp.b_in_a", "mlp.b_in_b")
+
+
+def mlp_torch_init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
+    """torch's default initialisation of the devinterp example's modules, bit for bit: after
+    ``torch.manual_seed(seed)`` (on a forked generator: the caller's is left as it was),
+    ``nn.Embedding(p, d_model)`` (N(0,1)), then with ``input_bias: per_operand`` the second
+    operand's ``nn.Linear(d_model, d_mlp)`` and then the first's (the example creates
+    ``linear1r`` before ``linear1l``; weight and bias U(-1/sqrt(d_model), 1/sqrt(d_model))),
+    else one ``nn.Linear(d_in, d_mlp)``, and ``nn.Linear(d_mlp, d_vocab_out, bias=False)``
+    (U(-1/sqrt(d_mlp), 1/sqrt(d_mlp))). W_in stacks the first operand's map over the second's."""
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        embed = nn.Embedding(cfg.d_vocab, cfg.d_model)
+        if cfg.input_bias == "per_operand":
+            second, first = nn.Linear(cfg.d_model, cfg.d_mlp), nn.Linear(cfg.d_model, cfg.d_mlp)
+            hidden = {
+                "mlp.W_in": torch.cat([first.weight.T, second.weight.T], 0),
+                "mlp.b_in_a": first.bias,
+                "mlp.b_in_b": second.bias,
+            }
+        else:
+            one = nn.Linear(cfg.d_in, cfg.d_mlp)
+            hidden = {"mlp.W_in": one.weight.T, "mlp.b_in": one.bias}
+        unembed = nn.Linear(cfg.d_mlp, cfg.d_vocab_out, bias=False)
+        out = {"embed.W_E": embed.weight, **hidden, "unembed.W_U": unembed.weight.T}
+        return {name: out[name].detach().clone().contiguous() for name in mlp_param_shapes(cfg)}
+
+
 def mlp_init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
     """The MLP model's initial weights, drawn under ``seed`` in creation order: N(0,1)/sqrt(d_model)
-    for the embedding (as the transformer's), N(0,1)/sqrt(fan_in) for W_in and W_U, a zero bias."""
+    for the embedding (as the transformer's), N(0,1)/sqrt(fan_in) for W_in and W_U, zero biases;
+    with ``init: torch``, ``mlp_torch_init_params``."""
+    if cfg.init == "torch":
+        return mlp_torch_init_params(cfg, seed)
     gen = torch.Generator().manual_seed(seed)
-    return {
+    out = {
         "embed.W_E": torch.randn((cfg.d_vocab, cfg.d_model), generator=gen) / math.sqrt(cfg.d_model),
         "mlp.W_in": torch.randn((cfg.d_in, cfg.d_mlp), generator=gen) / math.sqrt(cfg.d_in),
-        "mlp.b_in": torch.zeros(cfg.d_mlp),
         "unembed.W_U": torch.randn((cfg.d_mlp, cfg.d_vocab_out), generator=gen) / math.sqrt(cfg.d_mlp),
     }
+    out |= {name: torch.zeros(cfg.d_mlp) for name in mlp_param_shapes(cfg) if ".b_in" in name}
+    return {name: out[name] for name in mlp_param_shapes(cfg)}
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

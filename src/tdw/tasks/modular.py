@@ -174,6 +174,29 @@ def split(p: int, train_frac: float, seed: int, operation: str = "add") -> tuple
     return np.array(order[:cut], dtype=np.int64), np.array(order[cut:], dtype=np.int64)
 
 
+# The grid tasks' minibatch recipe (tdw.train.minibatch): a family's "training" section.
+MINIBATCH = "minibatch"
+MINIBATCH_DEFAULTS = {"batch_size": 128}
+
+
+def minibatch_values(recipe: dict) -> dict:
+    """A grid family's minibatch recipe with every value present (``MINIBATCH_DEFAULTS`` for
+    those it leaves out); a key the recipe does not have is refused."""
+    extra = set(recipe) - {"recipe", *MINIBATCH_DEFAULTS}
+    if extra:
+        raise ValueError(f"the grid tasks' minibatch recipe takes {sorted(MINIBATCH_DEFAULTS)}; got {sorted(extra)}")
+    return {"recipe": MINIBATCH} | MINIBATCH_DEFAULTS | {k: v for k, v in recipe.items() if k != "recipe"}
+
+
+def minibatch_rows(n_train: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Positions in the training split [min(batch_size, n_train)] (int64) of step ``step``'s
+    batch: distinct rows, uniform without replacement (the first batch of a freshly shuffled
+    ``DataLoader(shuffle=True)``), from ``numpy.random.default_rng([seed, step])``: a pure
+    function of (seed, step), so a resumed run draws the batches it would have drawn."""
+    rng = np.random.default_rng([seed, step])
+    return rng.permutation(n_train)[: min(batch_size, n_train)].astype(np.int64)
+
+
 def probe_indices(p: int, spec: dict, train_frac: float, seed: int, operation: str = "add") -> np.ndarray:
     """Flat pair indices a probe runs on, shape [batch], ascending: all the task's inputs
     (``grid``), the split's train or test inputs, or ``random``: ``size`` of the inputs with

@@ -1,4 +1,4 @@
-"""AdamW over stacked parameters with per-model hyperparameters.
+"""AdamW (or Adam with coupled L2 weight decay) over stacked parameters with per-model hyperparameters.
 
 Parameters of S models are stacked on a leading axis. ``torch.optim.AdamW`` takes one scalar
 lr, betas, eps and weight decay per parameter group, and a slice of a stacked tensor cannot
@@ -13,6 +13,12 @@ a tensor product that the kernel evaluates in the same order (``addcmul``: self 
 ``addcdiv``: self + v * t1 / t2). On the CPU each model's slice therefore ends bit-identical
 to a separate ``torch.optim.AdamW(foreach=False)`` run (tested for differing lr, weight
 decay, betas, eps and warm-up).
+
+A model whose ``AdamWHyper.coupled`` is set takes ``torch.optim.Adam``'s L2 weight decay
+instead: the gradient becomes grad + weight_decay * w before the moments, and w is not
+shrunk. Where every coupled model of the stack has the same weight decay this is torch's own
+``grad.add(param, alpha=weight_decay)`` (bit-identical to ``torch.optim.Adam(foreach=False)``
+on the CPU, tested); otherwise each model's own value multiplies its slice.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class AdamWHyper:
     betas: tuple[float, float]
     eps: float
     weight_decay: float
+    coupled: bool = False  # True: Adam's L2 decay (added to the gradient), not AdamW's decoupled shrink
 
 
 class StackedAdamW:
@@ -54,11 +61,14 @@ class StackedAdamW:
         applied by the caller)."""
         self.step_count += 1
         step = float(self.step_count)  # torch keeps the step as a float tensor and reads it back
-        scalars: dict[str, list[float]] = {k: [] for k in ("decay", "lerp", "sq_decay", "sq_w", "neg_step", "bc2_sqrt", "eps")}
+        scalars: dict[str, list[float]] = {
+            k: [] for k in ("decay", "lerp", "sq_decay", "sq_w", "neg_step", "bc2_sqrt", "eps", "l2")
+        }
         for h, lr in zip(self.hypers, lrs, strict=True):
             beta1, beta2 = h.betas
             for key, value in (
-                ("decay", 1 - lr * h.weight_decay),
+                ("decay", 1.0 if h.coupled else 1 - lr * h.weight_decay),
+                ("l2", h.weight_decay if h.coupled else 0.0),
                 ("lerp", 1 - beta1),
                 ("sq_decay", beta2),
                 ("sq_w", 1 - beta2),
@@ -67,6 +77,8 @@ class StackedAdamW:
                 ("eps", h.eps),
             ):
                 scalars[key].append(value)
+        l2_values = set(scalars["l2"])
+        l2_alpha = l2_values.pop() if len(l2_values) == 1 else None  # one value for the whole stack
         flat: dict[tuple, dict[str, torch.Tensor]] = {}
         for name, param in self.params.items():
             grad = grads[name]
@@ -79,6 +91,10 @@ class StackedAdamW:
                 flat[where] = {k: torch.tensor(v, dtype=param.dtype, device=param.device) for k, v in scalars.items()}
             shape = (-1,) + (1,) * (param.dim() - 1)
             t = {k: v.reshape(shape) for k, v in flat[where].items()}
+            if l2_alpha is None:  # coupled L2 with weights differing across the stack
+                grad = grad.add(param * t["l2"])
+            elif l2_alpha != 0.0:  # torch.optim.Adam's own operation
+                grad = grad.add(param, alpha=l2_alpha)
             # torch skips the decay when weight_decay == 0; multiplying by 1.0 is exact
             param.mul_(t["decay"])
             exp_avg.lerp_(grad, t["lerp"].expand_as(exp_avg))

@@ -96,7 +96,7 @@ class TrainState:
     def __init__(self, params: list[dict[str, torch.Tensor]], trains: list[TrainConfig]):
         self.params = {k: torch.stack([p[k] for p in params]).requires_grad_(True) for k in params[0]}
         self.trains = trains
-        hypers = [AdamWHyper(t.lr, (t.betas[0], t.betas[1]), t.eps, t.weight_decay) for t in trains]
+        hypers = [AdamWHyper(t.lr, (t.betas[0], t.betas[1]), t.eps, t.weight_decay, t.weight_decay_mode == "l2") for t in trains]
         self.opt = StackedAdamW(self.params, hypers)
         self.filter = GradFilter([t.grokfast for t in trains])
         n = len(params)

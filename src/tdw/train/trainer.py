@@ -96,9 +96,15 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
     """Train variants that share their tensors' shapes (``_shared``) in one process, stacked,
     and write each one's files (``tdw.io.variant.write_variant_files``), as training it alone does.
     ``vectorize``: see ``stacked_logits``. Runs on as many threads as torch has (see
-    ``training_threads``). A family's minibatch recipe trains in ``tdw.train.sequence``."""
+    ``training_threads``). A family's minibatch recipe trains in ``tdw.train.sequence`` (the
+    sequence task) or ``tdw.train.minibatch`` (the grid tasks)."""
     if jobs[0].recipe is not None:
-        from tdw.train.sequence import train_minibatch
+        from tdw.tasks.sequence import OPERATION
+
+        if jobs[0].operation == OPERATION:
+            from tdw.train.sequence import train_minibatch
+        else:
+            from tdw.train.minibatch import train_minibatch
 
         return train_minibatch(jobs, progress_seconds)
     _check_batchable(jobs)

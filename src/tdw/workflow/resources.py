@@ -56,7 +56,8 @@ def row_width(cfg: ModelConfig) -> int:
 
 def n_parameters(cfg: ModelConfig) -> int:
     if cfg.is_mlp:  # embedding, hidden layer with bias, unembedding (tdw.models.weights.mlp_param_shapes)
-        return cfg.d_vocab * cfg.d_model + cfg.d_in * cfg.d_mlp + cfg.d_mlp + cfg.d_mlp * cfg.d_vocab_out
+        biases = 2 if cfg.input_bias == "per_operand" else 1
+        return cfg.d_vocab * cfg.d_model + cfg.d_in * cfg.d_mlp + biases * cfg.d_mlp + cfg.d_mlp * cfg.d_vocab_out
     block = 4 * cfg.d_model * cfg.d_model + 2 * cfg.d_model * cfg.d_mlp + cfg.d_mlp + cfg.d_model
     return cfg.d_vocab * cfg.d_model + cfg.n_ctx * cfg.d_model + cfg.n_layers * block + cfg.d_model * cfg.d_vocab_out
 
