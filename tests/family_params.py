@@ -179,6 +179,7 @@ LLC_RESTRICTED_ANALYZER = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,
         "components": ["heads", "mlps"],
     },
     "susceptibilities": {
@@ -191,6 +192,7 @@ LLC_RESTRICTED_ANALYZER = {
         "steps_between_draws": 1,
         "batch_size": 128,
         "seed": 0,
+        "divergence_rise": None,
         "components": ["heads", "mlps"],
         "probe": "test",
         "max_rows": 1024,

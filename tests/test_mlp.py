@@ -173,12 +173,14 @@ def test_transformer_config_is_described_as_before():
 def test_family_offers_what_applies_and_refuses_attention(root, tmp_path):
     family = load_family("modadd_mlp", str(root / "families"))
     offered = set(family.spec["analyzers"])
+    on_request = {"cka", "essential_dynamics", "sharpness", "interventions"}
     assert offered == {
         "embedding_frequencies", "neuron_activations", "neuron_clusters", "dimensionality",
-        "transitions", "geometry", "ablations", "weight_norms",
+        "transitions", "geometry", "ablations", "weight_norms", *on_request,
     }  # fmt: skip
+    assert {k for k, v in family.spec["analyzers"].items() if v.get("on_request")} == on_request
     wb = load(root / "tests" / "configs" / "tiny_modadd_mlp.yaml", str(root / "families"))
-    assert set(wb.analyzers) == offered and wb.variants[0].model == family.model_config(13)
+    assert set(wb.analyzers) == offered - on_request and wb.variants[0].model == family.model_config(13)
     # a config asking for attention: stopped, naming the key, the value and what the family offers
     config = yaml.safe_load((root / "tests" / "configs" / "tiny_modadd_mlp.yaml").read_text()) | {"analyzers": ["attention"]}
     with pytest.raises(ConfigError, match=r"my.yaml: key 'analyzers': unknown analyzer 'attention'; the family offers"):

@@ -74,6 +74,13 @@ def settings(params: dict, n: int):
     )
 
 
+def divergence_margin(params: dict, classes: int) -> float:
+    """How far above L_n(w*) the later half of a chain's draws may average before the chain counts
+    as diverged: ``divergence_rise`` where given, else ln(classes) (worse than guessing)."""
+    rise = params.get("divergence_rise")
+    return math.log(classes) if rise is None else float(rise)
+
+
 def chain_logits(params: dict, cfg, a, b):
     """Last-position logits [chain, batch, d_vocab_out] of the paper-shaped model for inputs
     [a, b, =] (a, b: [batch], the same rows for every chain), from stacked parameters
@@ -245,8 +252,7 @@ def estimate(view: CheckpointView, params: dict, noise_ahead: bool | None = None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     loss, loss_grad, center, n = training_loss(view, device)
     s = settings(params, n)
-    rise = params.get("divergence_rise")
-    blowup = math.log(view.model.d_vocab_out) if rise is None else float(rise)
+    blowup = divergence_margin(params, view.model.d_vocab_out)
     return estimate_llc(loss, center, n, s, blowup=blowup, loss_grad=loss_grad, noise_ahead=noise_ahead), s
 
 

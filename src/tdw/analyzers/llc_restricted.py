@@ -131,7 +131,7 @@ def estimate(view: CheckpointView, params: dict, noise_ahead: bool | None = None
     per = params["chains"]
     s = dataclasses.replace(llc.settings(params, n), chains=per * len(names))
     mask = flat_mask(center, [masks[c] for c in names for _ in range(per)])
-    blowup = math.log(view.model.d_vocab_out)
+    blowup = llc.divergence_margin(params, view.model.d_vocab_out)
     est = estimate_llc(loss, center, n, s, blowup=blowup, loss_grad=loss_grad, noise_ahead=noise_ahead, mask=mask)
     return names, est, s, component_sizes(shapes, masks)
 

@@ -24,7 +24,6 @@ full run's E_full is itself an estimate): their spread is the estimate's uncerta
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import numpy as np
@@ -139,7 +138,7 @@ def sample(view: CheckpointView, params: dict, noise_ahead: bool | None = None) 
         center,
         n,
         s,
-        blowup=math.log(view.model.d_vocab_out),
+        blowup=llc.divergence_margin(params, view.model.d_vocab_out),
         loss_grad=loss_grad,
         noise_ahead=noise_ahead,
         mask=flat_mask(center, [m for m in runs for _ in range(per)]),
