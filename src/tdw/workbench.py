@@ -29,12 +29,15 @@ class TrainConfig:
     early_stop: dict | None = field(default=None, hash=False)
     # None, or {every, measures, hooks, probe_rows, probe_seed}: measures logged between checkpoints (tdw.train.tracking)
     tracking: dict | None = field(default=None, hash=False)
+    # None (the default forward), or "tables": the paper's model's logits from per-token tables
+    # through W_in and W_U (tdw.models.fastpath.build_tables), equal up to float32 rounding
+    fast_path: str | None = None
 
     def to_dict(self) -> dict:
-        """The recipe as written to config.json; ``grokfast``, ``early_stop`` and ``tracking`` only
-        when on, so a run without them is described as before they existed."""
+        """The recipe as written to config.json; ``grokfast``, ``early_stop``, ``tracking`` and
+        ``fast_path`` only when on, so a run without them is described as before they existed."""
         out = asdict(self) | {"betas": list(self.betas)}
-        for name in ("grokfast", "early_stop", "tracking"):
+        for name in ("grokfast", "early_stop", "tracking", "fast_path"):
             if out[name] is None:
                 del out[name]
         return out
