@@ -93,9 +93,9 @@ def test_training_with_tables_follows_the_default(tmp_path):
             hist[k] = (fh["train_loss"][()], fh["test_loss"][()])
     for default, tables in zip(hist[None], hist["tables"], strict=True):
         assert len(default) == len(tables) == 51
-        # float32 rounding differs (the sums run in another order); 50 AdamW steps at lr 1e-3
-        # keep it far below the loss's own change over the run (about 2x here)
-        np.testing.assert_allclose(tables, default, rtol=1e-4)
+        # float32 rounding differs (the sums run in another order): after 50 AdamW steps the
+        # losses differ by at most 9e-7 relative (measured), while the train loss falls 14x
+        np.testing.assert_allclose(tables, default, rtol=1e-5)
     assert hist[None][0][-1] < 0.9 * hist[None][0][0]  # the run trains
 
 
