@@ -171,8 +171,9 @@ def _groups(tok: torch.Tensor, n_vocab: int) -> tuple[torch.Tensor, torch.Tensor
 
 class _Bag(torch.autograd.Function):
     """``out[i] = sum_k w[i, k] table[idx[i, k]]`` (one ``F.embedding_bag``) for the table of
-    ``_mixed``: rows [(2 d_vocab + 1) head, F] (position 0's token-head rows, position 1's, then
-    the `=` position's), idx and w [batch, 3 head].
+    ``_mixed``: rows [(2 d_vocab + 1) head + 1, F] (position 0's token-head rows, position 1's,
+    the `=` position's, then the constant row), idx and w [batch, 3 head + 1] (the constant's
+    weight is 1).
 
     The backward groups the rows by token (``_groups``) and runs batched products per token
     ([head, rows] x [rows, F] for the table, [rows, F] x [F, head] for the weights): several
@@ -180,16 +181,15 @@ class _Bag(torch.autograd.Function):
     product per sample)."""
 
     @staticmethod
-    def forward(ctx, table, w, idx, n_heads, groups_a, groups_b):  # type: ignore[override]
+    def forward(ctx, table, w, idx, n_heads, n_vocab, groups_a, groups_b):  # type: ignore[override]
         ctx.save_for_backward(table, w, *groups_a, *groups_b)
-        ctx.n_heads = n_heads
+        ctx.n_heads, ctx.n_vocab = n_heads, n_vocab
         return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         table, w, slots_a, where_a, slots_b, where_b = ctx.saved_tensors
-        H = ctx.n_heads
-        V = (table.shape[0] // H - 1) // 2
+        H, V = ctx.n_heads, ctx.n_vocab
         grad_ext = torch.cat([grad, grad.new_zeros(1, grad.shape[1])])  # row len(batch): padding
         w_ext = torch.cat([w, w.new_zeros(1, w.shape[1])])
         grad_table, grad_w = [], []
@@ -199,9 +199,9 @@ class _Bag(torch.autograd.Function):
             w_j = F.embedding(slots, w_ext[:, j * H : (j + 1) * H].contiguous())  # [d_vocab, width, head]
             grad_table.append(torch.bmm(w_j.transpose(1, 2), g).flatten(0, 1))
             grad_w.append(torch.bmm(g, block.transpose(1, 2)).flatten(0, 1).index_select(0, where))
-        grad_table.append(w[:, 2 * H :].T @ grad)
+        grad_table.append(w[:, 2 * H :].T @ grad)  # the `=` rows and the constant row
         grad_w.append(grad @ table[2 * V * H :].T)
-        return torch.cat(grad_table), torch.cat(grad_w, 1), None, None, None, None
+        return torch.cat(grad_table), torch.cat(grad_w, 1), None, None, None, None, None
 
 
 def _mixed(tab: Tables, cfg: ModelConfig, tokens: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,20 +209,23 @@ def _mixed(tab: Tables, cfg: ModelConfig, tokens: torch.Tensor, grad: bool) -> t
     sums of table rows (``values M``, per position, token and head)."""
     a, b = tokens[:, 0], tokens[:, 1]
     n, H, V = len(a), cfg.n_heads, cfg.d_vocab
-    w = _attention(tab, cfg, a, b).reshape(n, 3 * H)  # [batch, (key_pos, head)]
+    # [batch, (key_pos, head)], then weight 1 for the constant row
+    w = torch.cat([_attention(tab, cfg, a, b).reshape(n, 3 * H), torch.ones(n, 1, dtype=tab.const.dtype, device=a.device)], 1)
     rows = torch.einsum("jvhe,hef->jvhf", tab.values, tab.mix.view(H, cfg.d_head, -1))  # [pos, d_vocab, head, F]
     h = torch.arange(H, device=tokens.device)
-    idx = torch.cat([a[:, None] * H + h, (V + b[:, None]) * H + h, (2 * V * H + h).expand(n, -1)], 1)
+    idx = torch.cat(
+        [a[:, None] * H + h, (V + b[:, None]) * H + h, (2 * V * H + torch.arange(H + 1, device=a.device)).expand(n, -1)], 1
+    )
     groups = (_groups(a, V), _groups(b, V)) if grad else None
     out = []
     for lo, hi in ((0, cfg.d_mlp), (cfg.d_mlp, rows.shape[-1])):
         part = rows[..., lo:hi]
-        table = torch.cat([part[:2].reshape(2 * V * H, -1), part[2, cfg.p]])
+        table = torch.cat([part[:2].reshape(2 * V * H, -1), part[2, cfg.p], tab.const[None, lo:hi]])
         if groups is not None:
-            mixed = _Bag.apply(table, w, idx, H, *groups)
+            mixed = _Bag.apply(table, w, idx, H, V, *groups)
         else:
             mixed = F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
-        out.append(mixed + tab.const[lo:hi])
+        out.append(mixed)
     return out[0], out[1]
 
 
