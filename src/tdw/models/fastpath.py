@@ -110,16 +110,19 @@ class Tables:
 
     The logits at the last position are linear in the MLP's output and in the attention
     output z, so they are ``relu(z M_in + c_in) (W_out W_U) + z M_U + c_U`` with
-    ``M = W_O [W_in | W_U]``. z is a weighted sum of per-token value rows, so ``z M`` is the
-    same weighted sum of rows of ``values M`` (``rows``): 3 x n_heads gathered rows per input
-    instead of a [d_model, d_mlp + d_vocab_out] product. The unembedding is zero-padded to a
-    multiple of 8 columns (``_padded``); the logits are sliced back.
+    ``M_in = W_O W_in``, ``M_U = W_O W_U``, ``c_in = b_in + x_eq W_in``, ``c_U = (b_out + x_eq) W_U``.
+    z is a weighted sum of per-token value rows (weights: the `=` query's attention), so
+    ``z M + c`` is the same weighted sum of rows of ``values M``, plus the constant row with
+    weight 1: 3 x n_heads + 1 gathered rows per input instead of a [d_model, F] product.
+    ``table_in`` and ``table_U`` [(2 d_vocab + 1) n_heads + 1, F] hold position 0's rows (token v,
+    head h at v n_heads + h), position 1's, the `=` position's n_heads rows, then c. The
+    unembedding is zero-padded to a multiple of 8 columns (``_padded``); the logits are sliced
+    back.
     """
 
     scores: torch.Tensor  # [pos, d_vocab, head]: the `=` query's scaled score of token v at pos
-    values: torch.Tensor  # [pos, d_vocab, head, d_head] (position 2 is read at `=` only)
-    mix: torch.Tensor  # M: [head * d_head, d_mlp + padded d_vocab_out]
-    const: torch.Tensor  # [c_in | c_U] = [b_in + x_eq W_in | (b_out + x_eq) W_U]
+    table_in: torch.Tensor  # [(2 d_vocab + 1) head + 1, d_mlp]
+    table_U: torch.Tensor  # [(2 d_vocab + 1) head + 1, padded d_vocab_out]
     out_unembed: torch.Tensor  # W_out W_U: [d_mlp, padded d_vocab_out]
 
 
@@ -136,10 +139,14 @@ def build_tables(params: dict[str, torch.Tensor], cfg: ModelConfig) -> Tables:
     x_eq = x[2, cfg.p]
     q = torch.einsum("d,hde->he", x_eq, W_Q) / math.sqrt(cfg.d_head)
     scores = torch.einsum("jvhe,he->jvh", torch.einsum("jvd,hde->jvhe", x, W_K), q)
-    values = torch.einsum("jvd,hde->jvhe", x, W_V)
-    mix = W_O.reshape(cfg.n_heads * cfg.d_head, cfg.d_model) @ torch.cat([W_in, W_U], 1)
-    const = torch.cat([params[blk + "mlp.b_in"] + x_eq @ W_in, (params[blk + "mlp.b_out"] + x_eq) @ W_U])
-    return Tables(scores, values, mix, const, W_out @ W_U)
+    values = torch.einsum("jvd,hde->jvhe", x[:2], W_V)  # [2, d_vocab, head, d_head]
+    v_eq = torch.einsum("d,hde->he", x_eq, W_V)
+    tables = []
+    for W, c in ((W_in, params[blk + "mlp.b_in"] + x_eq @ W_in), (W_U, (params[blk + "mlp.b_out"] + x_eq) @ W_U)):
+        mix = torch.einsum("hed,df->hef", W_O, W)  # [head, d_head, F]
+        rows = torch.einsum("jvhe,hef->jvhf", values, mix).reshape(-1, W.shape[1])
+        tables.append(torch.cat([rows, torch.einsum("he,hef->hf", v_eq, mix), c[None]]))
+    return Tables(scores, tables[0], tables[1], W_out @ W_U)
 
 
 def _attention(tab: Tables, cfg: ModelConfig, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -181,8 +188,8 @@ class _Bag(torch.autograd.Function):
     product per sample)."""
 
     @staticmethod
-    def forward(ctx, table, w, idx, n_heads, n_vocab, groups_a, groups_b):  # type: ignore[override]
-        ctx.save_for_backward(table, w, *groups_a, *groups_b)
+    def forward(ctx, table, w, idx, n_heads, n_vocab, slots_a, where_a, slots_b, where_b):  # type: ignore[override]
+        ctx.save_for_backward(table, w, slots_a, where_a, slots_b, where_b)
         ctx.n_heads, ctx.n_vocab = n_heads, n_vocab
         return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
 
@@ -201,32 +208,23 @@ class _Bag(torch.autograd.Function):
             grad_w.append(torch.bmm(g, block.transpose(1, 2)).flatten(0, 1).index_select(0, where))
         grad_table.append(w[:, 2 * H :].T @ grad)  # the `=` rows and the constant row
         grad_w.append(grad @ table[2 * V * H :].T)
-        return torch.cat(grad_table), torch.cat(grad_w, 1), None, None, None, None, None
+        return torch.cat(grad_table), torch.cat(grad_w, 1), None, None, None, None, None, None, None
 
 
 def _mixed(tab: Tables, cfg: ModelConfig, tokens: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``z M_in + c_in`` [batch, d_mlp] and ``z M_U + c_U`` [batch, padded d_vocab_out] as weighted
-    sums of table rows (``values M``, per position, token and head)."""
+    sums of table rows."""
     a, b = tokens[:, 0], tokens[:, 1]
     n, H, V = len(a), cfg.n_heads, cfg.d_vocab
     # [batch, (key_pos, head)], then weight 1 for the constant row
-    w = torch.cat([_attention(tab, cfg, a, b).reshape(n, 3 * H), torch.ones(n, 1, dtype=tab.const.dtype, device=a.device)], 1)
-    rows = torch.einsum("jvhe,hef->jvhf", tab.values, tab.mix.view(H, cfg.d_head, -1))  # [pos, d_vocab, head, F]
-    h = torch.arange(H, device=tokens.device)
-    idx = torch.cat(
-        [a[:, None] * H + h, (V + b[:, None]) * H + h, (2 * V * H + torch.arange(H + 1, device=a.device)).expand(n, -1)], 1
-    )
-    groups = (_groups(a, V), _groups(b, V)) if grad else None
-    out = []
-    for lo, hi in ((0, cfg.d_mlp), (cfg.d_mlp, rows.shape[-1])):
-        part = rows[..., lo:hi]
-        table = torch.cat([part[:2].reshape(2 * V * H, -1), part[2, cfg.p], tab.const[None, lo:hi]])
-        if groups is not None:
-            mixed = _Bag.apply(table, w, idx, H, V, *groups)
-        else:
-            mixed = F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
-        out.append(mixed)
-    return out[0], out[1]
+    w = torch.cat([_attention(tab, cfg, a, b).reshape(n, 3 * H), torch.ones(n, 1, dtype=tab.table_in.dtype, device=a.device)], 1)
+    h = torch.arange(H, device=a.device)
+    tail = (2 * V * H + torch.arange(H + 1, device=a.device)).expand(n, -1)  # the `=` rows and the constant row
+    idx = torch.cat([a[:, None] * H + h, (V + b[:, None]) * H + h, tail], 1)
+    if not grad:
+        return tuple(F.embedding_bag(idx, t, per_sample_weights=w, mode="sum") for t in (tab.table_in, tab.table_U))  # type: ignore[return-value]
+    groups = (*_groups(a, V), *_groups(b, V))
+    return _Bag.apply(tab.table_in, w, idx, H, V, *groups), _Bag.apply(tab.table_U, w, idx, H, V, *groups)
 
 
 def table_logits(tab: Tables, cfg: ModelConfig, tokens: torch.Tensor) -> torch.Tensor:
