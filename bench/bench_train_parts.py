@@ -27,6 +27,7 @@ from tdw.models.architecture import ModelConfig  # noqa: E402
 from tdw.models.fastpath import stacked_cross_entropy, stacked_logits, stacked_table_logits, stacked_tables  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
 from tdw.tasks import modular as data  # noqa: E402
+from tdw.train.memory import keep_freed_memory  # noqa: E402
 from tdw.train.state import TrainState, scheduled_lr  # noqa: E402
 
 PARTS = ("tables", "train_forward", "train_loss_f64", "backward", "optimizer", "test_forward", "test_loss_f64")
@@ -76,7 +77,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     add_json_arg(ap, "train_parts_tables")
+    ap.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed large blocks in the heap (tdw.train.memory, as training with the tables does) for every path",
+    )
     args = ap.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     p, cfg = 113, ModelConfig(p=113)
     train_idx, test_idx = data.split(p, 0.3, 0)
@@ -100,7 +108,8 @@ def main() -> None:
             f"CPU time per part of one model's epoch (p = 113, 30 % train, full batch, test loss every epoch, "
             f"{args.threads} thread(s), {args.epochs} epochs after {args.warmup}), the two paths one epoch each in turn. With the "
             "tables a row costs about 66k multiply-adds (12 gathered rows of 626 values, then relu(pre) (W_out W_U), 512 x 114 "
-            "padded to 120) against 162k; the [rows, 512] x [512, 120] product and its backward are most of what is left."
+            "padded to 120) against 162k; the [rows, 512] x [512, 120] product and its backward are most of what is left. "
+            f"Freed large blocks kept in the heap (tdw.train.memory; both paths): {'yes' if args.keep_freed_memory else 'no'}."
         )
         write_result(
             args.json, "Where one epoch goes: default and tables", ["part", "default CPU ms", "tables CPU ms"], rows, notes

@@ -33,6 +33,7 @@ from tdw.models.architecture import ModelConfig  # noqa: E402
 from tdw.models.fastpath import stacked_cross_entropy, stacked_logits, stacked_table_logits, stacked_tables  # noqa: E402
 from tdw.models.weights import init_params  # noqa: E402
 from tdw.tasks import modular as data  # noqa: E402
+from tdw.train.memory import keep_freed_memory  # noqa: E402
 from tdw.train.state import TrainState  # noqa: E402
 
 
@@ -65,7 +66,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     add_json_arg(ap, "train_vs_paper")
+    ap.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="keep freed large blocks in the heap (tdw.train.memory, as training with the tables does) for every path",
+    )
     args = ap.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     p = 113
     cfg = ModelConfig(p=p)
     train_idx, test_idx = data.split(p, 0.3, 0)
@@ -107,7 +115,9 @@ def main() -> None:
             "attention, MLP and unembedding, einsums, causal mask); the published loop computes the test loss with "
             "autograd recording, the second row turns that off. The paths take one epoch each in turn in one process, "
             f"{args.epochs} epochs after {args.warmup} warm-up epochs; each figure is the median wall time per epoch; the last "
-            f"column is the paper's step's time over the path's. Load (1 min) after each thread count: {', '.join(loads)}."
+            f"column is the paper's step's time over the path's. Freed large blocks kept in the heap (tdw.train.memory, what "
+            f"training with the tables sets; process-wide, so for every path): {'yes' if args.keep_freed_memory else 'no'}. "
+            f"Load (1 min) after each thread count: {', '.join(loads)}."
         )
         write_result(
             args.json,

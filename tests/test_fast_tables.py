@@ -143,3 +143,13 @@ def test_the_bench_reference_of_the_paper_model_gives_the_same_logits():
         for k, v in mapped.items():
             getattr(ref, k).copy_(v)
         assert rel(ref(tokens)[:, -1], last_logits(params, cfg, tokens)) < 1e-12
+
+
+def test_the_allocator_keeps_freed_memory_where_it_is_glibc():
+    import platform
+
+    from tdw.train.memory import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert keep_freed_memory() is True

@@ -113,6 +113,10 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
 
         return train_minibatch(jobs, progress_seconds)
     _check_batchable(jobs)
+    if jobs[0].train.fast_path == "tables":  # its step allocates large tensors: keep them for reuse
+        from tdw.train.memory import keep_freed_memory
+
+        keep_freed_memory()
     t_start = time.perf_counter()
     v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
