@@ -27,6 +27,7 @@ SECTIONS = [
             "train_speed",
             "train_vs_paper",
             "train_epoch_parts",
+            "train_parts_tables",
             "train_stacked_seeds",
             "train_stacked_hyper",
             "grokfast_cost",
