@@ -121,7 +121,7 @@ def main() -> None:
         )
         write_result(
             args.json,
-            "Training speed against the paper's step",
+            "Training speed against the paper's step" + ("" if args.keep_freed_memory else ", the allocator's default"),
             ["path", "threads", "ms / epoch", "vs the paper's step"],
             rows,
             notes,

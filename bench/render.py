@@ -26,6 +26,7 @@ SECTIONS = [
         [
             "train_speed",
             "train_vs_paper",
+            "train_vs_paper_plain",
             "train_epoch_parts",
             "train_parts_tables",
             "train_stacked_seeds",
