@@ -107,8 +107,8 @@ def main() -> None:
         notes = (
             f"CPU time per part of one model's epoch (p = 113, 30 % train, full batch, test loss every epoch, "
             f"{args.threads} thread(s), {args.epochs} epochs after {args.warmup}), the two paths one epoch each in turn. With the "
-            "tables a row costs about 66k multiply-adds (12 gathered rows of 626 values, then relu(pre) (W_out W_U), 512 x 114 "
-            "padded to 120) against 162k; the [rows, 512] x [512, 120] product and its backward are most of what is left. "
+            "tables a row costs about 70k multiply-adds (13 gathered rows of 632 values: 12 of the attention, one constant; "
+            "then relu(pre) (W_out W_U), 512 x 114 padded to 120) against 162k; the [rows, 512] x [512, 120] product and its backward are most of what is left. "
             f"Freed large blocks kept in the heap (tdw.train.memory; both paths): {'yes' if args.keep_freed_memory else 'no'}."
         )
         write_result(
