@@ -23,7 +23,17 @@ REQUIRED = ("name", "title", "command", "commit", "date", "machine", "columns", 
 SECTIONS = [
     (
         "Training",
-        ["train_speed", "train_epoch_parts", "train_stacked_seeds", "train_stacked_hyper", "grokfast_cost", "tracking_cost"],
+        [
+            "train_speed",
+            "train_vs_paper",
+            "train_vs_paper_plain",
+            "train_epoch_parts",
+            "train_parts_tables",
+            "train_stacked_seeds",
+            "train_stacked_hyper",
+            "grokfast_cost",
+            "tracking_cost",
+        ],
     ),
     ("Forward pass and cache", ["cache_write"]),
     ("The default config's whole pipeline", ["pipeline_default"]),

@@ -88,6 +88,25 @@ def check_tracking(train: TrainConfig, model: ModelConfig, family: Family, name:
         raise ConfigError(f"{source}: {problem} (variant {name}, family {family.name!r})")
 
 
+def check_fast_path(train: TrainConfig, model: ModelConfig, family: Family, name: str, source: str) -> None:
+    """``train.fast_path: tables`` computes the logits of the paper's shape (one layer with MLP,
+    ReLU, no LayerNorm; ``ModelConfig.is_paper_shape``) trained full batch: refused elsewhere."""
+    if train.fast_path is None:
+        return
+    recipe = family.spec.get("training", {}).get("recipe", "full_batch")
+    if recipe != "full_batch":
+        raise ConfigError(
+            f"{source}: key 'train.fast_path': family {family.name!r} trains with the {recipe!r} recipe; the tables fast "
+            "path is offered for full-batch training only: remove train.fast_path"
+        )
+    if not model.is_paper_shape or model.n_ctx != 3:
+        raise ConfigError(
+            f"{source}: key 'train.fast_path': {train.fast_path!r} for variant {name}, whose model is not the paper's "
+            "shape (a one-layer transformer with an MLP, ReLU, no LayerNorm, 3 positions); the tables cover that shape "
+            "only: remove train.fast_path"
+        )
+
+
 def is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
@@ -286,6 +305,7 @@ def _sweep_variants(config: dict, family: Family, train: TrainConfig, source: st
         tags = tuple(sweep.tags(combo, family, FAMILY_TRAIN))
         check_takes_effect(vt, epochs, name, source)
         check_tracking(vt, model or family.model_config(combo["p"]), family, name, source)
+        check_fast_path(vt, model or family.model_config(combo["p"]), family, name, source)
         if vt.early_stop is not None and epochs[0] != 0:
             raise ConfigError(
                 f"{source}: key 'checkpoints': variant {name} stops early (train.early_stop) but its schedule starts at "

@@ -32,17 +32,20 @@ class TrainConfig:
     # "decoupled": AdamW's weight decay (w shrinks by lr * weight_decay each step); "l2":
     # torch.optim.Adam's coupled L2 penalty (weight_decay * w added to the gradient)
     weight_decay_mode: str = "decoupled"
+    # None (the default forward), or "tables": the paper's model's logits from per-token tables
+    # through W_in and W_U (tdw.models.fastpath.build_tables), equal up to float32 rounding
+    fast_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.weight_decay_mode not in ("decoupled", "l2"):
             raise ConfigError(f"weight_decay_mode {self.weight_decay_mode!r}: expected 'decoupled' or 'l2'")
 
     def to_dict(self) -> dict:
-        """The recipe as written to config.json; ``grokfast``, ``early_stop``, ``tracking`` and
-        ``weight_decay_mode`` only when not their default, so a run without them is described
-        as before they existed."""
+        """The recipe as written to config.json; ``grokfast``, ``early_stop``, ``tracking``,
+        ``fast_path`` and ``weight_decay_mode`` only when not their default, so a run without
+        them is described as before they existed."""
         out = asdict(self) | {"betas": list(self.betas)}
-        for name in ("grokfast", "early_stop", "tracking"):
+        for name in ("grokfast", "early_stop", "tracking", "fast_path"):
             if out[name] is None:
                 del out[name]
         if out["weight_decay_mode"] == "decoupled":

@@ -4,7 +4,7 @@ reads it while the DAG is built, and the trainer checks the same key before it s
 A stack holds one tensor per parameter with a leading model axis, one train/test split shape
 and one optimizer and filter state layout, so the models share the task, the architecture, p,
 the train fraction (the split's size), the checkpoint schedule, the test-loss spacing and the
-Grokfast filter's kind and window, and the tracking setting. Everything else is per model: the seed, the data seed, lr,
+Grokfast filter's kind and window, the tracking setting and the fast path. Everything else is per model: the seed, the data seed, lr,
 weight decay, betas, eps, warm-up and the filter's alpha and lamb.
 """
 
@@ -31,4 +31,14 @@ def stack_key(
     """Equal for variants that may train as one stack (``model``: a ``ModelConfig``, None for the
     family's at ``p``; ``train``: a ``TrainConfig``)."""
     tracking = json.dumps(train.tracking, sort_keys=True)  # one tracker per stack
-    return (operation, model, p, train_frac, tuple(epochs), train.test_loss_every, filter_layout(train.grokfast), tracking)
+    return (
+        operation,
+        model,
+        p,
+        train_frac,
+        tuple(epochs),
+        train.test_loss_every,
+        filter_layout(train.grokfast),
+        tracking,
+        train.fast_path,  # one forward per stack
+    )

@@ -30,7 +30,8 @@ import torch
 from tdw.io.checkpoint import save_checkpoint
 from tdw.io.provenance import provenance
 from tdw.layout import checkpoint_name
-from tdw.models.fastpath import stacked_cross_entropy, stacked_logits
+from tdw.models.architecture import ModelConfig
+from tdw.models.fastpath import Tables, stacked_cross_entropy, stacked_logits, stacked_table_logits, stacked_tables
 from tdw.models.weights import init_params
 from tdw.progress import Progress
 from tdw.tasks import modular as data
@@ -87,6 +88,16 @@ def _split_tensors(jobs: list[TrainJob], device: torch.device) -> tuple[torch.Te
     return tuple(torch.from_numpy(np.stack(p)).to(device) for p in parts)
 
 
+def _logits(
+    state: TrainState, cfg: ModelConfig, tokens: torch.Tensor, vectorize: bool | None, tables: list[Tables] | None
+) -> torch.Tensor:
+    """The stack's last-position logits: the default forward, or from the step's tables
+    (``train.fast_path: tables``)."""
+    if tables is None:
+        return stacked_logits(state.params, cfg, tokens, vectorize)
+    return stacked_table_logits(tables, cfg, tokens)
+
+
 def train_variant(job: TrainJob, progress_seconds: float = 5.0) -> dict:
     """Train one variant (see ``train_variants``)."""
     return train_variants([job], progress_seconds)[0]
@@ -108,6 +119,10 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
 
         return train_minibatch(jobs, progress_seconds)
     _check_batchable(jobs)
+    if jobs[0].train.fast_path == "tables":  # its step allocates large tensors: keep them for reuse
+        from tdw.train.memory import keep_freed_memory
+
+        keep_freed_memory()
     t_start = time.perf_counter()
     v0, cfg, tc = jobs[0].variant, jobs[0].model, jobs[0].train
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -147,11 +162,12 @@ def train_variants(jobs: list[TrainJob], progress_seconds: float = 5.0, vectoriz
                 # also at the last epoch: a longer schedule later continues from here (and, for a
                 # stopped model of a stack, so that every snapshot of the stack is of one epoch)
                 state.save(i, job.layout.snapshot, keys[i])
-        losses = stacked_cross_entropy(stacked_logits(state.params, cfg, x_train, vectorize), y_train)  # [S]
+        tables = stacked_tables(state.params, cfg) if tc.fast_path == "tables" else None  # for train and test
+        losses = stacked_cross_entropy(_logits(state, cfg, x_train, vectorize, tables), y_train)  # [S]
         test = [None] * len(jobs)
         if epoch % tc.test_loss_every == 0 or epoch == last_epoch:
             with torch.no_grad():
-                test = stacked_cross_entropy(stacked_logits(state.params, cfg, x_test, vectorize), y_test).tolist()
+                test = stacked_cross_entropy(_logits(state, cfg, x_test, vectorize, tables), y_test).tolist()
             state.test_epoch.append(epoch)
         for i, value in enumerate(losses.tolist()):
             state.record(i, epoch, value, test[i])
