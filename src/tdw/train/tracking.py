@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tdw.analyzers.dimensionality import METRICS, dimension_metrics, singular_values
+from tdw.analyzers.dimensionality import METRICS, dimension_metrics
 from tdw.models import hooks
 from tdw.models.architecture import ModelConfig
 from tdw.models.build import build_model
@@ -59,6 +59,15 @@ def hook_problem(tracking: dict, cfg: ModelConfig) -> str | None:
     if "dimensionality" in t["measures"] and not t["hooks"]:
         return "key 'train.tracking.hooks': the dimensionality measure needs at least one hook"
     return None
+
+
+def _singular_values(x: torch.Tensor) -> np.ndarray:
+    """Singular values (descending) of x [rows, features] centred, as
+    ``tdw.analyzers.dimensionality.singular_values`` computes them, in torch: numpy's BLAS
+    threads would compete with the training's for the cores."""
+    x = x - x.mean(0)
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    return torch.linalg.eigvalsh(gram).flip(0).clamp(min=0).sqrt().cpu().numpy()
 
 
 class Tracker:
@@ -124,7 +133,7 @@ class Tracker:
             for j, name in enumerate(self.hooks):
                 act = cache[name]
                 act = act[:, -1] if act.ndim == 3 else act
-                found = dimension_metrics(singular_values(act.double().cpu().numpy(), centred=True))
+                found = dimension_metrics(_singular_values(act.double()))
                 for m in METRICS:
                     out[m][i, j] = found[m]
         return out
