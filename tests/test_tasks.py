@@ -240,7 +240,19 @@ def test_families_offer_what_their_task_supports(root, tmp_path):
     assert fams["moddiv"].spec["task"] == {"operation": "div", "relabel": "discrete_log"}
     for name in ("modmul", "moddiv"):
         assert set(FOURIER) <= set(fams[name].spec["analyzers"]) and "ablations" not in fams[name].spec["analyzers"]
-    assert set(fams["modsq"].spec["analyzers"]) == {"dimensionality", "transitions", "weight_norms", "llc", "llc_calibration"}
+    # no group: no Fourier analyzer; by default the loss phases, dimensionality, weight norms and the
+    # LLC, and on request the measures that hold for any task
+    assert set(fams["modsq"].default_analyzers) == {"dimensionality", "transitions", "weight_norms", "llc"}
+    assert set(fams["modsq"].spec["analyzers"]) - set(fams["modsq"].default_analyzers) == {
+        "llc_calibration",
+        "llc_restricted",
+        "susceptibilities",
+        "lmc",
+        "cka",
+        "essential_dynamics",
+        "sharpness",
+        "interventions",
+    }
     for name in fams:
         wb = load(root / "tests" / "configs" / f"tiny_{name}.yaml", str(root / "families"))
         # every analyzer the family offers runs, except those it offers on request (the calibration)
