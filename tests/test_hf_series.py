@@ -204,3 +204,33 @@ def test_unsupported_model_type_refused(tmp_path: object) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))  # type: ignore[operator]
     with pytest.raises(HFSeriesError, match="'llama'.*supported: gpt2, gpt_neox"):
         read_series_step(tmp_path)  # type: ignore[arg-type]
+
+
+def test_untied_without_head_refused(tmp_path: object, neox: tuple[GPTNeoXForCausalLM, object]) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    _, path = neox
+    state = load_file(str(path / "model.safetensors"))  # type: ignore[operator]
+    del state["embed_out.weight"]
+    save_file(state, str(tmp_path / "model.safetensors"))  # type: ignore[operator]
+    (tmp_path / "config.json").write_text((path / "config.json").read_text())  # type: ignore[operator]
+    with pytest.raises(HFSeriesError, match="untied embeddings but no unembedding"):
+        read_series_step(tmp_path)  # type: ignore[arg-type]
+
+
+def test_gpt2_sequential_hooks(gpt2: tuple[GPT2LMHeadModel, object]) -> None:
+    """A sequential block has ``hook_resid_mid`` = resid_pre + attn_out, and resid_post adds the
+    MLP's output to it."""
+    _, path = gpt2
+    arch, weights = read_series_step(path)  # type: ignore[arg-type]
+    tokens = torch.randint(0, 97, (2, 8), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, cache = run_with_cache(arch, to_torch(weights), tokens)
+    for layer in range(2):
+        p = f"blocks.{layer}."
+        torch.testing.assert_close(cache[p + "hook_resid_mid"], cache[p + "hook_resid_pre"] + cache[p + "hook_attn_out"])
+        torch.testing.assert_close(cache[p + "hook_resid_post"], cache[p + "hook_resid_mid"] + cache[p + "hook_mlp_out"])
+        pattern = cache[p + "attn.hook_pattern"]
+        assert pattern.shape == (2, 4, 8, 8)
+        torch.testing.assert_close(pattern.sum(-1), torch.ones(2, 4, 8))
+        assert float(pattern.triu(1).abs().max()) == 0.0  # causal
