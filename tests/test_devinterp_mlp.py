@@ -237,7 +237,7 @@ def test_family_and_config_are_the_examples():
     assert (cfg.input_bias, cfg.init, cfg.d_vocab, cfg.d_vocab_out) == ("per_operand", "torch", 53, 53)
     assert sum(math.prod(s) for s in param_shapes(cfg).values()) == 53 * 12 + 2 * (12 * 48 + 48) + 48 * 53
     wb = load(str(ROOT / "config" / "devinterp_grokking.yaml"))
-    assert [v.seed for v in wb.variants] == [0, 1]
+    assert [v.seed for v in wb.variants] == [0, 1, 2, 3]
     v = wb.variants[0]
     assert (v.p, v.train_frac, v.epochs[-1], len(v.epochs), v.epochs[1]) == (53, 0.4, 25000, 101, 250)
     assert (wb.train.lr, wb.train.weight_decay, wb.train.weight_decay_mode, wb.train.warmup_steps) == (5e-3, 2e-4, "l2", 0)
