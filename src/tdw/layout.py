@@ -184,3 +184,9 @@ class FamilyLayout:
 def find_variants(results: str | os.PathLike) -> list[VariantLayout]:
     """Every variant with a metadata.json under ``results``, by family and name."""
     return [v for f in sorted(Path(results).glob("*")) for v in FamilyLayout(results, f.name).variants() if v.metadata.exists()]
+
+
+# The files the workbench reads from a Hugging Face ``save_pretrained`` directory (a step of a
+# checkpoint series, ``tdw.models.hf``): its config, and its weights (the first that exists).
+HF_CONFIG = "config.json"
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

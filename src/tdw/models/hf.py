@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from tdw.layout import HF_CONFIG, HF_WEIGHT_FILES
+
 SUPPORTED_MODEL_TYPES = ("gpt2", "gpt_neox")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_FILES = HF_WEIGHT_FILES
 
 
 class HFSeriesError(ValueError):
@@ -47,7 +49,7 @@ def read_series_step(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     """The architecture and TransformerLens-named float32 weights of one ``save_pretrained``
     directory (``config.json`` and ``model.safetensors`` or ``pytorch_model.bin``)."""
     directory = Path(path)
-    config_file = directory / "config.json"
+    config_file = directory / HF_CONFIG
     if not config_file.is_file():
         raise HFSeriesError(f"{directory}: no config.json (a save_pretrained directory has one)")
     try:
