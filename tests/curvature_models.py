@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from handmade import adam_trained
 
 from tdw.io.checkpoint import save_checkpoint
 from tdw.models.architecture import ModelConfig
 from tdw.models.fastpath import last_logits
-from tdw.models.weights import init_params
 from tdw.tasks import modular
 
 P, FRAC, SEED, LR = 5, 0.6, 0, 1e-3
@@ -46,15 +46,7 @@ def model_config(kind: str) -> ModelConfig:
 
 
 def _trained(cfg: ModelConfig, steps: int) -> dict[str, np.ndarray]:
-    params = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg, 0).items()}
-    train, _ = modular.split(P, FRAC, SEED)
-    x, y = torch.as_tensor(modular.tokens(P, train)), torch.as_tensor(modular.labels(P, train))
-    opt = torch.optim.Adam(params.values(), lr=2e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(last_logits(params, cfg, x), y).backward()
-        opt.step()
-    return {k: v.detach().numpy() for k, v in params.items()}
+    return adam_trained(cfg, steps, FRAC, SEED)
 
 
 def write_checkpoints(root: Path, kind: str, epochs: tuple[int, ...] = (0, 60)) -> list[Path]:

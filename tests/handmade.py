@@ -143,3 +143,24 @@ def write_caches(checkpoints: list[Path], out: Path, index: np.ndarray | None = 
         write_h5(path, datasets, {"epoch": meta["epoch"]})
         paths.append(path)
     return paths
+
+
+def adam_trained(cfg, steps: int, train_frac: float, seed: int) -> dict[str, np.ndarray]:
+    """The model ``cfg`` from its seed-0 initialisation trained ``steps`` full-batch Adam steps
+    (lr 2e-2) on the a + b training split of ``train_frac`` under ``seed``: a checkpoint near a
+    minimum, through the training fast path's logits."""
+    import torch
+
+    from tdw.models.fastpath import last_logits
+    from tdw.models.weights import init_params
+    from tdw.tasks import modular
+
+    params = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg, 0).items()}
+    train, _ = modular.split(cfg.p, train_frac, seed)
+    x, y = torch.as_tensor(modular.tokens(cfg.p, train)), torch.as_tensor(modular.labels(cfg.p, train))
+    opt = torch.optim.Adam(params.values(), lr=2e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(last_logits(params, cfg, x), y).backward()
+        opt.step()
+    return {k: v.detach().numpy() for k, v in params.items()}

@@ -53,6 +53,25 @@ def pair_data(cfg: ModelConfig, rows: np.ndarray, operation: str):
     return Dataset.from_dict({"input_ids": np.stack([rows, labels], 1).tolist()}).with_format("torch")
 
 
+def _sampler_args(s, n: int) -> dict:
+    """devinterp's sampler arguments for the workbench's SGLD settings ``s`` on n training rows."""
+    batch = s.batch_size or n
+    return {
+        "lr": s.epsilon,
+        "n_beta": s.nbeta,
+        "localization": s.gamma,
+        "num_chains": s.chains,
+        "num_draws": s.draws,
+        "num_burnin_steps": s.burn_in,
+        "num_steps_bw_draws": s.steps_between_draws,
+        "batch_size": batch,
+        "num_init_loss_batches": max(1, n // batch),
+        "init_seed": s.seed,
+        "loss_fn": _loss,
+        "device": "cpu",
+    }
+
+
 def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation: str, s, param_masks=None) -> dict:
     """devinterp 2.0.1's ``llc`` with the workbench's settings ``s`` (``SGLDSettings``; a
     batch of 0 is the full split), restricted by ``param_masks`` (``restriction_masks``)
@@ -60,7 +79,6 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
     from devinterp.slt.llc import llc
 
     data = pair_data(cfg, train, operation)
-    batch = s.batch_size or len(train)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = llc(
@@ -68,18 +86,7 @@ def devinterp_llc(cfg: ModelConfig, weights: dict, train: np.ndarray, operation:
             data,
             {},
             param_masks=param_masks,
-            lr=s.epsilon,
-            n_beta=s.nbeta,
-            localization=s.gamma,
-            num_chains=s.chains,
-            num_draws=s.draws,
-            num_burnin_steps=s.burn_in,
-            num_steps_bw_draws=s.steps_between_draws,
-            batch_size=batch,
-            num_init_loss_batches=max(1, len(train) // batch),
-            init_seed=s.seed,
-            loss_fn=_loss,
-            device="cpu",
+            **_sampler_args(s, len(train)),
             output_path=str(Path(tmp) / "samples.zarr"),
         )
         return {"llc": np.asarray(out["llc_per_chain"].values), "init_loss": float(out["init_loss"])}
@@ -109,19 +116,8 @@ def devinterp_samples(
                 model,
                 pair_data(cfg, train, operation),
                 observables,
-                lr=s.epsilon,
-                n_beta=s.nbeta,
                 param_masks=masks,
-                localization=s.gamma,
-                num_chains=s.chains,
-                num_draws=s.draws,
-                num_burnin_steps=s.burn_in,
-                num_steps_bw_draws=s.steps_between_draws,
-                batch_size=batch,
-                num_init_loss_batches=max(1, len(train) // batch),
-                init_seed=s.seed,
-                loss_fn=_loss,
-                device="cpu",
+                **_sampler_args(s, len(train)),
                 output_path=str(Path(tmp) / f"samples_{name}.zarr"),
             )
             out[name] = tree.load()  # in memory before the folder goes

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from handmade import adam_trained
 
 from tdw.analyzers import llc as llc_analyzer
 from tdw.analyzers.runner import checkpoint_view, run_analyzer
@@ -86,18 +87,8 @@ def test_mean_and_std_leave_out_diverged_chains():
 
 def trained_weights(steps: int = 200) -> dict[str, np.ndarray]:
     """A tiny model trained with Adam on its training split (full batch)."""
-    from tdw.models.weights import init_params
-
     cfg = ModelConfig(p=P, **ARCH)
-    params = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg, 0).items()}
-    train, _ = modular.split(P, FRAC, SEED)
-    x, y = torch.as_tensor(modular.tokens(P, train)), torch.as_tensor(modular.labels(P, train))
-    opt = torch.optim.Adam(params.values(), lr=2e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(last_logits(params, cfg, x), y).backward()
-        opt.step()
-    return {k: v.detach().numpy() for k, v in params.items()}
+    return adam_trained(cfg, steps, FRAC, SEED)
 
 
 @pytest.fixture(scope="module")
